@@ -1,0 +1,127 @@
+"""`BiRNNBuilder`: DyNet's bidirectional stack, with length-aware reversal for minibatches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._builders import RNNBuilder, VanillaLSTMBuilder
+from ._errors import check_int
+from ._params import ParameterCollection, Parameters
+from ._state import RNNState
+
+
+def reverse_sequences(xs: jax.Array, lengths: Any = None) -> jax.Array:
+    """Reverses a `(time, [batch,] dim)` array along time; with `lengths` (batch,), each
+    sequence is reversed within its own length and its padding stays where it was."""
+    if lengths is None:
+        return xs[::-1]
+    T = xs.shape[0]
+    t = jnp.arange(T)[:, None]
+    idx = jnp.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # (time, batch)
+    return jnp.take_along_axis(xs, idx[:, :, None], axis=0)
+
+
+class BiRNNBuilder:
+    """A stack of bidirectional layers (DyNet's `BiRNNBuilder`).
+
+    Each layer runs a forward and a backward builder of `hidden_dim // 2` units (made by
+    `builder_class(1, in, hidden_dim // 2, pc)`) and concatenates their outputs, so every
+    output has `hidden_dim` units; layer l+1 reads layer l's concatenated outputs.
+
+    Args:
+      num_layers: number of bidirectional layers.
+      input_dim, hidden_dim: sizes; hidden_dim must be even.
+      pc: the owning collection.
+      builder_class: any builder class with DyNet's signature (default `VanillaLSTMBuilder`).
+    """
+
+    def __init__(self, num_layers: int, input_dim: int, hidden_dim: int, pc: ParameterCollection,
+                 builder_class: type = VanillaLSTMBuilder):
+        where = "BiRNNBuilder"
+        self.num_layers = check_int(where, "num_layers", num_layers)
+        self.input_dim = check_int(where, "input_dim", input_dim)
+        self.hidden_dim = check_int(where, "hidden_dim", hidden_dim)
+        if hidden_dim % 2:
+            raise ValueError(f"{where}: hidden_dim must be even (each direction gets hidden_dim // 2); "
+                             f"given {hidden_dim}.")
+        if not (isinstance(builder_class, type) and issubclass(builder_class, RNNBuilder)):
+            raise TypeError(f"{where}: builder_class must be a builder class such as dy.VanillaLSTMBuilder; "
+                            f"given {builder_class!r}.")
+        self.builder_class = builder_class
+        self._pc = pc.add_subcollection("birnn-builder")
+        self.builder_layers = []
+        for l in range(num_layers):
+            d_in = input_dim if l == 0 else hidden_dim
+            self.builder_layers.append((builder_class(1, d_in, hidden_dim // 2, self._pc),
+                                        builder_class(1, d_in, hidden_dim // 2, self._pc)))
+
+    def param_collection(self) -> ParameterCollection:
+        return self._pc
+
+    def _builders(self) -> list[RNNBuilder]:
+        return [b for pair in self.builder_layers for b in pair]
+
+    def _all_params(self) -> list[Parameters]:
+        return [p for b in self._builders() for p in b._all_params()]
+
+    def get_parameters(self) -> list[list[list[Parameters]]]:
+        """Per layer, `[forward builder's get_parameters(), backward builder's]`."""
+        return [[f.get_parameters(), b.get_parameters()] for f, b in self.builder_layers]
+
+    def set_dropout(self, d: float) -> None:
+        for b in self._builders():
+            b.set_dropout(d)
+
+    def set_dropouts(self, d: float, d_h: float) -> None:
+        for b in self._builders():
+            b.set_dropouts(d, d_h)
+
+    def disable_dropout(self) -> None:
+        for b in self._builders():
+            b.disable_dropout()
+
+    def _as_array(self, method: str, xs: Any, lengths: Any):
+        probe = self.builder_layers[0][0].initial_state()
+        return probe._check_sequence(f"{method}", xs, lengths)
+
+    def transduce(self, xs: Any, lengths: Any = None) -> Any:
+        """Concatenated [forward; backward] top-layer outputs at every step.
+
+        Args:
+          xs: a list of `(input_dim,)`/`(batch, input_dim)` arrays or an array
+            `(time, [batch,] input_dim)`.
+          lengths: optional `(batch,)`: the backward direction starts at each sequence's
+            own last element; outputs past a sequence's end are zeros.
+
+        Returns:
+          A list (for a list input) or an array `(time, [batch,] hidden_dim)`.
+        """
+        arr, was_list, lengths = self._as_array("transduce", xs, lengths)
+        for fb, bb in self.builder_layers:
+            fs = fb.initial_state().transduce(arr, lengths)
+            bs = bb.initial_state().transduce(reverse_sequences(arr, lengths), lengths)
+            arr = jnp.concatenate([fs, reverse_sequences(bs, lengths)], axis=-1)
+        return list(arr) if was_list else arr
+
+    def add_inputs(self, xs: Any) -> list[tuple[RNNState, RNNState]]:
+        """Per step, `(forward state, backward state)` of the top layer, as in DyNet: the
+        backward state at step t has read inputs T−1 down to t."""
+        arr, _, _ = self._as_array("add_inputs", xs, None)
+        for fb, bb in self.builder_layers[:-1]:
+            fs = fb.initial_state().transduce(arr)
+            bs = bb.initial_state().transduce(arr[::-1])
+            arr = jnp.concatenate([fs, bs[::-1]], axis=-1)
+        fb, bb = self.builder_layers[-1]
+        fwd = fb.initial_state().add_inputs(arr)
+        bwd = bb.initial_state().add_inputs(arr[::-1])
+        return list(zip(fwd, reversed(bwd)))
+
+    def _ctor_args(self) -> tuple[list, dict]:
+        return [self.num_layers, self.input_dim, self.hidden_dim], {"builder_class": self.builder_class.__name__}
+
+    def __repr__(self) -> str:
+        return (f"BiRNNBuilder(num_layers={self.num_layers}, input_dim={self.input_dim}, "
+                f"hidden_dim={self.hidden_dim}, builder_class={self.builder_class.__name__})")

@@ -1,0 +1,115 @@
+"""The compiled functions behind `RNNState`: one step of every layer, and a scan.
+
+Each distinct stack of cells (plus its dropout rates) gets one `_Compiled` object, shared
+by every builder with the same configuration, whose `jax.jit` functions compile once per
+shape/dtype signature. Parameters, states, dropout keys and inputs are always *arguments*
+— nothing but the static configuration is baked into the compiled code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+
+Layers = Tuple[Tuple[jax.Array, ...], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class StackSpec:
+    """The static description of a stack: its cells and its dropout rates."""
+
+    cells: Tuple[Any, ...]
+    dropout_x: float = 0.0
+    dropout_h: float = 0.0
+
+    @property
+    def uses_key(self) -> bool:
+        return self.dropout_x > 0.0 or self.dropout_h > 0.0
+
+
+def _keep_mask(key, rate: float, shape, dtype):
+    keep = jax.random.bernoulli(key, 1.0 - rate, shape)
+    return keep.astype(dtype) / (1.0 - rate)
+
+
+def dropout_masks(spec: StackSpec, key, batch_shape, dtype):
+    """Per-layer (x_mask, h_mask), drawn from the sequence's key.
+
+    The same key always gives the same masks, so a sequence keeps its masks at every
+    step (Gal & Ghahramani 2016) whether it is stepped by `add_input` or scanned.
+    """
+    masks = []
+    for l, cell in enumerate(spec.cells):
+        mx = mh = None
+        if spec.dropout_x > 0.0:
+            mx = _keep_mask(jax.random.fold_in(key, 2 * l), spec.dropout_x, batch_shape + (cell.input_dim,), dtype)
+        if spec.dropout_h > 0.0:
+            mh = _keep_mask(jax.random.fold_in(key, 2 * l + 1), spec.dropout_h,
+                            batch_shape + (cell.state_sizes()[-1],), dtype)
+        masks.append((mx, mh))
+    return masks
+
+
+def broadcast_layers(layers: Layers, batch_shape) -> Layers:
+    """Gives an unbatched state (vectors) the batch shape of the input."""
+    return tuple(tuple(jnp.broadcast_to(a, batch_shape + a.shape[-1:]) for a in layer) for layer in layers)
+
+
+def step_layers(spec: StackSpec, params, layers: Layers, masks, x) -> Layers:
+    """One time step through every layer: layer l's output h is layer l+1's input."""
+    new = []
+    inp = x
+    for cell, p, state, (mx, mh) in zip(spec.cells, params, layers, masks):
+        state = cell.step(p, state, inp if mx is None else inp * mx, mh)
+        new.append(tuple(state))
+        inp = state[-1]
+    return tuple(new)
+
+
+class _Compiled:
+    def __init__(self, spec: StackSpec):
+        self.spec = spec
+        self.step = jax.jit(self._step)
+        self.scan = jax.jit(self._scan, static_argnames=("collect", "unstack"))
+
+    def _masks(self, key, batch_shape, dtype):
+        if not self.spec.uses_key:
+            return [(None, None)] * len(self.spec.cells)
+        return dropout_masks(self.spec, key, batch_shape, dtype)
+
+    def _step(self, params, layers: Layers, key, x) -> Layers:
+        batch_shape = x.shape[:-1]
+        layers = broadcast_layers(layers, batch_shape)
+        return step_layers(self.spec, params, layers, self._masks(key, batch_shape, x.dtype), x)
+
+    def _scan(self, params, layers: Layers, key, xs, lengths: Optional[jax.Array], *,
+              collect: bool, unstack: bool):
+        T, batch_shape = xs.shape[0], xs.shape[1:-1]
+        layers = broadcast_layers(layers, batch_shape)
+        masks = self._masks(key, batch_shape, xs.dtype)
+
+        def body(carry, inp):
+            x, t = inp
+            new = step_layers(self.spec, params, carry, masks, x)
+            out = new[-1][-1]
+            if lengths is not None:
+                alive = (t < lengths)[:, None]
+                new = jax.tree_util.tree_map(lambda n, o: jnp.where(alive, n, o), new, carry)
+                out = jnp.where(alive, out, jnp.zeros_like(out))
+            return new, (out, new if collect else None)
+
+        final, (outs, states) = jax.lax.scan(body, layers, (xs, jnp.arange(T)))
+        if unstack:
+            outs = tuple(outs[t] for t in range(T))
+            if collect:
+                states = tuple(jax.tree_util.tree_map(lambda a, t=t: a[t], states) for t in range(T))
+        return outs, final, states
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(spec: StackSpec) -> _Compiled:
+    return _Compiled(spec)

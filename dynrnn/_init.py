@@ -1,0 +1,166 @@
+"""Initializers with DyNet's names and meanings.
+
+An initializer is a callable `init(shape, rng, dtype) -> np.ndarray`; values are drawn
+with NumPy from the collection's seeded generator, so the same seed gives the same values.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._errors import fmt_shape
+
+
+class Initializer:
+    """Base class: subclasses implement `__call__(shape, rng, dtype)`."""
+
+    def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+class GlorotInitializer(Initializer):
+    """Uniform on ±gain·√(3·ndim / Σdims): ±√(6/(rows+cols)) for a matrix, ±√(3/d) for a
+    vector; with `is_lookup=True`, ±√(3/d) for rows of length d (DyNet's lookup default)."""
+
+    def __init__(self, is_lookup: bool = False, gain: float = 1.0):
+        self.is_lookup = bool(is_lookup)
+        self.gain = float(gain)
+
+    def __call__(self, shape, rng, dtype):
+        dims = shape[1:] if self.is_lookup else shape
+        scale = self.gain * math.sqrt(3.0 * len(dims) / sum(dims))
+        return rng.uniform(-scale, scale, size=shape).astype(dtype)
+
+
+class HeInitializer(Initializer):
+    """Normal with mean 0 and variance gain·2/fan_in, fan_in = number of columns
+    (the input size of `W @ x`), or the length of a vector (He et al., 2015)."""
+
+    def __init__(self, gain: float = 1.0):
+        self.gain = float(gain)
+
+    def __call__(self, shape, rng, dtype):
+        fan_in = shape[-1]
+        return rng.normal(0.0, math.sqrt(self.gain * 2.0 / fan_in), size=shape).astype(dtype)
+
+
+class UniformInitializer(Initializer):
+    """Uniform on [-scale, scale]."""
+
+    def __init__(self, scale: float):
+        self.scale = float(scale)
+
+    def __call__(self, shape, rng, dtype):
+        return rng.uniform(-self.scale, self.scale, size=shape).astype(dtype)
+
+
+class NormalInitializer(Initializer):
+    """Normal with the given mean and *variance* (DyNet's convention)."""
+
+    def __init__(self, mean: float = 0.0, var: float = 1.0):
+        self.mean = float(mean)
+        self.var = float(var)
+
+    def __call__(self, shape, rng, dtype):
+        return rng.normal(self.mean, math.sqrt(self.var), size=shape).astype(dtype)
+
+
+class ConstInitializer(Initializer):
+    """Every entry equal to `c`."""
+
+    def __init__(self, c: float):
+        self.c = float(c)
+
+    def __call__(self, shape, rng, dtype):
+        return np.full(shape, self.c, dtype=dtype)
+
+
+class IdentityInitializer(Initializer):
+    """The identity matrix; only for square matrices."""
+
+    def __call__(self, shape, rng, dtype):
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(
+                f"IdentityInitializer: expected a square matrix shape (n, n); given {fmt_shape(shape)}."
+            )
+        return np.eye(shape[0], dtype=dtype)
+
+
+class SaxeInitializer(Initializer):
+    """A random orthogonal matrix times `scale` (Saxe et al., 2014); square matrices."""
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = float(scale)
+
+    def __call__(self, shape, rng, dtype):
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(
+                f"SaxeInitializer: expected a square matrix shape (n, n); given {fmt_shape(shape)}."
+            )
+        q, r = np.linalg.qr(rng.normal(size=shape))
+        return (self.scale * q * np.sign(np.diag(r))).astype(dtype)
+
+
+class NumpyInitializer(Initializer):
+    """Exactly the given array (its shape must match the parameter's)."""
+
+    def __init__(self, array: Any):
+        self.array = np.array(array)
+
+    def __call__(self, shape, rng, dtype):
+        if tuple(self.array.shape) != tuple(shape):
+            raise ValueError(
+                f"NumpyInitializer: the array has shape {fmt_shape(self.array.shape)}, "
+                f"but the parameter has shape {fmt_shape(shape)}."
+            )
+        if self.array.dtype.kind not in "fiu":
+            raise TypeError(f"NumpyInitializer: expected a numeric array; given dtype {self.array.dtype}.")
+        return self.array.astype(dtype)
+
+
+INIT_NAMES = ("uniform", "normal", "identity", "glorot", "he", "saxe")
+
+
+def resolve(init: Any, *, where: str, scale: float = 1.0, mean: float = 0.0, std: float = 1.0,
+            is_lookup: bool = False) -> Initializer:
+    """Maps DyNet's `init=` argument to an initializer.
+
+    None → Glorot; a number → constant; 'uniform' → U(±scale); 'normal' → N(mean, std²);
+    'identity'; 'glorot' (gain=scale); 'he' (variance 2/fan_in); 'saxe'; an ndarray →
+    that array; an `Initializer` → itself.
+    """
+    if init is None:
+        return GlorotInitializer(is_lookup=is_lookup)
+    if isinstance(init, Initializer):
+        return init
+    if isinstance(init, bool):
+        raise TypeError(f"{where}: init must be None, a number, a name, an array or an Initializer; given {init!r}.")
+    if isinstance(init, (int, float, np.integer, np.floating)):
+        return ConstInitializer(float(init))
+    if isinstance(init, str):
+        table = {
+            "uniform": lambda: UniformInitializer(scale),
+            "normal": lambda: NormalInitializer(mean, std * std),
+            "identity": IdentityInitializer,
+            "glorot": lambda: GlorotInitializer(is_lookup=is_lookup, gain=scale),
+            "he": lambda: HeInitializer(),
+            "saxe": lambda: SaxeInitializer(scale),
+        }
+        if init not in table:
+            raise ValueError(f"{where}: unknown init {init!r}; expected one of {', '.join(map(repr, INIT_NAMES))}, "
+                             f"a number, an array or an Initializer.")
+        return table[init]()
+    if isinstance(init, np.ndarray) or hasattr(init, "__array__"):
+        return NumpyInitializer(np.asarray(init))
+    if callable(init):
+        raise TypeError(f"{where}: init must be an Initializer instance (subclass dynrnn.Initializer); "
+                        f"given the callable {init!r}.")
+    raise TypeError(f"{where}: init must be None, a number, a name, an array or an Initializer; "
+                    f"given {type(init).__name__}.")

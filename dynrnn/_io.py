@@ -1,0 +1,208 @@
+"""Saving and loading: one `.npz` file (a zip of `.npy` arrays) with a JSON header.
+
+Pickle-free by construction (`np.load(allow_pickle=False)`), versioned, written to a
+temporary file in the target folder and moved into place with `os.replace`, so a crash
+mid-save never leaves a truncated file where the old one was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._errors import fmt_shape
+from ._params import LookupParameters, ParameterCollection, Parameters
+
+FORMAT = "dynrnn"
+VERSION = 1
+_HEADER = "__dynrnn_header__"
+
+
+def _write(path: str, header: dict, arrays: dict[str, np.ndarray], where: str) -> None:
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{where}: the folder {folder!r} does not exist.")
+    payload = dict(arrays)
+    payload[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    fd, tmp = tempfile.mkstemp(prefix=".dynrnn-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read(path: str, kind: str, where: str) -> tuple[dict, dict[str, np.ndarray]]:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{where}: no file at {path!r}.")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        raise ValueError(f"{where}: {path!r} is not a readable dynrnn file (a .npz archive with a JSON "
+                         f"header); it may be truncated or corrupt: {e}") from None
+    if _HEADER not in arrays:
+        raise ValueError(f"{where}: {path!r} is an .npz file but not one written by dynrnn (no header).")
+    try:
+        header = json.loads(arrays.pop(_HEADER).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{where}: {path!r} has a corrupt header: {e}") from None
+    if header.get("format") != FORMAT:
+        raise ValueError(f"{where}: {path!r} is not a dynrnn file (format {header.get('format')!r}).")
+    if not isinstance(header.get("version"), int) or header["version"] > VERSION:
+        raise ValueError(f"{where}: {path!r} has format version {header.get('version')!r}; this dynrnn "
+                         f"reads versions up to {VERSION}. Upgrade dynrnn to read it.")
+    if header.get("kind") != kind:
+        other = {"collection": "ParameterCollection.save (read it with pc.populate)",
+                 "objects": "dynrnn.save (read it with dynrnn.load)"}.get(header.get("kind"), repr(header.get("kind")))
+        raise ValueError(f"{where}: {path!r} was written by {other}.")
+    return header, arrays
+
+
+def _param_record(p: Any, key: str, name: str) -> dict:
+    return {"name": name, "kind": type(p).__name__, "shape": list(p.shape()), "dtype": str(p.dtype), "array": key}
+
+
+def _relative(pc: ParameterCollection, p: Any) -> str:
+    return p.name()[len(pc.name()):]
+
+
+def save_collection(pc: ParameterCollection, path: str) -> None:
+    params = pc.all_parameters()
+    arrays = {f"a{i}": p.as_array() for i, p in enumerate(params)}
+    header = {"format": FORMAT, "version": VERSION, "kind": "collection", "collection": pc.name(),
+              "params": [_param_record(p, f"a{i}", _relative(pc, p)) for i, p in enumerate(params)]}
+    _write(path, header, arrays, "ParameterCollection.save")
+
+
+def _assign(where: str, p: Any, record: dict, arrays: dict) -> None:
+    a = arrays.get(record.get("array"))
+    if a is None:
+        raise ValueError(f"{where}: the file lists {record.get('name')!r} but holds no array for it (corrupt file).")
+    if tuple(a.shape) != p.shape():
+        raise ValueError(f"{where}: {p.name()!r} has shape {fmt_shape(p.shape())} here but "
+                         f"{fmt_shape(a.shape)} in the file.")
+    if record.get("kind") != type(p).__name__:
+        raise ValueError(f"{where}: {p.name()!r} is a {type(p).__name__} here but a {record.get('kind')} in the file.")
+    p.set_value(a)
+
+
+def populate_collection(pc: ParameterCollection, path: str, key: str = "") -> None:
+    where = "ParameterCollection.populate"
+    header, arrays = _read(path, "collection", where)
+    records = {}
+    prefix = key.strip("/")
+    for r in header["params"]:
+        name = r["name"]
+        if prefix:
+            if not name.startswith(prefix + "/"):
+                continue
+            name = name[len(prefix) + 1:]
+        records[name] = r
+    mine = {_relative(pc, p): p for p in pc.all_parameters()}
+    missing = sorted(set(mine) - set(records))
+    extra = sorted(set(records) - set(mine))
+    if missing or extra:
+        raise ValueError(f"{where}: {path!r} does not match this collection: missing from the file: "
+                         f"{missing or 'none'}; in the file but not here: {extra or 'none'}.")
+    checked = []
+    for name, p in mine.items():  # check everything before changing anything
+        a = arrays.get(records[name]["array"])
+        if a is None or tuple(a.shape) != p.shape() or records[name]["kind"] != type(p).__name__:
+            _assign(where, p, records[name], arrays)  # raises with the precise message
+        checked.append((p, a))
+    for p, a in checked:
+        p.set_value(a)
+
+
+def _builder_registry() -> dict[str, type]:
+    from ._bidirectional import BiRNNBuilder
+    from ._builders import CoupledLSTMBuilder, GRUBuilder, SimpleRNNBuilder, VanillaLSTMBuilder
+    classes = (SimpleRNNBuilder, VanillaLSTMBuilder, CoupledLSTMBuilder, GRUBuilder, BiRNNBuilder)
+    return {c.__name__: c for c in classes}
+
+
+def save(basename: str, objects: Sequence[Any]) -> None:
+    """Saves builders and parameters to the file `basename`, to be rebuilt by `load`.
+
+    Args:
+      basename: the file to write (any name; `.npz` is conventional).
+      objects: builders (`VanillaLSTMBuilder`, ..., `BiRNNBuilder`), `Parameters` and
+        `LookupParameters`, in the order `load` will return them.
+    """
+    where = "dynrnn.save"
+    registry = _builder_registry()
+    records, arrays = [], {}
+
+    def add_array(p: Any) -> str:
+        k = f"a{len(arrays)}"
+        arrays[k] = p.as_array()
+        return k
+
+    if not isinstance(objects, (list, tuple)):
+        raise TypeError(f"{where}: objects must be a list of builders and parameters; given {type(objects).__name__}.")
+    for i, obj in enumerate(objects):
+        if isinstance(obj, (Parameters, LookupParameters)):
+            records.append({"type": type(obj).__name__, "name": obj.name().rsplit("/", 1)[-1],
+                            "shape": list(obj.shape()), "arrays": [add_array(obj)]})
+        elif type(obj).__name__ in registry and isinstance(obj, registry[type(obj).__name__]):
+            args, kwargs = obj._ctor_args()
+            dropout = list(obj.dropout) if hasattr(obj, "dropout") else None
+            records.append({"type": "builder", "class": type(obj).__name__, "args": args, "kwargs": kwargs,
+                            "dropout": dropout, "shapes": [list(p.shape()) for p in obj._all_params()],
+                            "arrays": [add_array(p) for p in obj._all_params()]})
+        else:
+            raise TypeError(f"{where}: objects[{i}] is a {type(obj).__name__}; expected one of "
+                            f"{', '.join(sorted(registry))}, Parameters or LookupParameters. For a builder "
+                            f"with your own cell, save its collection with pc.save and read it with pc.populate.")
+    header = {"format": FORMAT, "version": VERSION, "kind": "objects", "objects": records}
+    _write(basename, header, arrays, where)
+
+
+def load(basename: str, pc: ParameterCollection) -> list[Any]:
+    """Rebuilds the objects saved by `save` inside `pc` and returns them in order."""
+    where = "dynrnn.load"
+    header, arrays = _read(basename, "objects", where)
+    registry = _builder_registry()
+    made, assignments = [], []
+    for i, r in enumerate(header.get("objects", [])):
+        t = r.get("type")
+        if t in ("Parameters", "LookupParameters"):
+            add = pc.add_parameters if t == "Parameters" else pc.add_lookup_parameters
+            obj = add(tuple(r["shape"]), init=0.0, name=r.get("name", ""))
+            params = [obj]
+        elif t == "builder" and r.get("class") in registry:
+            cls = registry[r["class"]]
+            kwargs = dict(r.get("kwargs", {}))
+            if "builder_class" in kwargs:
+                if kwargs["builder_class"] not in registry:
+                    raise ValueError(f"{where}: object {i} names an unknown builder class {kwargs['builder_class']!r}.")
+                kwargs["builder_class"] = registry[kwargs["builder_class"]]
+            obj = cls(*r["args"], pc, **kwargs)
+            if r.get("dropout"):
+                obj.set_dropouts(*r["dropout"])
+            params = obj._all_params()
+        else:
+            raise ValueError(f"{where}: object {i} in {basename!r} has an unknown type {t!r} / class {r.get('class')!r}.")
+        keys = r.get("arrays", [])
+        if len(keys) != len(params):
+            raise ValueError(f"{where}: object {i} ({r.get('class', t)}) has {len(params)} parameters here but "
+                             f"{len(keys)} in the file.")
+        for p, k in zip(params, keys):
+            assignments.append((p, {"array": k, "kind": type(p).__name__, "name": p.name()}))
+        made.append(obj)
+    for p, rec in assignments:
+        _assign(where, p, rec, arrays)
+    return made

@@ -1,0 +1,392 @@
+"""ParameterCollection, Parameters and LookupParameters: DyNet's surface over JAX arrays.
+
+Parameters are mutable holders (as in DyNet: a trainer updates them in place), but every
+value they hold is an immutable `jax.Array`. For differentiation a collection's values can
+be *bound* to other arrays (tracers, say) for the duration of a `with pc.bind(values):`
+block; every read of a parameter inside the block sees the bound value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from typing import Any, Iterator, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _init
+from ._errors import fmt_shape
+
+
+class _Registry(threading.local):
+    def __init__(self) -> None:
+        self.bindings: list[dict[int, jax.Array]] = []
+
+
+_REGISTRY = _Registry()
+# Bumped whenever any parameter's stored value changes, so that builders can cache the
+# tuple of arrays they pass to compiled steps and rebuild it only when needed.
+_VERSION = [0]
+
+
+def version() -> int:
+    return _VERSION[0]
+
+
+def bindings_active() -> bool:
+    return bool(_REGISTRY.bindings)
+
+
+def _check_dim(where: str, dim: Any) -> tuple[int, ...]:
+    dims = (dim,) if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) else dim
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        raise TypeError(f"{where}: dim must be an int or a tuple of ints; given {dim!r}.") from None
+    if not dims or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in dims):
+        raise ValueError(f"{where}: dim must be a non-empty tuple of positive ints; given {dim!r}.")
+    return tuple(int(d) for d in dims)
+
+
+class _Param:
+    """What Parameters and LookupParameters share: a named, shaped, mutable value."""
+
+    __slots__ = ("_name", "_value", "_collection", "_updated", "__weakref__")
+
+    def __init__(self, name: str, value: jax.Array, collection: "ParameterCollection"):
+        self._name = name
+        self._value = value
+        self._collection = collection
+        self._updated = True
+
+    # -- reading ---------------------------------------------------------------------
+    @property
+    def value(self) -> jax.Array:
+        """The current value: the bound one inside `pc.bind(...)`, else the stored one."""
+        for binding in reversed(_REGISTRY.bindings):
+            v = binding.get(id(self))
+            if v is not None:
+                return v
+        return self._value
+
+    def expr(self, update: bool = True) -> jax.Array:
+        """The value as an expression; with `update=False` no gradient flows into it."""
+        return self.value if update else jax.lax.stop_gradient(self.value)
+
+    def __jax_array__(self) -> jax.Array:
+        return self.value
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(self._value, dtype=dtype)
+
+    def as_array(self) -> np.ndarray:
+        """A NumPy copy of the stored value."""
+        return np.array(self._value)
+
+    npvalue = as_array
+
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._value.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self._value.dtype
+
+    def name(self) -> str:
+        return self._name
+
+    def is_updated(self) -> bool:
+        return self._updated
+
+    def set_updated(self, flag: bool) -> None:
+        """With False, trainers leave this parameter unchanged (DyNet's fixed parameters)."""
+        self._updated = bool(flag)
+
+    # -- writing ---------------------------------------------------------------------
+    def _store(self, value: jax.Array) -> None:
+        self._value = value
+        _VERSION[0] += 1
+
+    def set_value(self, arr: Any) -> None:
+        """Replaces the value; `arr` must have exactly this parameter's shape."""
+        where = f"{type(self).__name__}.set_value"
+        a = np.asarray(arr)
+        if a.shape != self.shape():
+            raise ValueError(f"{where}: parameter {self._name!r} has shape {fmt_shape(self.shape())}; "
+                             f"given an array of shape {fmt_shape(a.shape)}.")
+        if a.dtype.kind not in "fiu":
+            raise TypeError(f"{where}: expected a numeric array; given dtype {a.dtype}.")
+        self._store(jnp.asarray(a, dtype=self._value.dtype))
+
+    # -- arithmetic, so that `W @ h + b` works on parameters directly ----------------
+    def __add__(self, o): return self.value + o
+    def __radd__(self, o): return o + self.value
+    def __sub__(self, o): return self.value - o
+    def __rsub__(self, o): return o - self.value
+    def __mul__(self, o): return self.value * o
+    def __rmul__(self, o): return o * self.value
+    def __truediv__(self, o): return self.value / o
+    def __matmul__(self, o): return self.value @ o
+    def __rmatmul__(self, o): return o @ self.value
+    def __neg__(self): return -self.value
+
+    @property
+    def T(self) -> jax.Array:
+        return self.value.T
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self._name!r}, shape={fmt_shape(self.shape())}, dtype={self.dtype})"
+
+
+class Parameters(_Param):
+    """A trainable array (DyNet's `Parameters`). Use it where an array is expected."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: Any) -> jax.Array:
+        return self.value[index]
+
+    def zero(self) -> None:
+        self._store(jnp.zeros_like(self._value))
+
+
+class LookupParameters(_Param):
+    """A table of rows (DyNet's `LookupParameters`): `E[i]` is row i, `E.batch(ids)` rows
+    `ids` stacked along a leading batch axis, shape (len(ids), dim)."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return int(self._value.shape[0])
+
+    def row_count(self) -> int:
+        return len(self)
+
+    def _check_ids(self, where: str, ids: Any) -> Any:
+        if isinstance(ids, jax.core.Tracer):
+            if not jnp.issubdtype(ids.dtype, jnp.integer):
+                raise TypeError(f"{where}: ids must be integers; given dtype {ids.dtype}.")
+            return ids
+        a = np.asarray(ids)
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{where}: ids must be integers; given dtype {a.dtype} ({ids!r}).")
+        if a.size and (a.min() < 0 or a.max() >= len(self)):
+            bad = a.min() if a.min() < 0 else a.max()
+            raise IndexError(f"{where}: id {int(bad)} is out of range for {self._name!r} "
+                             f"with {len(self)} rows (valid: 0..{len(self) - 1}).")
+        return ids if isinstance(ids, jax.Array) else a
+
+    def __getitem__(self, i: Any) -> jax.Array:
+        """Row `i`, shape (dim,)."""
+        return self.value[self._check_ids("LookupParameters[i]", i)]
+
+    def batch(self, ids: Any) -> jax.Array:
+        """Rows `ids`, shape (len(ids), dim): a minibatch of lookups."""
+        ids = self._check_ids("LookupParameters.batch", ids)
+        if np.ndim(ids) != 1:
+            raise ValueError(f"LookupParameters.batch: ids must be 1-D (batch,); given shape {fmt_shape(np.shape(ids))}.")
+        return self.value[ids]
+
+    def init_row(self, i: int, row: Any) -> None:
+        """Sets row `i` to `row` (shape (dim,))."""
+        self._check_ids("LookupParameters.init_row", i)
+        r = np.asarray(row)
+        if r.shape != self.shape()[1:]:
+            raise ValueError(f"LookupParameters.init_row: rows of {self._name!r} have shape "
+                             f"{fmt_shape(self.shape()[1:])}; given {fmt_shape(r.shape)}.")
+        self._store(self._value.at[i].set(jnp.asarray(r, dtype=self._value.dtype)))
+
+    def init_from_array(self, arr: Any) -> None:
+        """Sets the whole table (shape (rows, dim))."""
+        self.set_value(arr)
+
+
+class ParameterCollection:
+    """DyNet's `ParameterCollection` (`Model`): owns parameters, subcollections, the
+    random generator that initialises them, and the PRNG keys handed to dropout.
+
+    Args:
+      seed: seeds initialisation and dropout keys; the same seed gives the same values.
+        None draws a fresh seed.
+      dtype: the floating dtype of every parameter (float32 unless x64 is enabled).
+
+    Example:
+      >>> import dynrnn as dy
+      >>> pc = dy.ParameterCollection(seed=0)
+      >>> W = pc.add_parameters((3, 4), name="W")
+      >>> W.name(), W.shape(), pc.parameter_count()
+      ('/W', (3, 4), 12)
+    """
+
+    def __init__(self, seed: int | None = None, *, dtype: Any = jnp.float32,
+                 _parent: "ParameterCollection | None" = None, _name: str = "/"):
+        if _parent is None:
+            if seed is None:
+                seed = int(np.random.SeedSequence().entropy % (2**31))
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+                raise TypeError(f"ParameterCollection: seed must be an int or None; given {seed!r}.")
+            dt = jnp.dtype(dtype)
+            if dt.kind != "f":
+                raise TypeError(f"ParameterCollection: dtype must be floating; given {dt}.")
+            self._root = self
+            self._seed = int(seed)
+            self._rng = np.random.default_rng(self._seed)
+            self._dtype = dt
+            self._key_counter = 0
+        else:
+            self._root = _parent._root
+        self._name = _name
+        self._params: list[_Param] = []
+        self._subs: list[ParameterCollection] = []
+        self._used_names: dict[str, int] = {}
+
+    # -- names -------------------------------------------------------------------------
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dtype(self) -> Any:
+        return self._root._dtype
+
+    def _unique(self, base: str) -> str:
+        if base in self._used_names:
+            self._used_names[base] += 1
+            return f"{base}_{self._used_names[base]}"
+        self._used_names[base] = 0
+        return base
+
+    def _next_param_name(self, name: str) -> str:
+        if name:
+            if "/" in name:
+                raise ValueError(f"ParameterCollection: parameter names cannot contain '/'; given {name!r}.")
+            return self._name + self._unique(name)
+        return self._name + self._unique(f"_{len(self._params)}")
+
+    # -- creation ----------------------------------------------------------------------
+    def _add(self, cls: type, where: str, dim: Any, init: Any, name: str, scale: float,
+             mean: float, std: float, is_lookup: bool) -> Any:
+        shape = _check_dim(where, dim)
+        if is_lookup and len(shape) < 2:
+            raise ValueError(f"{where}: dim must be (rows, dim...); given {dim!r}.")
+        initializer = _init.resolve(init, where=where, scale=scale, mean=mean, std=std, is_lookup=is_lookup)
+        value = initializer(shape, self._root._rng, self.dtype)
+        p = cls(self._next_param_name(name), jnp.asarray(value), self)
+        self._params.append(p)
+        return p
+
+    def add_parameters(self, dim: Any, init: Any = None, name: str = "", scale: float = 1.0,
+                       mean: float = 0.0, std: float = 1.0) -> Parameters:
+        """Adds a parameter of shape `dim` (an int or a tuple).
+
+        Args:
+          init: None (Glorot), a number (constant), 'uniform' (±scale), 'normal'
+            (mean, std), 'identity', 'glorot' (gain=scale), 'he' (variance 2/fan_in),
+            'saxe', an ndarray, or an `Initializer`.
+        """
+        return self._add(Parameters, "ParameterCollection.add_parameters", dim, init, name,
+                         scale, mean, std, is_lookup=False)
+
+    def add_lookup_parameters(self, dim: Any, init: Any = None, name: str = "", scale: float = 1.0,
+                              mean: float = 0.0, std: float = 1.0) -> LookupParameters:
+        """Adds a lookup table of shape `(rows, dim)`; the default init is U(±√(3/dim))."""
+        return self._add(LookupParameters, "ParameterCollection.add_lookup_parameters", dim, init,
+                         name, scale, mean, std, is_lookup=True)
+
+    def add_subcollection(self, name: str | None = None) -> "ParameterCollection":
+        """A child collection whose parameters are named `<this>/<name>/...`."""
+        base = name if name else "subcollection"
+        if "/" in base:
+            raise ValueError(f"ParameterCollection.add_subcollection: name cannot contain '/'; given {name!r}.")
+        sub = ParameterCollection(_parent=self, _name=self._name + self._unique(base) + "/")
+        self._subs.append(sub)
+        return sub
+
+    # -- listing -----------------------------------------------------------------------
+    def _all(self) -> Iterator[_Param]:
+        yield from self._params
+        for s in self._subs:
+            yield from s._all()
+
+    def parameters_list(self) -> list[Parameters]:
+        """Every `Parameters` here and in subcollections, in creation order per collection."""
+        return [p for p in self._all() if isinstance(p, Parameters)]
+
+    def lookup_parameters_list(self) -> list[LookupParameters]:
+        return [p for p in self._all() if isinstance(p, LookupParameters)]
+
+    def all_parameters(self) -> list[_Param]:
+        """Parameters and lookup parameters together, in a fixed order."""
+        return list(self._all())
+
+    def parameter_count(self) -> int:
+        """The number of scalars in all parameters (lookup tables included)."""
+        return sum(math.prod(p.shape()) for p in self._all())
+
+    # -- functional view ---------------------------------------------------------------
+    def parameter_values(self) -> dict[str, jax.Array]:
+        """`{full name: value}` for every parameter: a pytree to differentiate or update."""
+        return {p.name(): p.value for p in self._all()}
+
+    @contextlib.contextmanager
+    def bind(self, values: Mapping[str, Any]) -> Iterator[None]:
+        """Inside the block, each parameter named in `values` reads as that value.
+
+        This is how gradients with respect to the collection are taken:
+        `jax.grad(lambda v: (pc.bind(v) and loss()))`-style code is wrapped by
+        `dynrnn.value_and_grad`; use it directly for custom transformations.
+        """
+        by_name = {p.name(): p for p in self._all()}
+        binding: dict[int, jax.Array] = {}
+        for name, v in values.items():
+            if name not in by_name:
+                raise KeyError(f"ParameterCollection.bind: no parameter named {name!r} in {self._name!r}.")
+            p = by_name[name]
+            if tuple(jnp.shape(v)) != p.shape():
+                raise ValueError(f"ParameterCollection.bind: {name!r} has shape {fmt_shape(p.shape())}; "
+                                 f"given {fmt_shape(tuple(jnp.shape(v)))}.")
+            binding[id(p)] = v
+        _REGISTRY.bindings.append(binding)
+        try:
+            yield
+        finally:
+            _REGISTRY.bindings.remove(binding)
+
+    def set_parameter_values(self, values: Mapping[str, Any]) -> None:
+        """Stores `values` (as from `parameter_values()`) into the parameters."""
+        by_name = {p.name(): p for p in self._all()}
+        for name, v in values.items():
+            if name not in by_name:
+                raise KeyError(f"ParameterCollection.set_parameter_values: no parameter named {name!r}.")
+            by_name[name].set_value(v)
+
+    # -- randomness --------------------------------------------------------------------
+    def next_key(self) -> jax.Array:
+        """A fresh PRNG key derived from the seed (for dropout masks and sampling)."""
+        root = self._root
+        root._key_counter += 1
+        return jax.random.fold_in(jax.random.key(root._seed), root._key_counter)
+
+    # -- files -------------------------------------------------------------------------
+    def save(self, path: str) -> None:
+        """Writes every parameter to `path` (a pickle-free .npz with a JSON header), atomically."""
+        from ._io import save_collection
+        save_collection(self, path)
+
+    def populate(self, path: str, key: str = "") -> None:
+        """Reads values saved by `save` into this collection's parameters, by name.
+
+        With `key`, only saved parameters under that name prefix are read, and the prefix
+        is replaced by this collection's name (DyNet's `populate(fname, key)`).
+        """
+        from ._io import populate_collection
+        populate_collection(self, path, key)
+
+    def __repr__(self) -> str:
+        return (f"ParameterCollection(name={self._name!r}, parameters={len(list(self._all()))}, "
+                f"scalars={self.parameter_count()})")
+
+
+Model = ParameterCollection

@@ -1,0 +1,232 @@
+"""`RNNState`: an immutable value holding every layer's state after some inputs.
+
+A state is a JAX pytree whose leaves are its layers' state arrays and its dropout key,
+so it passes through `jax.jit`, `jax.vmap`, `jax.grad` and `lax.scan`. Its `prev()` link
+(the history) is *not* a leaf: transformations see O(layers) arrays, never the chain, and
+a state that comes back out of a transformation starts a fresh history (`prev()` is None).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._compiled import compiled
+from ._errors import as_float_array, check_vector, fmt_shape
+
+
+class RNNState:
+    """The state of a builder's layers after some inputs (DyNet's `RNNState`).
+
+    Never modified: `add_input` returns a new state whose `prev()` is this one, so a
+    state is a stack (pop with `prev()`) and a tree (branch by adding to an old state).
+
+    Shapes: one example has state vectors `(hidden_dim,)`; a minibatch `(batch, hidden_dim)`.
+    An unbatched state given a batched input becomes batched.
+    """
+
+    __slots__ = ("_builder", "_spec", "_layers", "_key", "_prev")
+
+    def __init__(self, builder: Any, spec: Any, layers: tuple, key: Any, prev: "RNNState | None"):
+        object.__setattr__(self, "_builder", builder)
+        object.__setattr__(self, "_spec", spec)
+        object.__setattr__(self, "_layers", layers)
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_prev", prev)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("RNNState is immutable: add_input/set_h/set_s return new states.")
+
+    # -- reading ---------------------------------------------------------------------
+    def output(self) -> jax.Array:
+        """The top layer's h: `(hidden_dim,)` or `(batch, hidden_dim)`. Zeros initially."""
+        return self._layers[-1][-1]
+
+    def h(self) -> tuple[jax.Array, ...]:
+        """Each layer's output h, bottom to top."""
+        return tuple(layer[-1] for layer in self._layers)
+
+    def s(self) -> tuple[jax.Array, ...]:
+        """Every state vector, component-major: an LSTM gives (c_1..c_L, h_1..h_L); a GRU
+        or SimpleRNN the same as `h()`. `initial_state(vecs)` and `set_s` take this order."""
+        n = len(self._layers[0])
+        return tuple(layer[k] for k in range(n) for layer in self._layers)
+
+    def prev(self) -> "RNNState | None":
+        """The state this one was made from (None for an initial state)."""
+        return self._prev
+
+    def b(self) -> Any:
+        """The builder that made this state."""
+        return self._builder
+
+    builder = property(b)
+
+    @property
+    def batch_size(self) -> int | None:
+        """None for an unbatched state, else the batch size."""
+        a = self._layers[0][0]
+        return None if a.ndim == 1 else int(a.shape[0])
+
+    # -- stepping --------------------------------------------------------------------
+    def _where(self, method: str) -> str:
+        return f"{type(self._builder).__name__}.{method}"
+
+    def _check_x(self, method: str, x: Any) -> jax.Array:
+        b = self._builder
+        x = as_float_array(self._where(method), "x", x, b.dtype)
+        check_vector(self._where(method), "x", x, b.input_dim, "input_dim", self.batch_size)
+        return x
+
+    def add_input(self, x: Any) -> "RNNState":
+        """One step of every layer (one compiled call). x: `(input_dim,)` or `(batch, input_dim)`.
+
+        Returns the new state; this one is unchanged and becomes its `prev()`.
+        """
+        x = self._check_x("add_input", x)
+        layers = self._spec_fns().step(self._builder._param_tree(), self._layers, self._key, x)
+        return RNNState(self._builder, self._spec, layers, self._key, self)
+
+    def _spec_fns(self):
+        return compiled(self._spec)
+
+    def _check_sequence(self, method: str, xs: Any, lengths: Any):
+        """Returns (xs as a (time, [batch,] input_dim) array, was_list, lengths)."""
+        b, where = self._builder, self._where(method)
+        if isinstance(xs, (list, tuple)) or (not hasattr(xs, "shape") and hasattr(xs, "__iter__")):
+            items = [as_float_array(where, f"xs[{t}]", x, b.dtype) for t, x in enumerate(xs)]
+            if not items:
+                raise ValueError(f"{where}: xs is empty; expected at least one input vector.")
+            for t, x in enumerate(items):
+                check_vector(where, f"xs[{t}]", x, b.input_dim, "input_dim", self.batch_size)
+                if x.shape != items[0].shape:
+                    raise ValueError(f"{where}: xs[{t}] has shape {fmt_shape(x.shape)} but xs[0] has shape "
+                                     f"{fmt_shape(items[0].shape)}; every step needs the same shape.")
+            arr, was_list = jnp.stack(items), True
+        else:
+            arr = as_float_array(where, "xs", xs, b.dtype)
+            if arr.ndim not in (2, 3) or arr.shape[0] == 0:
+                raise ValueError(f"{where}: xs has shape {fmt_shape(arr.shape)}; expected a list of vectors, "
+                                 f"or an array (time, {b.input_dim}) or (time, batch, {b.input_dim}) with time >= 1.")
+            check_vector(where, "xs[0]", jax.ShapeDtypeStruct(arr.shape[1:], arr.dtype), b.input_dim, "input_dim",
+                         self.batch_size)
+            was_list = False
+        if lengths is not None:
+            lengths = self._check_lengths(where, lengths, arr)
+        return arr, was_list, lengths
+
+    def _check_lengths(self, where: str, lengths: Any, xs: jax.Array) -> jax.Array:
+        if xs.ndim != 3:
+            raise ValueError(f"{where}: lengths= needs a batched sequence (time, batch, input_dim); "
+                             f"given xs of shape {fmt_shape(xs.shape)}.")
+        T, B = int(xs.shape[0]), int(xs.shape[1])
+        if isinstance(lengths, jax.core.Tracer):
+            if lengths.shape != (B,) or not jnp.issubdtype(lengths.dtype, jnp.integer):
+                raise ValueError(f"{where}: lengths must be integers of shape ({B},); given "
+                                 f"{lengths.dtype} {fmt_shape(lengths.shape)}.")
+            return lengths
+        a = np.asarray(lengths)
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{where}: lengths must be integers; given dtype {a.dtype}.")
+        if a.shape != (B,):
+            raise ValueError(f"{where}: lengths has shape {fmt_shape(a.shape)}; expected ({B},), one length "
+                             f"per batch element.")
+        if a.size and (a.min() < 0 or a.max() > T):
+            raise ValueError(f"{where}: lengths must lie in [0, {T}] (the sequence has {T} steps); "
+                             f"given min {a.min()}, max {a.max()}.")
+        return jnp.asarray(a, dtype=jnp.int32)
+
+    def transduce(self, xs: Any, lengths: Any = None, *, return_state: bool = False) -> Any:
+        """The top layer's output at every step, compiled as one `lax.scan`.
+
+        `transduce(xs)` equals `[s := s.add_input(x) for x in xs]`'s outputs.
+
+        Args:
+          xs: a list of `(input_dim,)` / `(batch, input_dim)` arrays, or one array
+            `(time, input_dim)` / `(time, batch, input_dim)`.
+          lengths: optional `(batch,)` ints: sequence b's state stops changing after
+            `lengths[b]` steps, and its outputs past its end are zeros.
+          return_state: also return the final `RNNState` (each sequence's state at its end).
+
+        Returns:
+          A list of outputs if `xs` was a list, else an array `(time, [batch,] hidden_dim)`;
+          with `return_state`, `(outputs, final_state)`.
+        """
+        xs, was_list, lengths = self._check_sequence("transduce", xs, lengths)
+        outs, final, _ = self._spec_fns().scan(self._builder._param_tree(), self._layers, self._key, xs,
+                                               lengths, collect=False, unstack=was_list)
+        outs = list(outs) if was_list else outs
+        if return_state:
+            return outs, RNNState(self._builder, self._spec, final, self._key, self)
+        return outs
+
+    def add_inputs(self, xs: Any) -> list["RNNState"]:
+        """`[s := s.add_input(x) for x in xs]`, computed as one compiled scan; each returned
+        state's `prev()` is the one before it (the first's is this state)."""
+        xs, _, _ = self._check_sequence("add_inputs", xs, None)
+        _, _, per_step = self._spec_fns().scan(self._builder._param_tree(), self._layers, self._key, xs,
+                                               None, collect=True, unstack=True)
+        states, prev = [], self
+        for layers in per_step:
+            prev = RNNState(self._builder, self._spec, layers, self._key, prev)
+            states.append(prev)
+        return states
+
+    # -- setting ---------------------------------------------------------------------
+    def _vectors(self, method: str, arg: str, vecs: Sequence[Any], sizes: Sequence[int]) -> list[jax.Array]:
+        b, where = self._builder, self._where(method)
+        if isinstance(vecs, (jax.Array, np.ndarray)) or not hasattr(vecs, "__len__"):
+            raise TypeError(f"{where}: {arg} must be a list of {len(sizes)} vectors; given {type(vecs).__name__}.")
+        if len(vecs) != len(sizes):
+            raise ValueError(f"{where}: {arg} has {len(vecs)} vectors, but this builder has "
+                             f"{b.num_layers} layer(s) and needs {len(sizes)} ({b._s_order()}).")
+        out, batch = [], self.batch_size
+        for k, (v, n) in enumerate(zip(vecs, sizes)):
+            v = as_float_array(where, f"{arg}[{k}]", v, b.dtype)
+            check_vector(where, f"{arg}[{k}]", v, n, "size", batch, batch_from=f"{arg}[0]")
+            batch = None if v.ndim == 1 else int(v.shape[0])
+            out.append(v)
+        if len({v.ndim for v in out}) > 1:
+            raise ValueError(f"{where}: {arg} mixes batched and unbatched vectors; give all (size,) or all (batch, size).")
+        return out
+
+    def _with_layers(self, layers: tuple) -> "RNNState":
+        return RNNState(self._builder, self._spec, layers, self._key, self)
+
+    def set_h(self, hs: Sequence[Any]) -> "RNNState":
+        """A child of **this** state whose per-layer outputs h are `hs`; every other part
+        (an LSTM's c) is taken from this state (DyNet took it from the newest state)."""
+        L = len(self._layers)
+        hs = self._vectors("set_h", "hs", hs, [layer[-1].shape[-1] for layer in self._layers])
+        if self.batch_size is None and hs[0].ndim == 2:
+            layers = tuple(tuple(jnp.broadcast_to(a, hs[0].shape[:1] + a.shape) for a in layer) for layer in self._layers)
+        else:
+            layers = self._layers
+        return self._with_layers(tuple(layers[l][:-1] + (hs[l],) for l in range(L)))
+
+    def set_s(self, ss: Sequence[Any]) -> "RNNState":
+        """A child of this state with every state vector replaced, in `s()` order."""
+        n, L = len(self._layers[0]), len(self._layers)
+        sizes = [self._layers[l][k].shape[-1] for k in range(n) for l in range(L)]
+        ss = self._vectors("set_s", "ss", ss, sizes)
+        return self._with_layers(tuple(tuple(ss[k * L + l] for k in range(n)) for l in range(L)))
+
+    def __repr__(self) -> str:
+        b = self._builder
+        batch = "" if self.batch_size is None else f", batch={self.batch_size}"
+        return f"RNNState({type(b).__name__}, layers={len(self._layers)}{batch})"
+
+
+def _flatten(state: RNNState):
+    return (state._layers, state._key), (state._builder, state._spec)
+
+
+def _unflatten(aux, children):
+    layers, key = children
+    return RNNState(aux[0], aux[1], layers, key, None)
+
+
+jax.tree_util.register_pytree_node(RNNState, _flatten, _unflatten)

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ._base import Cell, ParamSpec, cell_dataclass, linear, masked
+
+
+@cell_dataclass
+class CoupledLSTMCell(Cell):
+    """DyNet's `CoupledLSTMBuilder` cell: coupled input/forget gates and full peepholes
+    (the cell of Dyer et al. 2015's stack-LSTM parser)::
+
+        i_t = σ(x2i·x_t + h2i·h_{t−1} + c2i·c_{t−1} + bi)
+        f_t = 1 − i_t
+        c_t = f_t ⊙ c_{t−1} + i_t ⊙ tanh(x2c·x_t + h2c·h_{t−1} + bc)
+        o_t = σ(x2o·x_t + h2o·h_{t−1} + c2o·c_t + bo)
+        h_t = o_t ⊙ tanh(c_t)
+
+    Parameters: `[x2i, h2i, c2i, bi, x2o, h2o, c2o, bo, x2c, h2c, bc]` (x2* H×I,
+    h2*/c2* H×H, b* H). State: `(c, h)`.
+    """
+
+    input_dim: int
+    hidden_dim: int
+
+    def param_specs(self):
+        H, I = self.hidden_dim, self.input_dim
+        specs = ()
+        for gate, peephole in (("i", True), ("o", True), ("c", False)):
+            specs += (ParamSpec(f"x2{gate}", (H, I)), ParamSpec(f"h2{gate}", (H, H)))
+            if peephole:
+                specs += (ParamSpec(f"c2{gate}", (H, H)),)
+            specs += (ParamSpec(f"b{gate}", (H,), 0.0),)
+        return specs
+
+    def state_sizes(self):
+        return (self.hidden_dim, self.hidden_dim)
+
+    def step(self, params, state, x, h_mask=None):
+        x2i, h2i, c2i, bi, x2o, h2o, c2o, bo, x2c, h2c, bc = params
+        c_prev, h = state
+        h = masked(h, h_mask)
+        i = jax.nn.sigmoid(linear(x2i, x) + linear(h2i, h) + linear(c2i, c_prev) + bi)
+        c = (1.0 - i) * c_prev + i * jnp.tanh(linear(x2c, x) + linear(h2c, h) + bc)
+        o = jax.nn.sigmoid(linear(x2o, x) + linear(h2o, h) + linear(c2o, c) + bo)
+        return c, o * jnp.tanh(c)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ._base import Cell, ParamSpec, cell_dataclass, linear, masked
+
+
+@cell_dataclass
+class GRUCell(Cell):
+    """DyNet's `GRUBuilder` cell, Cho et al. (2014) form — reset before the product::
+
+        z_t = σ(W_zx·x_t + W_zh·h_{t−1} + b_z)
+        r_t = σ(W_rx·x_t + W_rh·h_{t−1} + b_r)
+        h̃_t = tanh(W_hx·x_t + W_hh·(r_t ⊙ h_{t−1}) + b_h)
+        h_t = (1 − z_t) ⊙ h_{t−1} + z_t ⊙ h̃_t
+
+    Parameters: `[W_zx, W_zh, b_z, W_rx, W_rh, b_r, W_hx, W_hh, b_h]`. State: `(h,)`.
+    """
+
+    input_dim: int
+    hidden_dim: int
+
+    def param_specs(self):
+        H, I = self.hidden_dim, self.input_dim
+        specs = ()
+        for g in ("z", "r", "h"):
+            specs += (ParamSpec(f"W_{g}x", (H, I)), ParamSpec(f"W_{g}h", (H, H)), ParamSpec(f"b_{g}", (H,), 0.0))
+        return specs
+
+    def step(self, params, state, x, h_mask=None):
+        W_zx, W_zh, b_z, W_rx, W_rh, b_r, W_hx, W_hh, b_h = params
+        (h,) = state
+        hm = masked(h, h_mask)
+        z = jax.nn.sigmoid(linear(W_zx, x) + linear(W_zh, hm) + b_z)
+        r = jax.nn.sigmoid(linear(W_rx, x) + linear(W_rh, hm) + b_r)
+        candidate = jnp.tanh(linear(W_hx, x) + linear(W_hh, r * hm) + b_h)
+        return ((1.0 - z) * h + z * candidate,)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ._base import Cell, ParamSpec, cell_dataclass, layer_norm, linear, masked
+
+
+@cell_dataclass
+class LSTMCell(Cell):
+    """DyNet's `VanillaLSTMBuilder` cell (Hochreiter & Schmidhuber 1997; Gers et al. 2000).
+
+    Gates are stacked **[i, f, o, g]** in one 4H pre-activation::
+
+        a   = W_x·x_t + W_h·h_{t−1} + b                 (with ln: LN(W_x·x) + LN(W_h·h) + b)
+        i, f, o, g = split(a, 4)
+        c_t = σ(f + forget_bias) ⊙ c_{t−1} + σ(i) ⊙ tanh(g)
+        h_t = σ(o) ⊙ tanh(c_t)                          (with ln: tanh(LN(c_t)))
+
+    `forget_bias` is a constant (the stored `b` starts at 0). Layer norm follows DyNet
+    (Ba et al. 2016), see `layer_norm`. Parameters: `[W_x (4H×I), W_h (4H×H), b (4H)]`,
+    and with `ln`: `[g_x, b_x, g_h, b_h (4H each), g_c, b_c (H each)]`. State: `(c, h)`.
+    """
+
+    input_dim: int
+    hidden_dim: int
+    ln: bool = False
+    forget_bias: float = 1.0
+
+    def param_specs(self):
+        H, I = self.hidden_dim, self.input_dim
+        specs = (ParamSpec("W_x", (4 * H, I)), ParamSpec("W_h", (4 * H, H)), ParamSpec("b", (4 * H,), 0.0))
+        if self.ln:
+            specs += (ParamSpec("g_x", (4 * H,), 1.0), ParamSpec("b_x", (4 * H,), 0.0),
+                      ParamSpec("g_h", (4 * H,), 1.0), ParamSpec("b_h", (4 * H,), 0.0),
+                      ParamSpec("g_c", (H,), 1.0), ParamSpec("b_c", (H,), 0.0))
+        return specs
+
+    def state_sizes(self):
+        return (self.hidden_dim, self.hidden_dim)
+
+    def step(self, params, state, x, h_mask=None):
+        W_x, W_h, b = params[:3]
+        c, h = state
+        ax, ah = linear(W_x, x), linear(W_h, masked(h, h_mask))
+        if self.ln:
+            g_x, b_x, g_h, b_h, g_c, b_c = params[3:]
+            ax, ah = layer_norm(ax, g_x, b_x), layer_norm(ah, g_h, b_h)
+        i, f, o, g = jnp.split(ax + ah + b, 4, axis=-1)
+        c = jax.nn.sigmoid(f + self.forget_bias) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        c_out = layer_norm(c, g_c, b_c) if self.ln else c
+        return c, jax.nn.sigmoid(o) * jnp.tanh(c_out)

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ._base import Cell, ParamSpec, cell_dataclass, linear, masked
+
+
+@cell_dataclass
+class SimpleRNNCell(Cell):
+    """Elman RNN: h_t = tanh(W_hx·x_t + W_hh·h_{t−1} + b).
+
+    Parameters, in DyNet's order: `[W_hx (H×I), W_hh (H×H), b (H)]`. State: `(h,)`.
+    """
+
+    input_dim: int
+    hidden_dim: int
+
+    def param_specs(self):
+        H, I = self.hidden_dim, self.input_dim
+        return (ParamSpec("W_hx", (H, I)), ParamSpec("W_hh", (H, H)), ParamSpec("b", (H,), 0.0))
+
+    def step(self, params, state, x, h_mask=None):
+        W_hx, W_hh, b = params
+        (h,) = state
+        return (jnp.tanh(linear(W_hx, x) + linear(W_hh, masked(h, h_mask)) + b),)

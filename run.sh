@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The two quick-start commands: `bash run.sh demo` and `bash run.sh test`.
+# Each makes (once) a virtual environment in .venv with dynrnn and its test extras.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import dynrnn, pytest, hypothesis, nbclient, ipykernel, matplotlib" 2>/dev/null; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".[test]"
+fi
+case "${1:-}" in
+  demo) shift; exec .venv/bin/python examples/demo.py "$@" ;;
+  test) shift; exec .venv/bin/python -m pytest "$@" ;;
+  *) echo "usage: bash run.sh demo|test [args...]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,33 @@
+import os
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import settings
+
+# Deterministic property tests: CI must not flake on a new random example.
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("dev", max_examples=25, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _doctest_namespace(doctest_namespace):
+    import jax.numpy as jnp
+    import dynrnn as dy
+    doctest_namespace.update(dy=dy, jnp=jnp, np=np, jax=jax)

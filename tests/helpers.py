@@ -1,0 +1,79 @@
+"""Shared test helpers: the registry of builders, reference comparison, compile counting."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+import dynrnn as dy
+
+from . import references as ref
+
+# name → (constructor(layers, input_dim, hidden_dim, pc), NumPy reference cell, kwargs for it)
+BUILDERS: dict[str, tuple[Callable[..., Any], Callable[..., Any], dict]] = {
+    "simple": (dy.SimpleRNNBuilder, ref.simple_rnn, {}),
+    "lstm": (dy.VanillaLSTMBuilder, ref.vanilla_lstm, {}),
+    "lstm_ln": (lambda *a: dy.VanillaLSTMBuilder(*a, ln_lstm=True), ref.vanilla_lstm, {"ln_lstm": True}),
+    "lstm_fb0": (lambda *a: dy.VanillaLSTMBuilder(*a, forget_bias=0.0), ref.vanilla_lstm, {"forget_bias": 0.0}),
+    "coupled": (dy.CoupledLSTMBuilder, ref.coupled_lstm, {}),
+    "gru": (dy.GRUBuilder, ref.gru, {}),
+}
+N_COMPONENTS = {"simple": 1, "gru": 1, "lstm": 2, "lstm_ln": 2, "lstm_fb0": 2, "coupled": 2}
+
+
+def randomize(builder: Any, rng: np.random.Generator, scale: float = 0.5) -> None:
+    """Gives every parameter (biases and layer-norm gains too) random values, so that a
+    reference comparison exercises every term."""
+    for layer in builder._layer_params:
+        for p in layer:
+            p.set_value(rng.normal(0.0, scale, size=p.shape()))
+
+
+def layer_params(builder: Any) -> list[list[np.ndarray]]:
+    return [[p.as_array().astype(np.float64) for p in layer] for layer in builder._layer_params]
+
+
+def reference_outputs(name: str, builder: Any, xs: np.ndarray, state0=None):
+    """Reference outputs (T, H) and states for one unbatched sequence xs (T, I)."""
+    _, cell, kw = BUILDERS[name]
+    return ref.run_stack(cell, layer_params(builder), xs, state0, **kw)
+
+
+def assert_trees_allclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-5) -> None:
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    assert ta == tb, f"tree structures differ: {ta} vs {tb}"
+    for x, y in zip(la, lb):
+        assert np.shape(x) == np.shape(y), f"shapes differ: {np.shape(x)} vs {np.shape(y)}"
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+class _CompileLog(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.names: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if msg.startswith("Finished XLA compilation of"):
+            self.names.append(msg)
+
+
+@contextlib.contextmanager
+def count_compiles():
+    """Counts real XLA compilations (from JAX's own compile log) inside the block."""
+    handler = _CompileLog()
+    logger = logging.getLogger("jax")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        with jax.log_compiles(True):
+            yield handler.names
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)

@@ -97,12 +97,12 @@ class _Compiled:
             new = step_layers(self.spec, params, carry, masks, x)
             out = new[-1][-1]
             if lengths is not None:
-                alive = (t < lengths)[:, None]
+                alive = (t < lengths.astype(jnp.int32))[:, None]
                 new = jax.tree_util.tree_map(lambda n, o: jnp.where(alive, n, o), new, carry)
                 out = jnp.where(alive, out, jnp.zeros_like(out))
             return new, (out, new if collect else None)
 
-        final, (outs, states) = jax.lax.scan(body, layers, (xs, jnp.arange(T)))
+        final, (outs, states) = jax.lax.scan(body, layers, (xs, jnp.arange(T, dtype=jnp.int32)))
         if unstack:
             outs = tuple(outs[t] for t in range(T))
             if collect:

@@ -70,7 +70,11 @@ def linear(W: Array, x: Array) -> Array:
 def layer_norm(x: Array, g: Array, b: Array) -> Array:
     """DyNet's `layer_norm`: g ⊙ (x − mean(x)) / (std(x) + 1e-8) + b over the last axis."""
     mu = jnp.mean(x, axis=-1, keepdims=True)
-    sigma = jnp.sqrt(jnp.mean(jnp.square(x - mu), axis=-1, keepdims=True))
+    var = jnp.mean(jnp.square(x - mu), axis=-1, keepdims=True)
+    # √ has an infinite slope at 0, and W_h·h is exactly 0 at a zero initial state: take
+    # the square root only where var > 0, so gradients stay finite (values are unchanged).
+    positive = var > 0
+    sigma = jnp.where(positive, jnp.sqrt(jnp.where(positive, var, 1.0)), 0.0)
     return g * (x - mu) / (sigma + 1e-8) + b
 
 

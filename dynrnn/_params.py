@@ -43,6 +43,8 @@ def bindings_active() -> bool:
 def _check_dim(where: str, dim: Any) -> tuple[int, ...]:
     dims = (dim,) if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) else dim
     try:
+        if isinstance(dims, (str, bytes)):
+            raise TypeError
         dims = tuple(dims)
     except TypeError:
         raise TypeError(f"{where}: dim must be an int or a tuple of ints; given {dim!r}.") from None

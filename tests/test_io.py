@@ -1,0 +1,156 @@
+"""Save/load: every builder (layer-norm gains included) and mixed collections round-trip;
+files are pickle-free, written atomically, and bad files give clear errors."""
+
+import json
+import os
+import zipfile
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import dynrnn as dy
+
+from .helpers import BUILDERS, assert_trees_allclose, randomize
+
+
+def _make_all(pc, rng):
+    objs = [BUILDERS[n][0](2, 3, 4, pc) for n in sorted(BUILDERS)]
+    objs.append(dy.BiRNNBuilder(2, 3, 6, pc, dy.GRUBuilder))
+    for b in objs[:-1]:
+        randomize(b, rng)
+    W = pc.add_parameters((4, 5), name="W")
+    E = pc.add_lookup_parameters((7, 3), name="E")
+    return objs + [W, E]
+
+
+def _outputs(objs, xs):
+    outs = []
+    for o in objs:
+        if isinstance(o, dy.BiRNNBuilder):
+            outs.append(o.transduce(xs))
+        elif isinstance(o, dy.RNNBuilder):
+            outs.append(o.initial_state().transduce(xs))
+        else:
+            outs.append(o.as_array())
+    return outs
+
+
+def test_collection_save_populate_round_trip(tmp_path, rng):
+    pc = dy.ParameterCollection(seed=0)
+    objs = _make_all(pc, rng)
+    xs = jnp.asarray(rng.normal(size=(5, 2, 3)), jnp.float32)
+    want = _outputs(objs, xs)
+    path = str(tmp_path / "model.npz")
+    pc.save(path)
+    pc2 = dy.ParameterCollection(seed=99)  # different init, same structure
+    objs2 = _make_all(pc2, np.random.default_rng(42))
+    pc2.populate(path)
+    assert_trees_allclose(_outputs(objs2, xs), want, rtol=0, atol=0)
+
+
+def test_ln_gains_are_saved(tmp_path, rng):
+    pc = dy.ParameterCollection(seed=0)
+    b = dy.LSTMBuilder(1, 3, 4, pc, ln_lstm=True)
+    b.get_ln_parameters()[0][0].set_value(np.full(16, 2.5))
+    dy.save(str(tmp_path / "m"), [b])
+    (b2,) = dy.load(str(tmp_path / "m"), dy.ParameterCollection(seed=1))
+    np.testing.assert_array_equal(b2.get_ln_parameters()[0][0].as_array(), 2.5)
+    assert b2._ln
+
+
+def test_dy_save_load_rebuilds_builders_and_parameters(tmp_path, rng):
+    pc = dy.ParameterCollection(seed=0)
+    objs = _make_all(pc, rng)
+    objs[1].set_dropouts(0.25, 0.5)
+    xs = jnp.asarray(rng.normal(size=(5, 2, 3)), jnp.float32)
+    for o in objs:
+        if hasattr(o, "disable_dropout") and o is not objs[1]:
+            o.disable_dropout()
+    base = str(tmp_path / "everything")
+    dy.save(base, objs)
+    loaded = dy.load(base, dy.ParameterCollection(seed=123))
+    assert [type(o) for o in loaded] == [type(o) for o in objs]
+    assert loaded[1].dropout == (0.25, 0.5)
+    loaded[1].disable_dropout()
+    objs[1].disable_dropout()
+    assert_trees_allclose(_outputs(loaded, xs), _outputs(objs, xs), rtol=0, atol=0)
+    assert loaded[-1].name() == "/E" and loaded[-2].shape() == (4, 5)
+
+
+def test_file_is_a_plain_npz_with_a_json_header_and_no_pickle(tmp_path):
+    pc = dy.ParameterCollection(seed=0)
+    dy.GRUBuilder(1, 2, 3, pc)
+    path = str(tmp_path / "m.npz")
+    pc.save(path)
+    with np.load(path, allow_pickle=False) as z:  # would raise if anything were pickled
+        header = json.loads(z["__dynrnn_header__"].tobytes())
+    assert header["format"] == "dynrnn" and header["version"] == 1
+    assert [p["name"] for p in header["params"]][:3] == ["gru-builder/layer0/W_zx", "gru-builder/layer0/W_zh",
+                                                       "gru-builder/layer0/b_z"]
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    pc = dy.ParameterCollection(seed=0)
+    W = pc.add_parameters(3, init=1.0)
+    path = str(tmp_path / "m.npz")
+    pc.save(path)
+    W.set_value(np.full(3, 2.0))
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt("simulated crash mid-save")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        pc.save(path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["m.npz"]  # no temporary file left behind
+    pc.populate(path)  # the old file is intact
+    np.testing.assert_array_equal(W.as_array(), 1.0)
+
+
+def test_mismatched_and_corrupt_files(tmp_path):
+    pc = dy.ParameterCollection(seed=0)
+    dy.LSTMBuilder(1, 3, 4, pc)
+    path = str(tmp_path / "m.npz")
+    pc.save(path)
+    other = dy.ParameterCollection(seed=0)
+    dy.LSTMBuilder(1, 3, 5, other)
+    with pytest.raises(ValueError, match=r"has shape \(20, 3\) here but \(16, 3\) in the file"):
+        other.populate(path)
+    unrelated = dy.ParameterCollection(seed=0)
+    dy.GRUBuilder(1, 3, 4, unrelated)
+    with pytest.raises(ValueError, match="missing from the file"):
+        unrelated.populate(path)
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        pc.populate(path)
+    np.savez(str(tmp_path / "plain.npz"), a=np.zeros(2))
+    with pytest.raises(ValueError, match="not one written by dynrnn"):
+        pc.populate(str(tmp_path / "plain.npz"))
+    with pytest.raises(FileNotFoundError):
+        pc.populate(str(tmp_path / "missing.npz"))
+
+
+def test_kind_mismatch_and_unsaveable_objects(tmp_path):
+    pc = dy.ParameterCollection(seed=0)
+    b = dy.LSTMBuilder(1, 3, 4, pc)
+    dy.save(str(tmp_path / "objs"), [b])
+    with pytest.raises(ValueError, match="written by dynrnn.save"):
+        pc.populate(str(tmp_path / "objs"))
+    with pytest.raises(TypeError, match=r"objects\[0\] is a str"):
+        dy.save(str(tmp_path / "x"), ["not a builder"])
+
+
+def test_populate_with_key_reads_a_subtree(tmp_path, rng):
+    pc = dy.ParameterCollection(seed=0)
+    enc = pc.add_subcollection("encoder")
+    b = dy.GRUBuilder(1, 3, 4, enc)
+    randomize(b, rng)
+    path = str(tmp_path / "m.npz")
+    pc.save(path)
+    fresh = dy.ParameterCollection(seed=5)
+    b2 = dy.GRUBuilder(1, 3, 4, fresh)
+    fresh.populate(path, key="encoder")
+    assert_trees_allclose([p.as_array() for p in b2._all_params()], [p.as_array() for p in b._all_params()])

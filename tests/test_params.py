@@ -1,0 +1,124 @@
+"""ParameterCollection, Parameters, LookupParameters and initializers."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import dynrnn as dy
+
+
+def test_same_seed_same_values_different_seed_different():
+    def values(seed):
+        pc = dy.ParameterCollection(seed=seed)
+        dy.LSTMBuilder(2, 3, 4, pc)
+        pc.add_lookup_parameters((10, 3))
+        return [p.as_array() for p in pc.all_parameters()]
+
+    for a, b in zip(values(5), values(5)):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(values(5), values(6)) if a.any())
+
+
+def test_names_counts_and_lists():
+    pc = dy.ParameterCollection(seed=0)
+    W = pc.add_parameters((3, 4), name="W")
+    W2 = pc.add_parameters((3, 4), name="W")
+    anon = pc.add_parameters(5)
+    E = pc.add_lookup_parameters((10, 2), name="E")
+    sub = pc.add_subcollection("enc")
+    sub2 = pc.add_subcollection("enc")
+    V = sub.add_parameters(2, name="V")
+    assert (W.name(), W2.name(), anon.name(), E.name()) == ("/W", "/W_1", "/_2", "/E")
+    assert (sub.name(), sub2.name(), V.name()) == ("/enc/", "/enc_1/", "/enc/V")
+    assert pc.parameters_list() == [W, W2, anon, V]
+    assert pc.lookup_parameters_list() == [E]
+    assert sub.parameters_list() == [V]
+    assert pc.parameter_count() == 12 + 12 + 5 + 20 + 2
+    assert W.shape() == (3, 4) and E.shape() == (10, 2)
+
+
+def test_builder_parameters_live_in_a_subcollection():
+    pc = dy.ParameterCollection(seed=0)
+    lstm = dy.LSTMBuilder(2, 3, 4, pc)
+    assert lstm.param_collection().name() == "/vanilla-lstm-builder/"
+    assert [p.name() for p in lstm.get_parameters()[1]] == [
+        "/vanilla-lstm-builder/layer1/W_x", "/vanilla-lstm-builder/layer1/W_h", "/vanilla-lstm-builder/layer1/b"]
+    assert pc.parameter_count() == (16 * 3 + 16 * 4 + 16) + (16 * 4 + 16 * 4 + 16)
+
+
+@pytest.mark.parametrize("init, check", [
+    (2.5, lambda a: np.all(a == 2.5)),
+    ("uniform", lambda a: np.abs(a).max() <= 0.1 and np.abs(a).max() > 0.09),
+    ("normal", lambda a: abs(a.mean() - 1.0) < 0.01 and abs(a.std() - 0.1) < 0.01),
+    ("glorot", lambda a: np.abs(a).max() <= 0.1 * np.sqrt(6 / 600)),
+    ("he", lambda a: abs(a.var() - 2 / 300) < 0.1 * 2 / 300),
+    (np.arange(300 * 300, dtype=np.float32).reshape(300, 300), lambda a: a[1, 2] == 302),
+    (dy.NormalInitializer(0.0, 4.0), lambda a: abs(a.std() - 2.0) < 0.05),
+])
+def test_initializers(init, check):
+    pc = dy.ParameterCollection(seed=0)
+    p = pc.add_parameters((300, 300), init=init, scale=0.1, mean=1.0, std=0.1)
+    assert check(p.as_array())
+
+
+def test_identity_and_lookup_default_init():
+    pc = dy.ParameterCollection(seed=0)
+    np.testing.assert_array_equal(pc.add_parameters((4, 4), init="identity").as_array(), np.eye(4))
+    E = pc.add_lookup_parameters((1000, 12))
+    bound = np.sqrt(3 / 12)
+    assert np.abs(E.as_array()).max() <= bound and np.abs(E.as_array()).max() > 0.95 * bound
+
+
+def test_parameters_behave_like_arrays_and_set_value_checks_shape():
+    pc = dy.ParameterCollection(seed=0)
+    W = pc.add_parameters((2, 3), init=1.0)
+    b = pc.add_parameters(2, init=0.5)
+    h = jnp.ones(3)
+    np.testing.assert_allclose(W @ h + b, [3.5, 3.5])
+    np.testing.assert_allclose(jnp.tanh(W.expr()), np.tanh(np.ones((2, 3))))
+    W.set_value(np.full((2, 3), 2.0))
+    np.testing.assert_allclose(W.as_array(), 2.0)
+    with pytest.raises(ValueError, match=r"shape \(2, 3\).*\(3, 2\)"):
+        W.set_value(np.zeros((3, 2)))
+
+
+def test_lookup_rows_batches_and_init():
+    pc = dy.ParameterCollection(seed=0)
+    E = pc.add_lookup_parameters((5, 3))
+    table = np.arange(15, dtype=np.float32).reshape(5, 3)
+    E.init_from_array(table)
+    np.testing.assert_array_equal(E[2], table[2])
+    np.testing.assert_array_equal(E.batch([4, 0, 4]), table[[4, 0, 4]])
+    E.init_row(1, [9.0, 9.0, 9.0])
+    np.testing.assert_array_equal(E.as_array()[1], 9.0)
+    with pytest.raises(IndexError, match="out of range.*5 rows"):
+        E[5]
+    with pytest.raises(TypeError, match="integers"):
+        E.batch([0.5])
+    with pytest.raises(ValueError, match=r"rows of .* have shape \(3,\)"):
+        E.init_row(0, [1.0, 2.0])
+
+
+def test_bind_substitutes_values_inside_the_block_only():
+    pc = dy.ParameterCollection(seed=0)
+    W = pc.add_parameters((2,), init=1.0)
+    with pc.bind({"/_0": jnp.array([5.0, 6.0])}):
+        np.testing.assert_array_equal(W.expr(), [5.0, 6.0])
+    np.testing.assert_array_equal(W.expr(), [1.0, 1.0])
+    with pytest.raises(ValueError, match="shape"):
+        with pc.bind({"/_0": jnp.zeros(3)}):
+            pass
+
+
+def test_bad_dims_and_init_names():
+    pc = dy.ParameterCollection(seed=0)
+    with pytest.raises(ValueError, match="positive ints"):
+        pc.add_parameters((3, 0))
+    with pytest.raises(TypeError):
+        pc.add_parameters("3")
+    with pytest.raises(ValueError, match="unknown init 'xavier'.*'glorot'"):
+        pc.add_parameters(3, init="xavier")
+    with pytest.raises(ValueError, match="square"):
+        pc.add_parameters((2, 3), init="identity")
+    with pytest.raises(TypeError, match="floating"):
+        dy.ParameterCollection(seed=0, dtype=jnp.int32)

@@ -77,6 +77,11 @@ class RNNState:
 
     def _check_x(self, method: str, x: Any) -> jax.Array:
         b = self._builder
+        if isinstance(x, jax.Array) and x.dtype == b.dtype:  # the common case, kept cheap
+            shape, state_shape = x.shape, self._layers[0][0].shape
+            if shape[-1:] == (b.input_dim,) and (shape[:-1] == state_shape[:-1] or
+                                                 (len(shape) == 2 and len(state_shape) == 1)):
+                return x
         x = as_float_array(self._where(method), "x", x, b.dtype)
         check_vector(self._where(method), "x", x, b.input_dim, "input_dim", self.batch_size)
         return x
@@ -87,7 +92,7 @@ class RNNState:
         Returns the new state; this one is unchanged and becomes its `prev()`.
         """
         x = self._check_x("add_input", x)
-        layers = self._spec_fns().step(self._builder._param_tree(), self._layers, self._key, x)
+        layers = compiled(self._spec).step(self._builder._param_tree(), self._layers, self._key, x)
         return RNNState(self._builder, self._spec, layers, self._key, self)
 
     def _spec_fns(self):

@@ -39,11 +39,12 @@ def test_grads_through_add_input_chain(name, x64, rng):
     check_grads(f, (xs, h0), order=2, modes=("fwd", "rev"))
 
 
-@pytest.mark.parametrize("name", GRAD_BUILDERS)
-def test_grads_through_transduce_with_lengths(name, x64, rng):
+@pytest.mark.parametrize("name, batch", [(n, 2) for n in GRAD_BUILDERS] + [("lstm", 9), ("gru", 9)])
+def test_grads_through_transduce_with_lengths(name, batch, x64, rng):
+    """batch 2 runs the hoisted-projection scan, batch 9 the plain one."""
     pc, b = make(name)
-    xs = jnp.asarray(rng.normal(size=(T, B, I)))
-    lengths = np.array([T, 2])
+    xs = jnp.asarray(rng.normal(size=(T, batch, I)))
+    lengths = np.array([T, 2] + [3] * (batch - 2))
     f = lambda xs: jnp.sum(b.initial_state().transduce(xs, lengths=lengths) ** 2)
     check_grads(f, (xs,), order=2, modes=("fwd", "rev"))
 

@@ -9,15 +9,21 @@ import pytest
 
 import dynrnn as dy
 
-from .helpers import BUILDERS, assert_trees_allclose, randomize
+from dynrnn._compiled import HOIST_MAX_BATCH
+
+from .helpers import BUILDERS, assert_trees_allclose, randomize, reference_outputs
 
 T, B, I, H = 7, 3, 4, 5
+
+
+NAMES = {}
 
 
 @pytest.fixture(params=sorted(BUILDERS))
 def builder(request):
     b = BUILDERS[request.param][0](2, I, H, dy.ParameterCollection(seed=0))
     randomize(b, np.random.default_rng(1))
+    NAMES[b] = request.param
     return b
 
 
@@ -108,3 +114,14 @@ def test_zero_length_sequence_keeps_initial_state(rng):
     _, final = b.initial_state(vecs).transduce(xs, lengths=np.array([0, T]), return_state=True)
     np.testing.assert_array_equal(final.s()[0][0], np.ones(H))
     np.testing.assert_array_equal(final.s()[1][0], np.full(H, 0.5))
+
+
+@pytest.mark.parametrize("batch", [1, HOIST_MAX_BATCH, HOIST_MAX_BATCH + 1])
+def test_both_scan_strategies_match_the_reference(builder, batch, rng):
+    """Small batches hoist the input projection out of the scan; larger ones do not."""
+    xs = rng.normal(size=(T, batch, I)).astype(np.float32)
+    lengths = rng.integers(1, T + 1, size=batch)
+    outs = builder.initial_state().transduce(xs, lengths=lengths)
+    for e in range(batch):
+        want, _ = reference_outputs(NAMES[builder], builder, xs[: lengths[e], e])
+        np.testing.assert_allclose(outs[: lengths[e], e], want, rtol=1e-5, atol=1e-5)

@@ -14,6 +14,11 @@ easy way) with four members:
   shape `(..., input_dim)`; it returns the new state tuple. `h_mask`, when given, is the
   recurrent dropout mask to multiply into `h_{t-1}` where it enters the matrix products.
 
+Optionally, a cell may split its step in two so that `transduce` can compute the input
+half for every step as one matrix product before the scan:
+`project_input(params, x)` (only x, no state; `x` is `(n, input_dim)`) and
+`step_projected(params, state, px, h_mask=None)` with `step ≡ step_projected ∘ project_input`.
+
 Cells import nothing else from dynrnn: they are the math, and only the math.
 """
 
@@ -64,7 +69,7 @@ def linear(W: Array, x: Array) -> Array:
 
     (XLA:CPU runs `W @ x` for one vector ~2× faster than the equivalent `x @ W.T`.)
     """
-    return W @ x if x.ndim == 1 else x @ W.T
+    return W @ x if x.ndim == 1 else (W @ x.T).T
 
 
 def layer_norm(x: Array, g: Array, b: Array) -> Array:

@@ -37,11 +37,19 @@ class CoupledLSTMCell(Cell):
     def state_sizes(self):
         return (self.hidden_dim, self.hidden_dim)
 
-    def step(self, params, state, x, h_mask=None):
-        x2i, h2i, c2i, bi, x2o, h2o, c2o, bo, x2c, h2c, bc = params
+    def project_input(self, params, x):
+        """[x2i·x; x2o·x; x2c·x], the parts that do not depend on the state."""
+        return jnp.concatenate([linear(params[0], x), linear(params[4], x), linear(params[8], x)], axis=-1)
+
+    def step_projected(self, params, state, px, h_mask=None):
+        _, h2i, c2i, bi, _, h2o, c2o, bo, _, h2c, bc = params
         c_prev, h = state
+        xi, xo, xc = jnp.split(px, 3, axis=-1)
         h = masked(h, h_mask)
-        i = jax.nn.sigmoid(linear(x2i, x) + linear(h2i, h) + linear(c2i, c_prev) + bi)
-        c = (1.0 - i) * c_prev + i * jnp.tanh(linear(x2c, x) + linear(h2c, h) + bc)
-        o = jax.nn.sigmoid(linear(x2o, x) + linear(h2o, h) + linear(c2o, c) + bo)
+        i = jax.nn.sigmoid(xi + linear(h2i, h) + linear(c2i, c_prev) + bi)
+        c = (1.0 - i) * c_prev + i * jnp.tanh(xc + linear(h2c, h) + bc)
+        o = jax.nn.sigmoid(xo + linear(h2o, h) + linear(c2o, c) + bo)
         return c, o * jnp.tanh(c)
+
+    def step(self, params, state, x, h_mask=None):
+        return self.step_projected(params, state, self.project_input(params, x), h_mask)

@@ -28,11 +28,19 @@ class GRUCell(Cell):
             specs += (ParamSpec(f"W_{g}x", (H, I)), ParamSpec(f"W_{g}h", (H, H)), ParamSpec(f"b_{g}", (H,), 0.0))
         return specs
 
-    def step(self, params, state, x, h_mask=None):
-        W_zx, W_zh, b_z, W_rx, W_rh, b_r, W_hx, W_hh, b_h = params
+    def project_input(self, params, x):
+        """[W_zx·x; W_rx·x; W_hx·x], the parts that do not depend on the state."""
+        return jnp.concatenate([linear(params[0], x), linear(params[3], x), linear(params[6], x)], axis=-1)
+
+    def step_projected(self, params, state, px, h_mask=None):
+        _, W_zh, b_z, _, W_rh, b_r, _, W_hh, b_h = params
         (h,) = state
+        zx, rx, hx = jnp.split(px, 3, axis=-1)
         hm = masked(h, h_mask)
-        z = jax.nn.sigmoid(linear(W_zx, x) + linear(W_zh, hm) + b_z)
-        r = jax.nn.sigmoid(linear(W_rx, x) + linear(W_rh, hm) + b_r)
-        candidate = jnp.tanh(linear(W_hx, x) + linear(W_hh, r * hm) + b_h)
+        z = jax.nn.sigmoid(zx + linear(W_zh, hm) + b_z)
+        r = jax.nn.sigmoid(rx + linear(W_rh, hm) + b_r)
+        candidate = jnp.tanh(hx + linear(W_hh, r * hm) + b_h)
         return ((1.0 - z) * h + z * candidate,)
+
+    def step(self, params, state, x, h_mask=None):
+        return self.step_projected(params, state, self.project_input(params, x), h_mask)

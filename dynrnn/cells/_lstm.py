@@ -39,10 +39,14 @@ class LSTMCell(Cell):
     def state_sizes(self):
         return (self.hidden_dim, self.hidden_dim)
 
-    def step(self, params, state, x, h_mask=None):
-        W_x, W_h, b = params[:3]
+    def project_input(self, params, x):
+        """W_x·x, the part of the pre-activation that does not depend on the state."""
+        return linear(params[0], x)
+
+    def step_projected(self, params, state, ax, h_mask=None):
+        W_h, b = params[1:3]
         c, h = state
-        ax, ah = linear(W_x, x), linear(W_h, masked(h, h_mask))
+        ah = linear(W_h, masked(h, h_mask))
         if self.ln:
             g_x, b_x, g_h, b_h, g_c, b_c = params[3:]
             ax, ah = layer_norm(ax, g_x, b_x), layer_norm(ah, g_h, b_h)
@@ -50,3 +54,6 @@ class LSTMCell(Cell):
         c = jax.nn.sigmoid(f + self.forget_bias) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         c_out = layer_norm(c, g_c, b_c) if self.ln else c
         return c, jax.nn.sigmoid(o) * jnp.tanh(c_out)
+
+    def step(self, params, state, x, h_mask=None):
+        return self.step_projected(params, state, self.project_input(params, x), h_mask)

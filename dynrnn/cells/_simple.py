@@ -19,7 +19,13 @@ class SimpleRNNCell(Cell):
         H, I = self.hidden_dim, self.input_dim
         return (ParamSpec("W_hx", (H, I)), ParamSpec("W_hh", (H, H)), ParamSpec("b", (H,), 0.0))
 
-    def step(self, params, state, x, h_mask=None):
-        W_hx, W_hh, b = params
+    def project_input(self, params, x):
+        return linear(params[0], x)
+
+    def step_projected(self, params, state, px, h_mask=None):
+        _, W_hh, b = params
         (h,) = state
-        return (jnp.tanh(linear(W_hx, x) + linear(W_hh, masked(h, h_mask)) + b),)
+        return (jnp.tanh(px + linear(W_hh, masked(h, h_mask)) + b),)
+
+    def step(self, params, state, x, h_mask=None):
+        return self.step_projected(params, state, self.project_input(params, x), h_mask)

@@ -1,0 +1,71 @@
+"""Timing and reporting shared by the benchmark scripts: medians over repeats, one JSON
+file per script in benchmarks/results/, and a table for people."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+import jax
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def time_per_call(fn: Callable[[], Any], *, number: int, repeats: int = 7, warmup: int = 2,
+                  sync: Callable[[Any], Any] = lambda r: r) -> float:
+    """Median over `repeats` of the mean seconds per call of `fn` run `number` times;
+    `sync(result)` waits for asynchronous work (e.g. block_until_ready) at the end of a run."""
+    for _ in range(warmup):
+        sync(fn())
+    samples = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(number):
+            r = fn()
+        sync(r)
+        samples.append((time.perf_counter() - t) / number)
+    return statistics.median(samples)
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "jax": jax.__version__, "backend": jax.default_backend(),
+            "device": str(jax.devices()[0]), "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+def report(name: str, rows: list[dict], columns: list[tuple[str, str]], notes: list[str] = ()) -> dict:
+    """Prints a table (columns: (key, header)) and JSON, and writes results/<name>.json."""
+    result = {"benchmark": name, "machine": machine(), "rows": rows, "notes": list(notes)}
+    widths = [max(len(h), *(len(_fmt(r.get(k))) for r in rows)) for k, h in columns]
+    print(f"\n{name}")
+    print("  ".join(h.ljust(w) for (_, h), w in zip(columns, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(_fmt(r.get(k)).ljust(w) for (k, _), w in zip(columns, widths)))
+    for n in notes:
+        print(f"note: {n}")
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, f"{name}.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print(json.dumps(result))
+    return result
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
+
+
+def optional(module: str):
+    """Imports an optional peer (torch, flax), or returns None with a message."""
+    try:
+        return __import__(module)
+    except ImportError:
+        print(f"note: {module} is not installed; its column is skipped (pip install '.[bench]').")
+        return None

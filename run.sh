@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import dynrnn, pytest, hypothesis, nbclient, ipykernel, matplotlib" 2>/dev/null; then
+if ! .venv/bin/python -c "import dynrnn, pytest, hypothesis, nbclient, ipykernel, matplotlib, optax, tqdm" 2>/dev/null; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".[test]"
 fi

@@ -38,6 +38,19 @@ from ._bidirectional import BiRNNBuilder as BiRNNBuilder
 from ._bidirectional import reverse_sequences as reverse_sequences
 from ._state import RNNState as RNNState
 
+# training
+from ._autodiff import value_and_grad as value_and_grad
+from ._trainers import AdadeltaTrainer as AdadeltaTrainer
+from ._trainers import AdagradTrainer as AdagradTrainer
+from ._trainers import AdamTrainer as AdamTrainer
+from ._trainers import AmsgradTrainer as AmsgradTrainer
+from ._trainers import CyclicalSGDTrainer as CyclicalSGDTrainer
+from ._trainers import MomentumSGDTrainer as MomentumSGDTrainer
+from ._trainers import OptaxTrainer as OptaxTrainer
+from ._trainers import RMSPropTrainer as RMSPropTrainer
+from ._trainers import SimpleSGDTrainer as SimpleSGDTrainer
+from ._trainers import Trainer as Trainer
+
 # files
 from ._io import load as load
 from ._io import save as save
@@ -54,6 +67,8 @@ __all__ = [
     "ConstInitializer", "IdentityInitializer", "SaxeInitializer", "NumpyInitializer",
     "RNNBuilder", "SimpleRNNBuilder", "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder",
     "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState",
+    "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
+    "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",
     "save", "load",
     "NonFiniteError",
     "__version__",

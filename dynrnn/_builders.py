@@ -125,9 +125,11 @@ class RNNBuilder:
         """Separate rates for the inputs (`d`) and the recurrent h_{t−1} (`d_h`)."""
         where = f"{type(self).__name__}.set_dropouts"
         self._spec = StackSpec(self._cells, check_rate(where, "d", d), check_rate(where, "d_h", d_h))
+        _params.CONFIG_VERSION[0] += 1
 
     def disable_dropout(self) -> None:
         self._spec = StackSpec(self._cells)
+        _params.CONFIG_VERSION[0] += 1
 
     @property
     def dropout(self) -> tuple[float, float]:

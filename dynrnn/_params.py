@@ -30,6 +30,9 @@ _REGISTRY = _Registry()
 # Bumped whenever any parameter's stored value changes, so that builders can cache the
 # tuple of arrays they pass to compiled steps and rebuild it only when needed.
 _VERSION = [0]
+# Bumped whenever a builder's configuration that is read while tracing changes (dropout
+# rates): compiled training steps include it in their signature, so they retrace once.
+CONFIG_VERSION = [0]
 
 
 def version() -> int:
@@ -238,6 +241,7 @@ class ParameterCollection:
             self._rng = np.random.default_rng(self._seed)
             self._dtype = dt
             self._key_counter = 0
+            self._key_scopes: list = []
         else:
             self._root = _parent._root
         self._name = _name
@@ -366,10 +370,33 @@ class ParameterCollection:
 
     # -- randomness --------------------------------------------------------------------
     def next_key(self) -> jax.Array:
-        """A fresh PRNG key derived from the seed (for dropout masks and sampling)."""
+        """A fresh PRNG key derived from the seed (for dropout masks and sampling).
+
+        Inside `dynrnn.value_and_grad` and `Trainer.step` the keys derive from a key that
+        is an *argument* of the compiled step, so every step draws fresh masks.
+        """
         root = self._root
+        if root._key_scopes:
+            scope = root._key_scopes[-1]
+            scope[1] += 1
+            return jax.random.fold_in(scope[0], scope[1])
         root._key_counter += 1
         return jax.random.fold_in(jax.random.key(root._seed), root._key_counter)
+
+    @contextlib.contextmanager
+    def key_scope(self, key: jax.Array) -> Iterator[None]:
+        """Inside the block, `next_key()` derives its keys from `key` (possibly a tracer)."""
+        scopes = self._root._key_scopes
+        scope = [key, 0]
+        scopes.append(scope)
+        try:
+            yield
+        finally:
+            scopes.remove(scope)
+
+    @property
+    def seed(self) -> int:
+        return self._root._seed
 
     # -- files -------------------------------------------------------------------------
     def save(self, path: str) -> None:

@@ -180,6 +180,12 @@ class RNNState:
             states.append(prev)
         return states
 
+    def detach(self) -> "RNNState":
+        """This state's values with gradients stopped and no history: the seed for the next
+        chunk in truncated backpropagation through time (Torch rnn's `remember()`)."""
+        layers = jax.tree_util.tree_map(jax.lax.stop_gradient, self._layers)
+        return RNNState(self._builder, self._spec, layers, self._key, None)
+
     # -- setting ---------------------------------------------------------------------
     def _vectors(self, method: str, arg: str, vecs: Sequence[Any], sizes: Sequence[int]) -> list[jax.Array]:
         b, where = self._builder, self._where(method)

@@ -1,0 +1,134 @@
+"""Gradients with respect to a whole ParameterCollection, DyNet style.
+
+DyNet: `renew_cg(); loss = f(...); loss.value(); loss.backward()`. Here the user's `f`
+is traced once per argument shape signature with every parameter bound to an argument
+(`pc.bind`), differentiated by `jax.value_and_grad`, and compiled by `jax.jit`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from ._params import CONFIG_VERSION, ParameterCollection, _Param
+
+
+class _Static:
+    """A non-array argument carried as a static (hashable) part of the compiled signature."""
+
+    __slots__ = ("obj", "_hash")
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+        try:
+            self._hash = hash((type(obj), obj))
+        except TypeError:  # unhashable (a dict of Parameters, a builder with state): identity
+            self._hash = id(obj)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: Any) -> bool:
+        if not isinstance(other, _Static):
+            return False
+        if self.obj is other.obj:
+            return True
+        try:
+            return type(self.obj) is type(other.obj) and bool(self.obj == other.obj)
+        except Exception:
+            return False
+
+
+def _is_dynamic(x: Any) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray, np.generic, float, int, complex)) and not isinstance(x, bool)
+
+
+def split_args(args: tuple) -> tuple[list, Any]:
+    """Array leaves become traced arguments; everything else (strings, builders,
+    Parameters, dicts of them) becomes part of the static signature."""
+    leaves, treedef = jax.tree_util.tree_flatten(args, is_leaf=lambda x: isinstance(x, _Param))
+    dynamic, static = [], []
+    for leaf in leaves:
+        if _is_dynamic(leaf):
+            dynamic.append(leaf)
+            static.append(None)
+        else:
+            static.append(_Static(leaf))
+    # builder configuration read while tracing (dropout) is part of the signature too
+    return dynamic, (treedef, tuple(static), CONFIG_VERSION[0])
+
+
+def join_args(dynamic: list, signature: Any) -> tuple:
+    treedef, static, _ = signature
+    it = iter(dynamic)
+    leaves = [next(it) if s is None else s.obj for s in static]
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def bound_loss(loss_fn: Callable, pc: ParameterCollection, has_aux: bool) -> Callable:
+    """`(values, key_index, dynamic_args, signature) -> loss` (or (loss, aux)), pure in values."""
+
+    def pure(values, key_index, dynamic, signature):
+        key = jax.random.fold_in(jax.random.key(pc.seed), key_index)
+        with pc.bind(values), pc.key_scope(key):
+            out = loss_fn(*join_args(dynamic, signature))
+        loss = out[0] if has_aux else out
+        if not (hasattr(loss, "shape") and loss.shape == ()):
+            raise TypeError(f"value_and_grad: the loss function must return a scalar{' (as (loss, aux))' if has_aux else ''}; "
+                            f"it returned {type(loss).__name__} of shape {getattr(loss, 'shape', None)}.")
+        return out
+
+    return pure
+
+
+def value_and_grad(loss_fn: Callable, pc: ParameterCollection, *, jit: bool = True,
+                   has_aux: bool = False) -> Callable:
+    """Returns `f(*args) -> (loss, grads)`: `loss_fn(*args)` and its gradient with respect to
+    every parameter of `pc`, as `{parameter name: gradient}` (the shape of
+    `pc.parameter_values()`).
+
+    Args:
+      loss_fn: computes a scalar loss the DyNet way — parameters used as arrays, builders
+        and states as usual. Arrays and Python numbers in the arguments (at any depth of
+        lists, tuples and dicts) are traced, as under `jax.jit`; anything else (strings,
+        None, builders, Parameters) is part of the static signature.
+      pc: the collection to differentiate with respect to.
+      jit: compile (default). Compiles once per shape signature of the array arguments
+        (and per value of the static ones), so a loop over sentences of recurring lengths
+        compiles once per length. With `jit=False` nothing is compiled as a whole: the
+        loss is traced and differentiated op by op on every call — for models whose
+        structure differs with every example (trees, per-sentence graphs), where a
+        compile per example would cost more than it saves. It is far slower per call
+        (benchmarks/char_lm.py). In both modes values are abstract inside the loss:
+        branch on them with `jnp.where` / `lax.cond`, not `if float(x)`.
+      has_aux: `loss_fn` returns `(loss, aux)`; then `f` returns `((loss, aux), grads)`.
+
+    Example:
+      >>> pc = dy.ParameterCollection(seed=0)
+      >>> W = pc.add_parameters((2, 3))
+      >>> loss, grads = dy.value_and_grad(lambda x: jnp.sum((W @ x) ** 2), pc)(jnp.ones(3))
+      >>> sorted(grads), grads["/_0"].shape
+      (['/_0'], (2, 3))
+    """
+    pure = bound_loss(loss_fn, pc, has_aux)
+    vg = jax.value_and_grad(pure, has_aux=has_aux)
+    if jit:
+        vg = jax.jit(vg, static_argnums=(3,))
+
+    @functools.wraps(loss_fn)
+    def wrapped(*args):
+        dynamic, signature = split_args(args)
+        values = {p.name(): p.value for p in pc.all_parameters()}
+        return vg(values, next_key_index(pc), dynamic, signature)
+
+    return wrapped
+
+
+def next_key_index(pc: ParameterCollection) -> int:
+    """A fresh integer for this call's dropout key (folded into the seed inside the step)."""
+    root = pc._root
+    root._key_counter += 1
+    return root._key_counter

@@ -1,0 +1,363 @@
+"""Trainers with DyNet's names, defaults and update rules (dynet/training.cc, v2.1).
+
+Each trainer is a thin composition: global-norm clipping (DyNet's default threshold 5),
+then a pure `(init, update)` rule below, then `params + update`. `update(grads)` applies
+gradients from `dynrnn.value_and_grad`; `step(loss_fn, *args)` does loss, gradients and
+update in one compiled call — DyNet's `loss.value(); loss.backward(); trainer.update()`.
+An optax `GradientTransformation` works too, through `OptaxTrainer`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ._autodiff import bound_loss, next_key_index, split_args
+from ._errors import NonFiniteError
+from ._params import LookupParameters, ParameterCollection, _VERSION
+
+Tree = Any
+
+
+class Rule(NamedTuple):
+    """A pure update rule: `init(params) -> state`; `update(grads, state, params, lr) ->
+    (additive updates, new state)`."""
+
+    init: Callable[[Tree], Tree]
+    update: Callable[[Tree, Tree, Tree, jax.Array], tuple[Tree, Tree]]
+
+
+def _zeros(params: Tree) -> Tree:
+    return jax.tree_util.tree_map(jnp.zeros_like, params)
+
+
+def _map(f: Callable, *trees: Tree) -> Tree:
+    return jax.tree_util.tree_map(f, *trees)
+
+
+def sgd() -> Rule:
+    """p ← p − lr·g."""
+    return Rule(lambda p: (), lambda g, s, p, lr: (_map(lambda g: -lr * g, g), s))
+
+
+def momentum(mom: float) -> Rule:
+    """v ← mom·v − lr·g;  p ← p + v."""
+    def update(g, v, p, lr):
+        v = _map(lambda v, g: mom * v - lr * g, v, g)
+        return v, v
+    return Rule(_zeros, update)
+
+
+def adagrad(eps: float) -> Rule:
+    """G ← G + g²;  p ← p − lr·g / √(G + eps)."""
+    def update(g, G, p, lr):
+        G = _map(lambda G, g: G + g * g, G, g)
+        return _map(lambda g, G: -lr * g / jnp.sqrt(G + eps), g, G), G
+    return Rule(_zeros, update)
+
+
+def adadelta(eps: float, rho: float) -> Rule:
+    """E[g²] ← ρE[g²] + (1−ρ)g²;  d = −g·√(E[d²] + eps)/√(E[g²] + eps);  E[d²] ← ρE[d²] + (1−ρ)d²;
+    p ← p + lr·d (DyNet has no learning rate here: lr defaults to 1)."""
+    def update(g, s, p, lr):
+        hg, hd = s
+        hg = _map(lambda h, g: rho * h + (1 - rho) * g * g, hg, g)
+        d = _map(lambda g, hd, hg: -g * jnp.sqrt(hd + eps) / jnp.sqrt(hg + eps), g, hd, hg)
+        hd = _map(lambda h, d: rho * h + (1 - rho) * d * d, hd, d)
+        return _map(lambda d: lr * d, d), (hg, hd)
+    return Rule(lambda p: (_zeros(p), _zeros(p)), update)
+
+
+def rmsprop(eps: float, rho: float) -> Rule:
+    """E[g²] ← ρE[g²] + (1−ρ)g²;  p ← p − lr·g / √(E[g²] + eps)."""
+    def update(g, h, p, lr):
+        h = _map(lambda h, g: rho * h + (1 - rho) * g * g, h, g)
+        return _map(lambda g, h: -lr * g / jnp.sqrt(h + eps), g, h), h
+    return Rule(_zeros, update)
+
+
+def adam(beta_1: float, beta_2: float, eps: float, amsgrad: bool = False) -> Rule:
+    """m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²  (AMSGrad: v̂ ← max(v̂, v));
+    p ← p − lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m / (√v + eps)  — DyNet's form (eps outside the bias correction)."""
+    def init(p):
+        return (jnp.zeros((), jnp.int32), _zeros(p), _zeros(p), _zeros(p) if amsgrad else ())
+
+    def update(g, s, p, lr):
+        t, m, v, vmax = s
+        t = t + 1
+        m = _map(lambda m, g: beta_1 * m + (1 - beta_1) * g, m, g)
+        v = _map(lambda v, g: beta_2 * v + (1 - beta_2) * g * g, v, g)
+        denom = v
+        if amsgrad:
+            vmax = _map(jnp.maximum, vmax, v)
+            denom = vmax
+        tf = t.astype(jnp.float32)
+        lr_t = lr * jnp.sqrt(1 - beta_2**tf) / (1 - beta_1**tf)
+        return _map(lambda m, d: -lr_t * m / (jnp.sqrt(d) + eps), m, denom), (t, m, v, vmax)
+    return Rule(init, update)
+
+
+def _global_norm(tree: Tree) -> jax.Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves)) if leaves else jnp.float32(0)
+
+
+class Trainer:
+    """The DyNet trainer surface over a pure update rule.
+
+    Args:
+      pc: the collection whose parameters are trained (those with `is_updated()`).
+      learning_rate: the step size (Adam's `alpha`).
+    """
+
+    def __init__(self, pc: ParameterCollection, learning_rate: float, rule: Rule):
+        if not isinstance(pc, ParameterCollection):
+            raise TypeError(f"{type(self).__name__}: pc must be a ParameterCollection; given {type(pc).__name__}.")
+        self._pc = pc
+        self._lr = float(learning_rate)
+        self._rule = rule
+        self._clip = 5.0
+        self._sparse = True
+        self._state: Any = None
+        self._names: tuple[str, ...] | None = None
+        self.updates = 0
+        self.clips = 0
+        self._since_status = [0, 0]
+        self._apply = jax.jit(self._apply_impl, static_argnames=("sparse_rows",))
+        self._steps: dict[Any, Callable] = {}
+
+    # -- DyNet's knobs -----------------------------------------------------------------
+    @property
+    def learning_rate(self) -> float:
+        return self._lr
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._lr = float(value)
+
+    def set_clip_threshold(self, threshold: float) -> None:
+        """Global L2-norm gradient clipping threshold (default 5); ≤ 0 disables clipping."""
+        self._clip = float(threshold)
+
+    def get_clip_threshold(self) -> float:
+        return self._clip
+
+    def set_sparse_updates(self, flag: bool) -> None:
+        """With True (DyNet's default), lookup-table rows whose gradient is zero are left as
+        they are, so that rows not used in a batch do not move (e.g. under momentum)."""
+        self._sparse = bool(flag)
+
+    def restart(self, learning_rate: float | None = None) -> None:
+        """Forgets the optimizer state (moments, accumulators); optionally sets the rate."""
+        self._state = None
+        self._names = None
+        if learning_rate is not None:
+            self.learning_rate = learning_rate
+
+    def status(self) -> str:
+        """DyNet's status line (printed and returned): rate, clips and updates since last time."""
+        s = f"[lr={self._lr:.3g} clips={self._since_status[0]} updates={self._since_status[1]}]"
+        self._since_status = [0, 0]
+        print(s)
+        return s
+
+    # -- the update ---------------------------------------------------------------------
+    def _current_lr(self) -> float:
+        return self._lr
+
+    def _trainable(self) -> dict[str, Any]:
+        return {p.name(): p for p in self._pc.all_parameters() if p.is_updated()}
+
+    def _prepare(self, params: dict[str, Any]) -> None:
+        names = tuple(params)
+        if self._state is None:
+            self._state = self._rule.init({n: params[n]._value for n in names})
+            self._names = names
+        elif names != self._names:
+            raise ValueError(f"{type(self).__name__}: the set of trained parameters changed since the first update "
+                             f"({len(self._names or ())} → {len(names)}); call trainer.restart() after adding or "
+                             f"freezing parameters.")
+
+    def _apply_impl(self, values, grads, state, lr, clip, sparse_rows):
+        norm = _global_norm(grads)
+        clipped = (clip > 0) & (norm > clip)
+        scale = jnp.where(clipped, clip / norm, 1.0)
+        grads = _map(lambda g: (g * scale).astype(g.dtype), grads)
+        updates, state = self._rule.update(grads, state, values, lr)
+        new = {}
+        for name, v in values.items():
+            u = updates[name]
+            if name in sparse_rows:  # untouched lookup rows stay where they are
+                touched = jnp.any(grads[name] != 0, axis=tuple(range(1, grads[name].ndim)), keepdims=True)
+                u = jnp.where(touched, u, 0.0)
+            new[name] = (v + u).astype(v.dtype)
+        return new, state, norm, clipped
+
+    def _sparse_rows(self, params: dict[str, Any]) -> frozenset:
+        if not self._sparse:
+            return frozenset()
+        return frozenset(n for n, p in params.items() if isinstance(p, LookupParameters))
+
+    def _commit(self, params: dict[str, Any], new_values: dict, state: Any, norm: Any, clipped: Any) -> None:
+        norm = float(norm)
+        if not math.isfinite(norm):
+            raise NonFiniteError(f"{type(self).__name__}.update: the gradient's L2 norm is {norm}; no parameter "
+                                 f"was changed. Check the loss for log(0), overflow or a bad learning rate.")
+        for name, p in params.items():
+            p._value = new_values[name]
+        _VERSION[0] += 1
+        self._state = state
+        self.updates += 1
+        self._since_status[1] += 1
+        if bool(clipped):
+            self.clips += 1
+            self._since_status[0] += 1
+        self._after_update()
+
+    def _after_update(self) -> None:
+        pass
+
+    def update(self, grads: dict[str, Any]) -> None:
+        """Applies `grads` (`{parameter name: gradient}`, as from `dynrnn.value_and_grad`).
+
+        Raises:
+          NonFiniteError: a gradient holds NaN or ±inf; parameters are left untouched.
+        """
+        params = self._trainable()
+        missing = [n for n in params if n not in grads]
+        if missing:
+            raise KeyError(f"{type(self).__name__}.update: grads has no entry for {missing[:3]}"
+                           f"{' ...' if len(missing) > 3 else ''}; pass the grads from dynrnn.value_and_grad.")
+        self._prepare(params)
+        values = {n: p._value for n, p in params.items()}
+        g = {n: grads[n] for n in params}
+        new, state, norm, clipped = self._apply(values, g, self._state, jnp.float32(self._current_lr()),
+                                                jnp.float32(self._clip), sparse_rows=self._sparse_rows(params))
+        self._commit(params, new, state, norm, clipped)
+
+    def step(self, loss_fn: Callable, *args: Any, has_aux: bool = False) -> Any:
+        """Loss, gradients and update in one compiled call; returns the loss as a float
+        (with `has_aux`, `(loss, aux)`). Compiled once per shape signature of `args`.
+
+        Raises:
+          NonFiniteError: the loss or the gradient is not finite; parameters are untouched.
+        """
+        params = self._trainable()
+        self._prepare(params)
+        key = (loss_fn, has_aux, self._sparse_rows(params))
+        fused = self._steps.get(key)
+        if fused is None:
+            fused = self._steps[key] = self._make_step(loss_fn, has_aux, self._sparse_rows(params))
+        dynamic, signature = split_args(args)
+        all_values = {p.name(): p._value for p in self._pc.all_parameters()}
+        out, new, state, norm, clipped = fused(all_values, next_key_index(self._pc), dynamic, signature, self._state,
+                                               jnp.float32(self._current_lr()), jnp.float32(self._clip))
+        loss = float(out[0] if has_aux else out)
+        if not math.isfinite(loss):
+            raise NonFiniteError(f"{type(self).__name__}.step: the loss is {loss}; no parameter was changed.")
+        self._commit(params, new, state, norm, clipped)
+        return (loss, out[1]) if has_aux else loss
+
+    def _make_step(self, loss_fn: Callable, has_aux: bool, sparse_rows: frozenset) -> Callable:
+        pure = bound_loss(loss_fn, self._pc, has_aux)
+        names = self._names
+
+        def fused(all_values, key_index, dynamic, signature, state, lr, clip):
+            out, grads = jax.value_and_grad(pure, has_aux=has_aux)(all_values, key_index, dynamic, signature)
+            values = {n: all_values[n] for n in names}
+            new, state, norm, clipped = self._apply_impl(values, {n: grads[n] for n in names}, state, lr, clip,
+                                                         sparse_rows)
+            return out, new, state, norm, clipped
+
+        return jax.jit(fused, static_argnums=(3,))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(learning_rate={self._lr}, clip_threshold={self._clip})"
+
+
+class SimpleSGDTrainer(Trainer):
+    """Stochastic gradient descent: p ← p − lr·g."""
+
+    def __init__(self, pc: ParameterCollection, learning_rate: float = 0.1):
+        super().__init__(pc, learning_rate, sgd())
+
+
+class CyclicalSGDTrainer(Trainer):
+    """SGD whose rate cycles between `learning_rate_min` and `learning_rate_max` (Smith 2017,
+    triangular, times gamma^t), advancing one step per update."""
+
+    def __init__(self, pc: ParameterCollection, learning_rate_min: float = 0.01, learning_rate_max: float = 0.1,
+                 step_size: float = 2000, gamma: float = 1.0):
+        super().__init__(pc, learning_rate_min, sgd())
+        self.e_min, self.e_max, self.step_size, self.gamma = (float(learning_rate_min), float(learning_rate_max),
+                                                              float(step_size), float(gamma))
+        self._it = 0
+
+    def _after_update(self) -> None:
+        self._it += 1
+        cycle = math.floor(1 + self._it / (2 * self.step_size))
+        x = abs(self._it / self.step_size - 2 * cycle + 1)
+        self._lr = self.e_min + (self.e_max - self.e_min) * max(0.0, 1 - x) * self.gamma**self._it
+
+
+class MomentumSGDTrainer(Trainer):
+    """SGD with momentum: v ← mom·v − lr·g; p ← p + v."""
+
+    def __init__(self, pc: ParameterCollection, learning_rate: float = 0.01, mom: float = 0.9):
+        super().__init__(pc, learning_rate, momentum(float(mom)))
+
+
+class AdagradTrainer(Trainer):
+    """Adagrad (Duchi et al. 2011)."""
+
+    def __init__(self, pc: ParameterCollection, learning_rate: float = 0.1, eps: float = 1e-20):
+        super().__init__(pc, learning_rate, adagrad(float(eps)))
+
+
+class AdadeltaTrainer(Trainer):
+    """Adadelta (Zeiler 2012); DyNet's has no learning rate (here: a multiplier, 1)."""
+
+    def __init__(self, pc: ParameterCollection, eps: float = 1e-6, rho: float = 0.95):
+        super().__init__(pc, 1.0, adadelta(float(eps), float(rho)))
+
+
+class RMSPropTrainer(Trainer):
+    """RMSProp (Hinton): per-entry running mean of g²."""
+
+    def __init__(self, pc: ParameterCollection, learning_rate: float = 0.1, eps: float = 1e-20, rho: float = 0.95):
+        super().__init__(pc, learning_rate, rmsprop(float(eps), float(rho)))
+
+
+class AdamTrainer(Trainer):
+    """Adam (Kingma & Ba 2014) with DyNet's defaults and form."""
+
+    def __init__(self, pc: ParameterCollection, alpha: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 eps: float = 1e-8):
+        super().__init__(pc, alpha, adam(float(beta_1), float(beta_2), float(eps)))
+
+
+class AmsgradTrainer(Trainer):
+    """AMSGrad (Reddi et al. 2018): Adam with a running maximum of the second moment."""
+
+    def __init__(self, pc: ParameterCollection, alpha: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 eps: float = 1e-8):
+        super().__init__(pc, alpha, adam(float(beta_1), float(beta_2), float(eps), amsgrad=True))
+
+
+class OptaxTrainer(Trainer):
+    """Any optax `GradientTransformation` (or object with optax's `init`/`update`), with
+    DyNet's clipping, non-finite checks, `update` and `step`. Its learning rate lives in the
+    transformation; `learning_rate` here is unused."""
+
+    def __init__(self, pc: ParameterCollection, transformation: Any):
+        if not (hasattr(transformation, "init") and hasattr(transformation, "update")):
+            raise TypeError("OptaxTrainer: expected an optax GradientTransformation (with init and update); "
+                            f"given {type(transformation).__name__}.")
+
+        def update(g, s, p, lr):
+            return transformation.update(g, s, p)
+
+        super().__init__(pc, 0.0, Rule(transformation.init, update))

@@ -12,7 +12,7 @@ if ! .venv/bin/python -c "import dynrnn, pytest, hypothesis, nbclient, ipykernel
   .venv/bin/python -m pip install --quiet -e ".[test]"
 fi
 case "${1:-}" in
-  demo) shift; exec .venv/bin/python examples/demo.py "$@" ;;
+  demo) shift; exec .venv/bin/python examples/char_lm.py "$@" ;;
   test) shift; exec .venv/bin/python -m pytest "$@" ;;
   *) echo "usage: bash run.sh demo|test [args...]" >&2; exit 2 ;;
 esac

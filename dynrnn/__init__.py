@@ -51,6 +51,12 @@ from ._trainers import RMSPropTrainer as RMSPropTrainer
 from ._trainers import SimpleSGDTrainer as SimpleSGDTrainer
 from ._trainers import Trainer as Trainer
 
+# losses
+from ._losses import bits_per_char as bits_per_char
+from ._losses import norm_stabilizer as norm_stabilizer
+from ._losses import perplexity as perplexity
+from ._losses import sequence_cross_entropy as sequence_cross_entropy
+
 # files
 from ._io import load as load
 from ._io import save as save
@@ -69,6 +75,7 @@ __all__ = [
     "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState",
     "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
     "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",
+    "sequence_cross_entropy", "norm_stabilizer", "perplexity", "bits_per_char",
     "save", "load",
     "NonFiniteError",
     "__version__",

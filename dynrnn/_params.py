@@ -189,10 +189,12 @@ class LookupParameters(_Param):
         return self.value[self._check_ids("LookupParameters[i]", i)]
 
     def batch(self, ids: Any) -> jax.Array:
-        """Rows `ids`, shape (len(ids), dim): a minibatch of lookups."""
+        """Rows `ids` stacked: ids `(batch,)` give `(batch, dim)` (DyNet's `lookup_batch`);
+        any integer array gives `ids.shape + (dim,)`, e.g. `(time, batch)` token ids."""
         ids = self._check_ids("LookupParameters.batch", ids)
-        if np.ndim(ids) != 1:
-            raise ValueError(f"LookupParameters.batch: ids must be 1-D (batch,); given shape {fmt_shape(np.shape(ids))}.")
+        if np.ndim(ids) == 0:
+            raise ValueError("LookupParameters.batch: ids must have at least one axis (batch,); given a scalar "
+                             "(use E[i] for one row).")
         return self.value[ids]
 
     def init_row(self, i: int, row: Any) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._autodiff import bound_loss, next_key_index, split_args
 from ._errors import NonFiniteError
@@ -194,15 +195,16 @@ class Trainer:
                 touched = jnp.any(grads[name] != 0, axis=tuple(range(1, grads[name].ndim)), keepdims=True)
                 u = jnp.where(touched, u, 0.0)
             new[name] = (v + u).astype(v.dtype)
-        return new, state, norm, clipped
+        return new, state, jnp.stack([norm, clipped.astype(jnp.float32)])
 
     def _sparse_rows(self, params: dict[str, Any]) -> frozenset:
         if not self._sparse:
             return frozenset()
         return frozenset(n for n, p in params.items() if isinstance(p, LookupParameters))
 
-    def _commit(self, params: dict[str, Any], new_values: dict, state: Any, norm: Any, clipped: Any) -> None:
-        norm = float(norm)
+    def _commit(self, params: dict[str, Any], new_values: dict, state: Any, stats: Any) -> None:
+        stats = np.asarray(stats)
+        norm, clipped = float(stats[-2]), bool(stats[-1])
         if not math.isfinite(norm):
             raise NonFiniteError(f"{type(self).__name__}.update: the gradient's L2 norm is {norm}; no parameter "
                                  f"was changed. Check the loss for log(0), overflow or a bad learning rate.")
@@ -212,7 +214,7 @@ class Trainer:
         self._state = state
         self.updates += 1
         self._since_status[1] += 1
-        if bool(clipped):
+        if clipped:
             self.clips += 1
             self._since_status[0] += 1
         self._after_update()
@@ -234,9 +236,9 @@ class Trainer:
         self._prepare(params)
         values = {n: p._value for n, p in params.items()}
         g = {n: grads[n] for n in params}
-        new, state, norm, clipped = self._apply(values, g, self._state, jnp.float32(self._current_lr()),
-                                                jnp.float32(self._clip), sparse_rows=self._sparse_rows(params))
-        self._commit(params, new, state, norm, clipped)
+        new, state, stats = self._apply(values, g, self._state, self._current_lr(), self._clip,
+                                        sparse_rows=self._sparse_rows(params))
+        self._commit(params, new, state, stats)
 
     def step(self, loss_fn: Callable, *args: Any, has_aux: bool = False) -> Any:
         """Loss, gradients and update in one compiled call; returns the loss as a float
@@ -253,12 +255,13 @@ class Trainer:
             fused = self._steps[key] = self._make_step(loss_fn, has_aux, self._sparse_rows(params))
         dynamic, signature = split_args(args)
         all_values = {p.name(): p._value for p in self._pc.all_parameters()}
-        out, new, state, norm, clipped = fused(all_values, next_key_index(self._pc), dynamic, signature, self._state,
-                                               jnp.float32(self._current_lr()), jnp.float32(self._clip))
-        loss = float(out[0] if has_aux else out)
+        out, new, state, stats = fused(all_values, next_key_index(self._pc), dynamic, signature, self._state,
+                                       self._current_lr(), self._clip)
+        stats = np.asarray(stats)  # one transfer: (loss, gradient norm, clipped)
+        loss = float(stats[0])
         if not math.isfinite(loss):
             raise NonFiniteError(f"{type(self).__name__}.step: the loss is {loss}; no parameter was changed.")
-        self._commit(params, new, state, norm, clipped)
+        self._commit(params, new, state, stats)
         return (loss, out[1]) if has_aux else loss
 
     def _make_step(self, loss_fn: Callable, has_aux: bool, sparse_rows: frozenset) -> Callable:
@@ -268,9 +271,9 @@ class Trainer:
         def fused(all_values, key_index, dynamic, signature, state, lr, clip):
             out, grads = jax.value_and_grad(pure, has_aux=has_aux)(all_values, key_index, dynamic, signature)
             values = {n: all_values[n] for n in names}
-            new, state, norm, clipped = self._apply_impl(values, {n: grads[n] for n in names}, state, lr, clip,
-                                                         sparse_rows)
-            return out, new, state, norm, clipped
+            new, state, stats = self._apply_impl(values, {n: grads[n] for n in names}, state, lr, clip, sparse_rows)
+            loss = out[0] if has_aux else out
+            return out, new, state, jnp.concatenate([loss.astype(jnp.float32)[None], stats])
 
         return jax.jit(fused, static_argnums=(3,))
 

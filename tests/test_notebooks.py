@@ -11,7 +11,8 @@ NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(n for n in os.listdir(NOTEBOOKS) if n.endswith(".ipynb")))
-def test_notebook_executes(name):
+def test_notebook_executes(name, monkeypatch):
+    monkeypatch.setenv("DYNRNN_NOTEBOOK_QUICK", "1")  # shorter training budgets inside notebooks
     nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": NOTEBOOKS}}).execute()

@@ -90,15 +90,15 @@ print("vmap ≡ batch:", bool(jnp.allclose(per_example, s0.transduce(batch), ato
 g = jax.grad(lambda x: jnp.sum(s0.add_input(x).add_input(x).output()))(x1)
 print("d output / d x:", g.shape, "leaves in a state:", len(jax.tree_util.tree_leaves(s3)))"""),
     ("md", """## The tutorial's character language model
-`examples/demo.py` holds the tutorial's model — lookup table, RNN, softmax — and trains it
-with a jitted SGD step over `pc.parameter_values()`. SimpleRNN against LSTM:"""),
+`examples/char_lm.py` ports the tutorial's `do_one_sentence` line for line and trains it
+with `dy.SimpleSGDTrainer`; `notebooks/char_lm.ipynb` goes further (real text, minibatches).
+SimpleRNN against LSTM:"""),
     ("code", """import sys, os
 sys.path.insert(0, os.path.join(os.getcwd(), "..", "examples"))
-import demo
+import char_lm
 for cls in (dy.SimpleRNNBuilder, dy.LSTMBuilder):
     print(cls.__name__)
-    loss, text, secs, model = demo.train(cls, "a quick brown fox jumped over the lazy dog", 200, report_every=50)
-demo.train(dy.LSTMBuilder, "these pretzels are making me thirsty", 200, report_every=50);"""),
+    model, loss = char_lm.train_tutorial(cls, "a quick brown fox jumped over the lazy dog", 200, report_every=50)"""),
     ("md", "## Saving and loading (no pickle)"),
     ("code", """import tempfile
 path = os.path.join(tempfile.mkdtemp(), "lstm.npz")
@@ -108,12 +108,101 @@ print(restored, bool(jnp.allclose(restored.initial_state().transduce(seq), s0.tr
 ]
 
 
+CHAR_LM = [
+    ("md", """# Character language models: DyNet's tutorial, then a real book
+
+Training in dynrnn is DyNet's loop — build the loss with builders and parameters, then
+`trainer.step(loss_fn, *args)` (DyNet's `loss.value(); loss.backward(); trainer.update()`) —
+except that the loss is traced once per argument shape and compiled. The model code lives in
+`examples/char_lm.py`; this notebook runs it and looks at what it does."""),
+    ("code", """import os, sys, time, inspect
+import jax, jax.numpy as jnp, numpy as np
+import matplotlib.pyplot as plt
+import dynrnn as dy
+sys.path.insert(0, os.path.join(os.getcwd(), "..", "examples"))
+import char_lm
+QUICK = os.environ.get("DYNRNN_NOTEBOOK_QUICK") == "1"   # the test suite runs a shorter version
+print(inspect.getsource(char_lm.do_one_sentence))"""),
+    ("md", """## Part 1: DyNet's RNN tutorial
+The loss above is DyNet's `do_one_sentence` with `dy.softmax`/`dy.log`/`dy.pick`/`dy.esum`
+replaced by `jax.nn.softmax`/`jnp.log`/indexing/`jnp.sum`. The sentence is a string, hence a
+static argument: the 43-step `add_input` loop is traced once and compiled."""),
+    ("code", """for cls in (dy.SimpleRNNBuilder, dy.LSTMBuilder):
+    for sentence in ("a quick brown fox jumped over the lazy dog", "these pretzels are making me thirsty"):
+        print(cls.__name__, repr(sentence))
+        t = time.perf_counter()
+        model, loss = char_lm.train_tutorial(cls, sentence, 200, report_every=5 if cls is dy.LSTMBuilder and "fox" in sentence else 50)
+        print(f"  greedy: {char_lm.generate(model.rnn, model.params, model.int2char, greedy=True)!r}  ({time.perf_counter() - t:.1f} s)")"""),
+    ("md", """## Gradients, trainers, compilation
+`dy.value_and_grad(loss_fn, pc)` returns the loss and `{parameter name: gradient}`; a trainer
+applies them. Both compile once per shape signature: a loop over sentences of a few lengths
+compiles a few times, then never again."""),
+    ("code", """model = char_lm.Tutorial(dy.LSTMBuilder, "abcdefgh ", seed=0)
+trainer = dy.AdamTrainer(model.pc, alpha=0.01)
+sentences = [jnp.array([model.char2int[c] for c in [char_lm.EOS] + list(s) + [char_lm.EOS]])
+             for s in ("abc", "bad cafe", "fed", "ace", "bead", "dab", "face bag")]
+times = []
+for epoch in range(3):
+    for ids in sentences:
+        t = time.perf_counter(); trainer.step(char_lm.sentence_loss, model.rnn, model.params, ids)
+        times.append(1e3 * (time.perf_counter() - t))
+print("ms per step, first epoch (compiling per new length):", [round(x) for x in times[:7]])
+print("ms per step, third epoch:", [round(x, 2) for x in times[-7:]])
+loss, grads = dy.value_and_grad(char_lm.sentence_loss, model.pc)(model.rnn, model.params, sentences[0])
+print(float(loss), {k: v.shape for k, v in list(grads.items())[:3]})"""),
+    ("md", """## Carrying state across batches (truncated BPTT)
+Torch's `rnn` called it `remember()`: the final state of one chunk seeds the next, with
+gradients stopped at the boundary. With immutable states that is explicit: return the final
+state from the loss (`has_aux=True`), `detach()` it, and pass it back in. Here 16 parallel
+streams of the book are read in chunks of 50 characters; `forget()` is simply starting again
+from `initial_state()`."""),
+    ("code", """text = "\\n".join(char_lm.load_lines())   # the book, blank lines dropped
+lm = char_lm.CharLM(text, layers=1, embed=32, hidden=128, seed=0)
+ids = np.array([lm.char2int.get(c, 0) for c in text], np.int32)
+B, K = 16, 50
+streams = ids[: B * (len(ids) // B)].reshape(B, -1).T          # (time, 16)
+
+def chunk_loss(chunk, state):
+    hs, final = state.transduce(lm.E.batch(chunk[:-1]), return_state=True)
+    logits = hs @ lm.R.T + lm.b.expr()
+    return dy.sequence_cross_entropy(logits, chunk[1:], reduction="mean"), final.detach()
+
+trainer = dy.AdamTrainer(lm.pc, alpha=0.01)
+state = lm.rnn.initial_state([jnp.zeros((B, 128))] * 2)       # c and h for a batch of 16
+n_chunks = 60 if QUICK else (streams.shape[0] - 1) // K
+curve = []
+for i in range(n_chunks):
+    loss, state = trainer.step(chunk_loss, streams[i * K: i * K + K + 1], state, has_aux=True)
+    curve.append(loss / np.log(2))
+print(f"{n_chunks} chunks; bits/char over the last 10: {np.mean(curve[-10:]):.2f}")"""),
+    ("md", """## Part 2: a 2-layer LSTM on *Alice's Adventures in Wonderland*
+One line of the book per sequence, minibatches of 32 lines padded to a multiple of 16 steps,
+`transduce(lengths=)` so that padding never touches a state, Adam, and the last 10% of the book
+held out."""),
+    ("code", """lines = char_lm.load_lines()
+train, held = char_lm.split(lines)
+seconds = 15 if QUICK else 180
+model, hist = char_lm.train_lm(train, held, seconds=seconds, progress=False, sample_every=seconds / 3)
+print(f"{hist['steps']} updates, {hist['chars_per_second']:,.0f} characters/s, held-out {hist['held_out_bpc']:.3f} bits/char")"""),
+    ("code", """losses = np.array(hist["loss"]) / np.log(2)
+w = max(5, len(losses) // 50)
+plt.figure(figsize=(7, 3.5))
+plt.plot(hist["step"], losses, lw=0.5, alpha=0.4, label="training batches")
+plt.plot(hist["step"][w - 1:], np.convolve(losses, np.ones(w) / w, mode="valid"), label=f"running mean ({w})")
+plt.axhline(hist["held_out_bpc"], color="k", ls="--", label="held out")
+plt.xlabel("update"); plt.ylabel("bits per character"); plt.legend(); plt.show()"""),
+    ("code", """for seed, prefix in enumerate(["Alice ", "The Queen ", "`Why"]):
+    print(repr(model.sample(160, seed=seed, temperature=0.6, prefix=prefix)))"""),
+]
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     nbf.write(notebook(RNN_TUTORIAL), os.path.join(OUT, "rnn_tutorial.ipynb"))
+    nbf.write(notebook(CHAR_LM), os.path.join(OUT, "char_lm.ipynb"))
     if "--execute" in __import__("sys").argv:
         from nbclient import NotebookClient
-        for name in ("rnn_tutorial.ipynb",):
+        for name in ("rnn_tutorial.ipynb", "char_lm.ipynb"):
             path = os.path.join(OUT, name)
             nb = nbf.read(path, as_version=4)
             NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": OUT}}).execute()

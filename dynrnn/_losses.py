@@ -1,0 +1,79 @@
+"""Sequence losses and regularisers over transduced minibatches (Torch rnn's
+SequencerCriterion, d2l's masked softmax cross-entropy, Krueger & Memisevic's norm
+stabiliser), and the usual conversions of a summed negative log-likelihood."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._errors import fmt_shape
+
+
+def _mask(where: str, T: int, batch_shape: tuple, lengths: Any) -> jax.Array | None:
+    if lengths is None:
+        return None
+    lengths = jnp.asarray(lengths)
+    if batch_shape == () or lengths.shape != batch_shape:
+        raise ValueError(f"{where}: lengths has shape {fmt_shape(lengths.shape)}; expected {fmt_shape(batch_shape)}, "
+                         f"one length per sequence of a (time, batch, ...) input.")
+    return jnp.arange(T)[:, None] < lengths[None, :]  # (time, batch)
+
+
+def sequence_cross_entropy(logits: jax.Array, targets: jax.Array, lengths: Any = None, *,
+                           reduction: str = "sum") -> jax.Array:
+    """Softmax cross-entropy at every step of a (padded) sequence minibatch.
+
+    Args:
+      logits: `(time, batch, classes)` or `(time, classes)`.
+      targets: integer class ids, `(time, batch)` or `(time,)`.
+      lengths: optional `(batch,)`; steps at or past a sequence's length count for nothing.
+      reduction: 'sum' (total over counted steps — DyNet's `esum` of per-step losses),
+        'mean' (per counted step), or 'none' (`(time, batch)`, zeros past the ends).
+    """
+    where = "sequence_cross_entropy"
+    if logits.ndim not in (2, 3) or targets.shape != logits.shape[:-1]:
+        raise ValueError(f"{where}: logits {fmt_shape(logits.shape)} and targets {fmt_shape(targets.shape)} must be "
+                         f"(time, [batch,] classes) and (time, [batch])")
+    if not jnp.issubdtype(targets.dtype, jnp.integer):
+        raise TypeError(f"{where}: targets must be integer class ids; given dtype {targets.dtype}.")
+    if reduction not in ("sum", "mean", "none"):
+        raise ValueError(f"{where}: reduction must be 'sum', 'mean' or 'none'; given {reduction!r}.")
+    nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], axis=-1)[..., 0]
+    mask = _mask(where, logits.shape[0], logits.shape[1:-1], lengths)
+    if mask is not None:
+        nll = jnp.where(mask, nll, 0.0)
+    if reduction == "none":
+        return nll
+    total = jnp.sum(nll)
+    if reduction == "sum":
+        return total
+    count = nll.size if mask is None else jnp.sum(mask).astype(total.dtype)
+    return total / count
+
+
+def norm_stabilizer(hs: jax.Array, lengths: Any = None, *, beta: float = 1.0) -> jax.Array:
+    """Krueger & Memisevic (2016): β · mean over t of (‖h_t‖₂ − ‖h_{t−1}‖₂)², over the
+    successive hidden states `hs` (`(time, [batch,] hidden)`), averaged over the batch;
+    with `lengths`, only pairs inside each sequence count."""
+    norms = jnp.linalg.norm(hs, axis=-1)  # (time, [batch])
+    sq = jnp.square(norms[1:] - norms[:-1])
+    mask = _mask("norm_stabilizer", hs.shape[0], hs.shape[1:-1], lengths)
+    if mask is None:
+        return beta * jnp.mean(sq)
+    pairs = mask[1:] & mask[:-1]
+    per_seq = jnp.sum(jnp.where(pairs, sq, 0.0), axis=0) / jnp.maximum(jnp.sum(pairs, axis=0), 1).astype(sq.dtype)
+    return beta * jnp.mean(per_seq)
+
+
+def perplexity(total_nll: float, count: int) -> float:
+    """exp(total negative log-likelihood (nats) / number of predicted tokens)."""
+    return math.exp(float(total_nll) / count)
+
+
+def bits_per_char(total_nll: float, count: int) -> float:
+    """Total negative log-likelihood in nats → bits per predicted character."""
+    return float(total_nll) / count / math.log(2)

@@ -57,6 +57,60 @@ from ._losses import norm_stabilizer as norm_stabilizer
 from ._losses import perplexity as perplexity
 from ._losses import sequence_cross_entropy as sequence_cross_entropy
 
+# DyNet's expression vocabulary (see dynrnn/_expressions.py for the conventions)
+from ._expressions import renew_cg as renew_cg
+from ._expressions import inputTensor as inputTensor
+from ._expressions import inputVector as inputVector
+from ._expressions import vecInput as vecInput
+from ._expressions import scalarInput as scalarInput
+from ._expressions import lookup as lookup
+from ._expressions import lookup_batch as lookup_batch
+from ._expressions import parameter as parameter
+from ._expressions import const_parameter as const_parameter
+from ._expressions import zeros as zeros
+from ._expressions import ones as ones
+from ._expressions import random_normal as random_normal
+from ._expressions import affine_transform as affine_transform
+from ._expressions import concatenate as concatenate
+from ._expressions import concatenate_cols as concatenate_cols
+from ._expressions import reshape as reshape
+from ._expressions import transpose as transpose
+from ._expressions import cmult as cmult
+from ._expressions import cdiv as cdiv
+from ._expressions import dot_product as dot_product
+from ._expressions import sum_elems as sum_elems
+from ._expressions import mean_elems as mean_elems
+from ._expressions import esum as esum
+from ._expressions import average as average
+from ._expressions import sum_batches as sum_batches
+from ._expressions import pick as pick
+from ._expressions import pick_batch as pick_batch
+from ._expressions import select_rows as select_rows
+from ._expressions import max_dim as max_dim
+from ._expressions import emax as emax
+from ._expressions import tanh as tanh
+from ._expressions import logistic as logistic
+from ._expressions import rectify as rectify
+from ._expressions import elu as elu
+from ._expressions import selu as selu
+from ._expressions import softmax as softmax
+from ._expressions import log_softmax as log_softmax
+from ._expressions import exp as exp
+from ._expressions import log as log
+from ._expressions import square as square
+from ._expressions import sqrt as sqrt
+from ._expressions import abs as abs
+from ._expr_losses import pickneglogsoftmax as pickneglogsoftmax
+from ._expr_losses import pickneglogsoftmax_batch as pickneglogsoftmax_batch
+from ._expr_losses import binary_log_loss as binary_log_loss
+from ._expr_losses import squared_distance as squared_distance
+from ._expr_losses import l1_distance as l1_distance
+from ._expr_losses import hinge as hinge
+from ._expr_losses import dropout as dropout
+from ._expr_losses import block_dropout as block_dropout
+from ._expr_losses import noise as noise
+from ._params import set_random_seed as set_random_seed
+
 # files
 from ._io import load as load
 from ._io import save as save
@@ -76,6 +130,7 @@ __all__ = [
     "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
     "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",
     "sequence_cross_entropy", "norm_stabilizer", "perplexity", "bits_per_char",
+    "renew_cg", "inputTensor", "inputVector", "vecInput", "scalarInput", "lookup", "lookup_batch", "parameter", "const_parameter", "zeros", "ones", "random_normal", "affine_transform", "concatenate", "concatenate_cols", "reshape", "transpose", "cmult", "cdiv", "dot_product", "sum_elems", "mean_elems", "esum", "average", "sum_batches", "pick", "pick_batch", "select_rows", "max_dim", "emax", "tanh", "logistic", "rectify", "elu", "selu", "softmax", "log_softmax", "exp", "log", "square", "sqrt", "abs", "pickneglogsoftmax", "pickneglogsoftmax_batch", "binary_log_loss", "squared_distance", "l1_distance", "hinge", "dropout", "block_dropout", "noise", "set_random_seed",
     "save", "load",
     "NonFiniteError",
     "__version__",

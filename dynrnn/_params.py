@@ -27,6 +27,26 @@ class _Registry(threading.local):
 
 
 _REGISTRY = _Registry()
+# Innermost key scope of any collection (see ParameterCollection.key_scope), for functions
+# such as dy.dropout that are not tied to a collection; and a fallback seeded counter.
+_GLOBAL_SCOPES: list = []
+_GLOBAL_KEY = {"seed": 0, "counter": 0}
+
+
+def managed_key() -> jax.Array:
+    """A fresh PRNG key: from the innermost `key_scope` (inside a compiled training step),
+    else from the global seed (`dynrnn.set_random_seed`)."""
+    if _GLOBAL_SCOPES:
+        scope = _GLOBAL_SCOPES[-1]
+        scope[1] += 1
+        return jax.random.fold_in(scope[0], scope[1])
+    _GLOBAL_KEY["counter"] += 1
+    return jax.random.fold_in(jax.random.key(_GLOBAL_KEY["seed"]), _GLOBAL_KEY["counter"])
+
+
+def set_random_seed(seed: int) -> None:
+    """Seeds the keys that `dy.dropout`, `dy.noise` and friends draw outside training steps."""
+    _GLOBAL_KEY["seed"], _GLOBAL_KEY["counter"] = int(seed), 0
 # Bumped whenever any parameter's stored value changes, so that builders can cache the
 # tuple of arrays they pass to compiled steps and rebuild it only when needed.
 _VERSION = [0]
@@ -131,8 +151,29 @@ class _Param:
     def __radd__(self, o): return o + self.value
     def __sub__(self, o): return self.value - o
     def __rsub__(self, o): return o - self.value
-    def __mul__(self, o): return self.value * o
-    def __rmul__(self, o): return o * self.value
+    def __mul__(self, o):
+        """DyNet's `*`: a matrix parameter times a vector (or a batch of vectors) is the
+        matrix product `W·x`; times a scalar, a scaling. Elementwise: `dy.cmult`.
+
+        Only the parameter on the left has DyNet's meaning: `x * W` with a JAX array `x`
+        follows JAX's (elementwise, broadcasting) rule, as `x * y` does for two arrays."""
+        v = self.value
+        o = o.value if isinstance(o, _Param) else o
+        if not isinstance(o, jax.Array):
+            o = jnp.asarray(o)
+        if o.ndim == 0:
+            return v * o
+        if v.ndim == 2 and o.ndim in (1, 2):
+            return v @ o if o.ndim == 1 else o @ v.T
+        raise TypeError(f"{self._name!r} * x: DyNet's `*` is a matrix product, which needs a matrix parameter and a "
+                        f"vector (d,) or batch (batch, d); given shapes {fmt_shape(v.shape)} and "
+                        f"{fmt_shape(o.shape)}. Use dy.cmult(a, b) for an elementwise product.")
+
+    def __rmul__(self, o):
+        if isinstance(o, (int, float, np.integer, np.floating)) or (hasattr(o, "ndim") and o.ndim == 0):
+            return o * self.value
+        raise TypeError(f"x * {self._name!r}: write the parameter on the left (W * x is DyNet's W·x), or use "
+                        f"dy.cmult for an elementwise product.")
     def __truediv__(self, o): return self.value / o
     def __matmul__(self, o): return self.value @ o
     def __rmatmul__(self, o): return o @ self.value
@@ -391,10 +432,12 @@ class ParameterCollection:
         scopes = self._root._key_scopes
         scope = [key, 0]
         scopes.append(scope)
+        _GLOBAL_SCOPES.append(scope)
         try:
             yield
         finally:
             scopes.remove(scope)
+            _GLOBAL_SCOPES.remove(scope)
 
     @property
     def seed(self) -> int:

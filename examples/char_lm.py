@@ -1,8 +1,9 @@
 """Character language models with dynrnn, in two parts.
 
 Part 1 reproduces DyNet's RNN tutorial: a SimpleRNN and an LSTM (1 layer, 50/50) learn
-"a quick brown fox jumped over the lazy dog" with SimpleSGDTrainer, the loss function
-ported from DyNet's `do_one_sentence` line for line.
+"a quick brown fox jumped over the lazy dog" with SimpleSGDTrainer, DyNet's
+`do_one_sentence` running verbatim on dynrnn's expression vocabulary (`dy.softmax`,
+`dy.pick`, `dy.log`, `dy.esum`, DyNet's `R * h`).
 
 Part 2 trains a 2-layer LSTM on Alice's Adventures in Wonderland (bundled, public
 domain), one line of text per sequence, minibatched with `transduce(lengths=)`, and
@@ -53,21 +54,24 @@ class Tutorial:
 
 
 def do_one_sentence(rnn: Any, params: dict, char2int: dict, sentence: str) -> jax.Array:
-    """DyNet's `do_one_sentence`, with `dy.softmax`/`dy.log`/`dy.pick`/`dy.esum` replaced
-    by `jax.nn.softmax`/`jnp.log`/indexing/`jnp.sum` — nothing else changed."""
+    """DyNet's `do_one_sentence`, verbatim (its globals `params` and `char2int` passed in)."""
+    # setup the sentence
+    dy.renew_cg()
     s0 = rnn.initial_state()
-    R = params["R"]
-    bias = params["bias"]
+
+    R = dy.parameter(params["R"])
+    bias = dy.parameter(params["bias"])
     lookup = params["lookup"]
-    sentence = [EOS] + list(sentence) + [EOS]
+    sentence = ["<EOS>"] + list(sentence) + ["<EOS>"]
     sentence = [char2int[c] for c in sentence]
     s = s0
     loss = []
     for char, next_char in zip(sentence, sentence[1:]):
         s = s.add_input(lookup[char])
-        probs = jax.nn.softmax(R @ s.output() + bias)
-        loss.append(-jnp.log(probs[next_char]))
-    return jnp.sum(jnp.stack(loss))
+        probs = dy.softmax(R * s.output() + bias)
+        loss.append(-dy.log(dy.pick(probs, next_char)))
+    loss = dy.esum(loss)
+    return loss
 
 
 def sentence_loss(rnn: Any, params: dict, ids: jax.Array) -> jax.Array:
@@ -80,21 +84,35 @@ def sentence_loss(rnn: Any, params: dict, ids: jax.Array) -> jax.Array:
 
 def generate(rnn: Any, params: dict, int2char: list, *, greedy: bool = False, max_len: int = 100,
              rng: random.Random | None = None) -> str:
-    """DyNet's `generate`: one `add_input` per character, sampling from the softmax
-    (or taking its argmax), until EOS."""
+    """DyNet's `generate`: one `add_input` per character, sampling from the softmax (or
+    taking its argmax), until EOS. Changed from DyNet: `probs.vec_value()` becomes
+    `np.asarray(probs)` (a JAX array has no `vec_value`), and a length cap."""
     rng = rng or random.Random(0)
-    eos = int2char.index(EOS)
-    s = rnn.initial_state().add_input(params["lookup"][eos])
+
+    def sample(probs):
+        rnd = rng.random()
+        for i, p in enumerate(probs):
+            rnd -= p
+            if rnd <= 0:
+                break
+        return i
+
+    dy.renew_cg()
+    R = dy.parameter(params["R"])
+    bias = dy.parameter(params["bias"])
+    lookup = params["lookup"]
+    s0 = rnn.initial_state()
+    s = s0.add_input(lookup[int2char.index(EOS)])
     out = []
-    for _ in range(max_len):
-        probs = np.asarray(jax.nn.softmax(params["R"] @ s.output() + params["bias"]), np.float64)
-        nxt = int(np.argmax(probs)) if greedy else int(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum()))
-        nxt = min(nxt, len(probs) - 1)
-        if nxt == eos:
+    while len(out) < max_len:
+        probs = dy.softmax(R * s.output() + bias)
+        probs = np.asarray(probs, np.float64)
+        next_char = int(np.argmax(probs)) if greedy else sample(probs)
+        out.append(int2char[next_char])
+        if out[-1] == EOS:
             break
-        out.append(int2char[nxt])
-        s = s.add_input(params["lookup"][nxt])
-    return "".join(out)
+        s = s.add_input(lookup[next_char])
+    return "".join(c for c in out if c != EOS)
 
 
 def train_tutorial(builder_class: type, sentence: str, iterations: int = 200, *, report_every: int = 5,

@@ -22,6 +22,8 @@ FOX = "a quick brown fox jumped over the lazy dog"
 
 
 def test_dynet_tutorial_lstm_reaches_loss_below_one_and_reproduces_the_sentence():
+    """char_lm.do_one_sentence is DyNet's code verbatim (dy.softmax, dy.pick, dy.log, dy.esum,
+    R * s.output()): the ported DyNet example, trained end to end."""
     logs = []
     model, loss = char_lm.train_tutorial(dy.LSTMBuilder, FOX, 200, report_every=5, seed=0, log=logs.append)
     assert loss < 1.0

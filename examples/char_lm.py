@@ -9,7 +9,7 @@ Part 2 trains a 2-layer LSTM on Alice's Adventures in Wonderland (bundled, publi
 domain), one line of text per sequence, minibatched with `transduce(lengths=)`, and
 reports held-out bits per character and samples.
 
-    python examples/char_lm.py                    # both parts, ~1 minute on 2 CPU cores
+    python examples/char_lm.py                    # both parts, about a minute on 2 CPU cores
     python examples/char_lm.py --part alice --seconds 600 --plot loss.png --save alice.npz
 """
 
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--part", choices=["tutorial", "alice", "both"], default="both")
     ap.add_argument("--iterations", type=int, default=200, help="tutorial: SGD iterations per model")
     ap.add_argument("--text", default=ALICE, help="part 2: a UTF-8 text file (default: bundled Alice)")
-    ap.add_argument("--seconds", type=float, default=45.0, help="part 2: training time budget")
+    ap.add_argument("--seconds", type=float, default=30.0, help="part 2: training time budget")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=128)

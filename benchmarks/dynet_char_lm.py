@@ -1,0 +1,41 @@
+"""DyNet 2.1.2 side of benchmarks/char_lm.py: the tutorial char LM, one sentence per graph.
+Runs in DyNet's own virtual environment (../shared/DYNET.md); prints '<model> <ms per sentence>'."""
+
+import time
+
+import dynet as dy
+
+SENTENCE = "a quick brown fox jumped over the lazy dog"
+chars = sorted(set(SENTENCE)) + ["<EOS>"]
+c2i = {c: i for i, c in enumerate(chars)}
+ids = [c2i["<EOS>"]] + [c2i[c] for c in SENTENCE] + [c2i["<EOS>"]]
+
+for name, cls in (("lstm", dy.LSTMBuilder), ("simple", dy.SimpleRNNBuilder)):
+    pc = dy.ParameterCollection()
+    rnn = cls(1, 50, 50, pc)
+    lookup = pc.add_lookup_parameters((len(chars), 50))
+    R = pc.add_parameters((len(chars), 50))
+    bias = pc.add_parameters(len(chars))
+    trainer = dy.SimpleSGDTrainer(pc)
+
+    def one():
+        dy.renew_cg()
+        s = rnn.initial_state()
+        losses = []
+        for c, n in zip(ids, ids[1:]):
+            s = s.add_input(lookup[c])
+            losses.append(dy.pickneglogsoftmax(R * s.output() + bias, n))
+        loss = dy.esum(losses)
+        loss.value()
+        loss.backward()
+        trainer.update()
+
+    for _ in range(50):
+        one()
+    samples = []
+    for _ in range(5):  # median of 5 runs, as benchmarks/_harness.py does
+        t = time.perf_counter()
+        for _ in range(300):
+            one()
+        samples.append((time.perf_counter() - t) / 300)
+    print(name, 1e3 * sorted(samples)[2])

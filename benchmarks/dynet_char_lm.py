@@ -32,10 +32,24 @@ for name, cls in (("lstm", dy.LSTMBuilder), ("simple", dy.SimpleRNNBuilder)):
 
     for _ in range(50):
         one()
-    samples = []
-    for _ in range(5):  # median of 5 runs, as benchmarks/_harness.py does
-        t = time.perf_counter()
-        for _ in range(300):
-            one()
-        samples.append((time.perf_counter() - t) / 300)
-    print(name, 1e3 * sorted(samples)[2])
+    def batch_of_32():  # 32 sentences in one graph, summed (no autobatching flag)
+        dy.renew_cg()
+        total = []
+        for _ in range(32):
+            s = rnn.initial_state()
+            for c, n in zip(ids, ids[1:]):
+                s = s.add_input(lookup[c])
+                total.append(dy.pickneglogsoftmax(R * s.output() + bias, n))
+        loss = dy.esum(total)
+        loss.value()
+        loss.backward()
+        trainer.update()
+
+    for label, fn, n, per in (("one", one, 300, 1), ("batch32", batch_of_32, 10, 32)):
+        samples = []
+        for _ in range(5):  # median of 5 runs, as benchmarks/_harness.py does
+            t = time.perf_counter()
+            for _ in range(n):
+                fn()
+            samples.append((time.perf_counter() - t) / n / per)
+        print(name, label, 1e3 * sorted(samples)[2])

@@ -148,7 +148,10 @@ class Trainer:
 
     def set_sparse_updates(self, flag: bool) -> None:
         """With True (DyNet's default), lookup-table rows whose gradient is zero are left as
-        they are, so that rows not used in a batch do not move (e.g. under momentum)."""
+        they are, so that rows not used in a batch do not move (e.g. under momentum).
+
+        Difference from DyNet: the optimizer state of those rows still advances (a zero
+        gradient decays Adam's moments there), where DyNet skips their state entirely."""
         self._sparse = bool(flag)
 
     def restart(self, learning_rate: float | None = None) -> None:

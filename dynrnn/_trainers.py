@@ -252,10 +252,11 @@ class Trainer:
         """
         params = self._trainable()
         self._prepare(params)
-        key = (loss_fn, has_aux, self._sparse_rows(params))
+        sparse_rows = self._sparse_rows(params)
+        key = (loss_fn, has_aux, sparse_rows)
         fused = self._steps.get(key)
         if fused is None:
-            fused = self._steps[key] = self._make_step(loss_fn, has_aux, self._sparse_rows(params))
+            fused = self._steps[key] = self._make_step(loss_fn, has_aux, sparse_rows)
         dynamic, signature = split_args(args)
         all_values = {p.name(): p._value for p in self._pc.all_parameters()}
         out, new, state, stats = fused(all_values, next_key_index(self._pc), dynamic, signature, self._state,

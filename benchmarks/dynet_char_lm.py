@@ -18,32 +18,27 @@ for name, cls in (("lstm", dy.LSTMBuilder), ("simple", dy.SimpleRNNBuilder)):
     bias = pc.add_parameters(len(chars))
     trainer = dy.SimpleSGDTrainer(pc)
 
-    def one():
+    def train_on(copies):  # `copies` sentences in one graph, summed (no autobatching flag)
         dy.renew_cg()
-        s = rnn.initial_state()
         losses = []
-        for c, n in zip(ids, ids[1:]):
-            s = s.add_input(lookup[c])
-            losses.append(dy.pickneglogsoftmax(R * s.output() + bias, n))
+        for _ in range(copies):
+            s = rnn.initial_state()
+            for c, n in zip(ids, ids[1:]):
+                s = s.add_input(lookup[c])
+                losses.append(dy.pickneglogsoftmax(R * s.output() + bias, n))
         loss = dy.esum(losses)
         loss.value()
         loss.backward()
         trainer.update()
 
+    def one():
+        train_on(1)
+
+    def batch_of_32():
+        train_on(32)
+
     for _ in range(50):
         one()
-    def batch_of_32():  # 32 sentences in one graph, summed (no autobatching flag)
-        dy.renew_cg()
-        total = []
-        for _ in range(32):
-            s = rnn.initial_state()
-            for c, n in zip(ids, ids[1:]):
-                s = s.add_input(lookup[c])
-                total.append(dy.pickneglogsoftmax(R * s.output() + bias, n))
-        loss = dy.esum(total)
-        loss.value()
-        loss.backward()
-        trainer.update()
 
     for label, fn, n, per in (("one", one, 300, 1), ("batch32", batch_of_32, 10, 32)):
         samples = []

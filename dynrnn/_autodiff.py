@@ -120,11 +120,17 @@ def value_and_grad(loss_fn: Callable, pc: ParameterCollection, *, jit: bool = Tr
 
     @functools.wraps(loss_fn)
     def wrapped(*args):
-        dynamic, signature = split_args(args)
-        values = {p.name(): p.value for p in pc.all_parameters()}
-        return vg(values, next_key_index(pc), dynamic, signature)
+        return vg(*call_inputs(pc, args))
 
     return wrapped
+
+
+def call_inputs(pc: ParameterCollection, args: tuple) -> tuple:
+    """The arguments of a compiled loss or training step: every parameter's value, this
+    call's dropout-key index, the traced arguments and the static signature."""
+    dynamic, signature = split_args(args)
+    values = {p.name(): p.value for p in pc.all_parameters()}
+    return values, next_key_index(pc), dynamic, signature
 
 
 def next_key_index(pc: ParameterCollection) -> int:

@@ -92,7 +92,7 @@ class RNNState:
         Returns the new state; this one is unchanged and becomes its `prev()`.
         """
         x = self._check_x("add_input", x)
-        layers = compiled(self._spec).step(self._builder._param_tree(), self._layers, self._key, x)
+        layers = self._spec_fns().step(self._builder._param_tree(), self._layers, self._key, x)
         return RNNState(self._builder, self._spec, layers, self._key, self)
 
     def _spec_fns(self):

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._autodiff import bound_loss, next_key_index, split_args
+from ._autodiff import bound_loss, call_inputs
 from ._errors import NonFiniteError
 from ._params import LookupParameters, ParameterCollection, _VERSION
 
@@ -257,10 +257,7 @@ class Trainer:
         fused = self._steps.get(key)
         if fused is None:
             fused = self._steps[key] = self._make_step(loss_fn, has_aux, sparse_rows)
-        dynamic, signature = split_args(args)
-        all_values = {p.name(): p._value for p in self._pc.all_parameters()}
-        out, new, state, stats = fused(all_values, next_key_index(self._pc), dynamic, signature, self._state,
-                                       self._current_lr(), self._clip)
+        out, new, state, stats = fused(*call_inputs(self._pc, args), self._state, self._current_lr(), self._clip)
         stats = np.asarray(stats)  # one transfer: (loss, gradient norm, clipped)
         loss = float(stats[0])
         if not math.isfinite(loss):

@@ -37,6 +37,7 @@ from ._builders import VanillaLSTMBuilder as VanillaLSTMBuilder
 from ._bidirectional import BiRNNBuilder as BiRNNBuilder
 from ._bidirectional import reverse_sequences as reverse_sequences
 from ._state import RNNState as RNNState
+from ._stack import RNNStack as RNNStack
 
 # training
 from ._autodiff import value_and_grad as value_and_grad
@@ -125,7 +126,7 @@ __all__ = [
     "ParameterCollection", "Model", "Parameters", "LookupParameters",
     "Initializer", "GlorotInitializer", "HeInitializer", "UniformInitializer", "NormalInitializer",
     "ConstInitializer", "IdentityInitializer", "SaxeInitializer", "NumpyInitializer",
-    "RNNBuilder", "SimpleRNNBuilder", "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder",
+    "RNNStack", "RNNBuilder", "SimpleRNNBuilder", "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder",
     "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState",
     "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
     "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",

@@ -14,7 +14,7 @@ GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "param_layouts.json")
 
 DYNET_NAMES = ["ParameterCollection", "Model", "Parameters", "LookupParameters", "SimpleRNNBuilder",
                "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder", "GRUBuilder", "BiRNNBuilder",
-               "RNNState", "save", "load", "GlorotInitializer", "UniformInitializer", "NormalInitializer",
+               "RNNState", "RNNStack", "save", "load", "GlorotInitializer", "UniformInitializer", "NormalInitializer",
                "ConstInitializer", "IdentityInitializer", "NumpyInitializer", "SaxeInitializer"]
 
 

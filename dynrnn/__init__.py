@@ -114,6 +114,7 @@ from ._params import set_random_seed as set_random_seed
 
 # files
 from ._io import load as load
+from ._io import load_metadata as load_metadata
 from ._io import save as save
 
 # errors
@@ -132,7 +133,7 @@ __all__ = [
     "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",
     "sequence_cross_entropy", "norm_stabilizer", "perplexity", "bits_per_char",
     "renew_cg", "inputTensor", "inputVector", "vecInput", "scalarInput", "lookup", "lookup_batch", "parameter", "const_parameter", "zeros", "ones", "random_normal", "affine_transform", "concatenate", "concatenate_cols", "reshape", "transpose", "cmult", "cdiv", "dot_product", "sum_elems", "mean_elems", "esum", "average", "sum_batches", "pick", "pick_batch", "select_rows", "max_dim", "emax", "tanh", "logistic", "rectify", "elu", "selu", "softmax", "log_softmax", "exp", "log", "square", "sqrt", "abs", "pickneglogsoftmax", "pickneglogsoftmax_batch", "binary_log_loss", "squared_distance", "l1_distance", "hinge", "dropout", "block_dropout", "noise", "set_random_seed",
-    "save", "load",
+    "save", "load", "load_metadata",
     "NonFiniteError",
     "__version__",
 ]

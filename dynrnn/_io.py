@@ -79,12 +79,27 @@ def _relative(pc: ParameterCollection, p: Any) -> str:
     return p.name()[len(pc.name()):]
 
 
-def save_collection(pc: ParameterCollection, path: str) -> None:
+def save_collection(pc: ParameterCollection, path: str, metadata: Any = None) -> None:
+    where = "ParameterCollection.save"
     params = pc.all_parameters()
     arrays = {f"a{i}": p.as_array() for i, p in enumerate(params)}
     header = {"format": FORMAT, "version": VERSION, "kind": "collection", "collection": pc.name(),
               "params": [_param_record(p, f"a{i}", _relative(pc, p)) for i, p in enumerate(params)]}
-    _write(path, header, arrays, "ParameterCollection.save")
+    if metadata is not None:
+        try:
+            json.dumps(metadata, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{where}: metadata must be JSON data (dicts, lists, strings, finite numbers, "
+                            f"booleans, None); {e}") from None
+        header["metadata"] = metadata
+    _write(path, header, arrays, where)
+
+
+def load_metadata(path: str) -> Any:
+    """The `metadata` stored by `pc.save(path, metadata=...)` (None if none): vocabularies
+    and hyperparameters, read as JSON, so a model can be rebuilt before `populate`."""
+    header, _ = _read(path, "collection", "load_metadata")
+    return header.get("metadata")
 
 
 def _assign(where: str, p: Any, record: dict, arrays: dict) -> None:

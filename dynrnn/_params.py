@@ -152,7 +152,7 @@ class _Param:
     def __sub__(self, o): return self.value - o
     def __rsub__(self, o): return o - self.value
     def __mul__(self, o):
-        """DyNet's `*`: a matrix parameter times a vector (or a batch of vectors) is the
+        """DyNet's `*`: a matrix parameter times a vector (or a batch `(..., d)` of them) is the
         matrix product `W·x`; times a scalar, a scaling. Elementwise: `dy.cmult`.
 
         Only the parameter on the left has DyNet's meaning: `x * W` with a JAX array `x`
@@ -163,10 +163,10 @@ class _Param:
             o = jnp.asarray(o)
         if o.ndim == 0:
             return v * o
-        if v.ndim == 2 and o.ndim in (1, 2):
+        if v.ndim == 2 and o.ndim >= 1:
             return v @ o if o.ndim == 1 else o @ v.T
         raise TypeError(f"{self._name!r} * x: DyNet's `*` is a matrix product, which needs a matrix parameter and a "
-                        f"vector (d,) or batch (batch, d); given shapes {fmt_shape(v.shape)} and "
+                        f"vector (d,) or batch (..., d); given shapes {fmt_shape(v.shape)} and "
                         f"{fmt_shape(o.shape)}. Use dy.cmult(a, b) for an elementwise product.")
 
     def __rmul__(self, o):
@@ -444,10 +444,13 @@ class ParameterCollection:
         return self._root._seed
 
     # -- files -------------------------------------------------------------------------
-    def save(self, path: str) -> None:
-        """Writes every parameter to `path` (a pickle-free .npz with a JSON header), atomically."""
+    def save(self, path: str, metadata: Any = None) -> None:
+        """Writes every parameter to `path` (a pickle-free .npz with a JSON header), atomically.
+
+        `metadata`: optional JSON data (a vocabulary, hyperparameters) stored in the same
+        file; read it back with `dy.load_metadata(path)`."""
         from ._io import save_collection
-        save_collection(self, path)
+        save_collection(self, path, metadata)
 
     def populate(self, path: str, key: str = "") -> None:
         """Reads values saved by `save` into this collection's parameters, by name.

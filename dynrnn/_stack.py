@@ -39,20 +39,55 @@ def _is_concrete(x: Any) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _push(spec, params, slots, inputs, depth, key, x, where):
-    B = depth.shape[0]
-    K = inputs.shape[1] - 1
-    rows = jnp.arange(B)
-    where = where & (depth < K)
-    top = tuple(tuple(a[rows, depth] for a in layer) for layer in slots)
+def _gather(layers, rows, idx):
+    return tuple(tuple(a[rows, idx] for a in layer) for layer in layers)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _push_core(spec, params, slots, inputs, depth, key, x, where):
+    return _push_fwd(spec, params, slots, inputs, depth, key, x, where)[0]
+
+
+def _push_fwd(spec, params, slots, inputs, depth, key, x, where):
+    rows = jnp.arange(depth.shape[0])
+    where = where & (depth < inputs.shape[1] - 1)
+    top = _gather(slots, rows, depth)
     new = compiled(spec).step(params, top, key, x)
     nd = depth + where.astype(depth.dtype)
     keep = where[:, None]
-    slots = tuple(tuple(a.at[rows, nd].set(jnp.where(keep, n, t)) for a, n, t in zip(layer, nl, tl))
-                  for layer, nl, tl in zip(slots, new, top))
-    inputs = inputs.at[rows, nd].set(jnp.where(keep, x, inputs[rows, depth]))
-    return slots, inputs, nd
+    written = tuple(tuple(jnp.where(keep, n, t) for n, t in zip(nl, tl)) for nl, tl in zip(new, top))
+    written_x = jnp.where(keep, x, inputs[rows, depth])
+    slots = tuple(tuple(a.at[rows, nd].set(w) for a, w in zip(layer, wl)) for layer, wl in zip(slots, written))
+    inputs = inputs.at[rows, nd].set(written_x)
+    return (slots, inputs, nd, written, written_x), (params, top, key, x, depth, nd, where)
+
+
+def _push_bwd(spec, res, g):
+    # Written by hand so that the cotangent of the slots is updated in place (read the
+    # pushed slot, zero it, add the top's cotangent): JAX's own transpose of the scatter
+    # builds full-size temporaries, which made a stack's backward pass 2-3x slower on CPU.
+    params, top, key, x, depth, nd, where = res
+    d_slots, d_inputs, _, d_written, d_written_x = g
+    rows, keep = jnp.arange(depth.shape[0]), where[:, None]
+    g_out = jax.tree_util.tree_map(jnp.add, _gather(d_slots, rows, nd), d_written)
+    d_slots = tuple(tuple(a.at[rows, nd].set(0.0) for a in layer) for layer in d_slots)
+    g_new = jax.tree_util.tree_map(lambda a: jnp.where(keep, a, 0.0), g_out)
+    _, vjp = jax.vjp(lambda p, t, x: compiled(spec).step(p, t, key, x), params, top, x)
+    d_params, d_top, d_x = vjp(g_new)
+    d_top = jax.tree_util.tree_map(lambda d, o: d + jnp.where(keep, 0.0, o), d_top, g_out)
+    d_slots = tuple(tuple(a.at[rows, depth].add(d) for a, d in zip(layer, dl)) for layer, dl in zip(d_slots, d_top))
+    g_in = d_inputs[rows, nd] + d_written_x
+    d_inputs = d_inputs.at[rows, nd].set(0.0).at[rows, depth].add(jnp.where(keep, 0.0, g_in))
+    d_x = d_x + jnp.where(keep, g_in, 0.0)
+    return d_params, d_slots, d_inputs, None, None, d_x, None
+
+
+_push_core.defvjp(_push_fwd, _push_bwd)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _push(spec, params, slots, inputs, depth, key, x, where):
+    return _push_core(spec, params, slots, inputs, depth, key, x, where)
 
 
 class RNNStack:
@@ -72,7 +107,9 @@ class RNNStack:
     sentences can take different transitions in one compiled step. Pop is O(1).
     """
 
-    __slots__ = ("_builder", "_spec", "_slots", "_inputs", "_depth", "_key")
+    # _top / _top_input: the top element's state and input, kept beside the slots so that
+    # reading the top (the common case) is not a gather whose gradient touches every slot.
+    __slots__ = ("_builder", "_spec", "_slots", "_inputs", "_depth", "_key", "_top", "_top_input")
 
     def __init__(self, state: RNNState, capacity: int, batch_size: int | None = None):
         if not isinstance(state, RNNState):
@@ -93,16 +130,16 @@ class RNNStack:
                             for a in layer) for layer in layers)
         inputs = jnp.zeros((batch_size, capacity + 1, b.input_dim), b.dtype)
         depth = jnp.zeros((batch_size,), jnp.int32)
-        self._set(b, state._spec, slots, inputs, depth, state._key)
+        self._set(b, state._spec, slots, inputs, depth, state._key, layers, inputs[:, 0])
 
-    def _set(self, builder, spec, slots, inputs, depth, key) -> None:
-        for name, value in zip(self.__slots__, (builder, spec, slots, inputs, depth, key)):
+    def _set(self, *values) -> None:
+        for name, value in zip(self.__slots__, values):
             object.__setattr__(self, name, value)
 
     @classmethod
-    def _make(cls, builder, spec, slots, inputs, depth, key) -> "RNNStack":
+    def _make(cls, *values) -> "RNNStack":
         obj = object.__new__(cls)
-        obj._set(builder, spec, slots, inputs, depth, key)
+        obj._set(*values)
         return obj
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -160,9 +197,9 @@ class RNNStack:
             if full.any():
                 raise ValueError(f"RNNStack.push: stack(s) {np.flatnonzero(full).tolist()} are full (capacity "
                                  f"{self.capacity}); build the stack with a larger capacity.")
-        slots, inputs, depth = _push(self._spec, b._param_tree(), self._slots, self._inputs, self._depth,
-                                     self._key, x, where)
-        return RNNStack._make(b, self._spec, slots, inputs, depth, self._key)
+        slots, inputs, depth, top, top_input = _push(self._spec, b._param_tree(), self._slots, self._inputs,
+                                                     self._depth, self._key, x, where)
+        return RNNStack._make(b, self._spec, slots, inputs, depth, self._key, top, top_input)
 
     def pop(self, where: Any = None) -> "RNNStack":
         """Removes the top element of the stacks where `where` is True (default: all). O(1)."""
@@ -172,31 +209,36 @@ class RNNStack:
             if empty.any():
                 raise ValueError(f"RNNStack.pop: stack(s) {np.flatnonzero(empty).tolist()} are empty (depth 0).")
         depth = self._depth - (where & (self._depth > 0)).astype(self._depth.dtype)
-        return RNNStack._make(self._builder, self._spec, self._slots, self._inputs, depth, self._key)
+        rows = jnp.arange(self.batch_size)
+        return RNNStack._make(self._builder, self._spec, self._slots, self._inputs, depth, self._key,
+                              _gather(self._slots, rows, depth), self._inputs[rows, depth])
 
     def top(self, k: int = 0) -> RNNState:
         """The state k elements below each top (k=0: the top, k=1: DyNet's `top.prev()`),
         as a batched `RNNState` — read it, or keep stepping it with `add_input`. Where a
         stack has fewer than k elements, its base state (slot 0) is returned."""
-        rows, idx = jnp.arange(self.batch_size), self._index("top", k)
-        layers = tuple(tuple(a[rows, idx] for a in layer) for layer in self._slots)
+        idx = self._index("top", k)
+        layers = self._top if k == 0 else _gather(self._slots, jnp.arange(self.batch_size), idx)
         return RNNState(self._builder, self._spec, layers, self._key, None)
 
     def output(self, k: int = 0) -> jax.Array:
         """`top(k).output()`: `(batch, hidden_dim)`."""
-        return self._slots[-1][-1][jnp.arange(self.batch_size), self._index("output", k)]
+        idx = self._index("output", k)
+        return self._top[-1][-1] if k == 0 else self._slots[-1][-1][jnp.arange(self.batch_size), idx]
 
     def input(self, k: int = 0) -> jax.Array:
         """The input that was pushed to make the element k below each top
         `(batch, input_dim)`; zeros for the base (and below it)."""
-        return self._inputs[jnp.arange(self.batch_size), self._index("input", k)]
+        idx = self._index("input", k)
+        return self._top_input if k == 0 else self._inputs[jnp.arange(self.batch_size), idx]
 
     def __repr__(self) -> str:
         return f"RNNStack({type(self._builder).__name__}, batch={self.batch_size}, capacity={self.capacity})"
 
 
 def _flatten(stack: RNNStack):
-    return (stack._slots, stack._inputs, stack._depth, stack._key), (stack._builder, stack._spec)
+    children = (stack._slots, stack._inputs, stack._depth, stack._key, stack._top, stack._top_input)
+    return children, (stack._builder, stack._spec)
 
 
 def _unflatten(aux, children):

@@ -134,6 +134,8 @@ def test_dynet_star_on_parameters_is_the_matrix_product_and_arrays_keep_numpy_me
     np.testing.assert_allclose(R * h, R.as_array() @ np.arange(4.0), rtol=1e-6)  # DyNet: R*h is R·h
     hs = jnp.ones((2, 4))
     np.testing.assert_allclose(R * hs, np.ones((2, 4)) @ R.as_array().T, rtol=1e-6)  # a batch of vectors
+    h3 = jnp.asarray(np.arange(24.0).reshape(2, 3, 4), jnp.float32)  # any leading batch axes
+    np.testing.assert_allclose(R * h3, np.asarray(h3) @ R.as_array().T, rtol=1e-6)
     np.testing.assert_allclose(R * 2.0, 2 * R.as_array())
     np.testing.assert_allclose(2.0 * R, 2 * R.as_array())
     a = jnp.ones((3, 4))

@@ -154,3 +154,23 @@ def test_populate_with_key_reads_a_subtree(tmp_path, rng):
     b2 = dy.GRUBuilder(1, 3, 4, fresh)
     fresh.populate(path, key="encoder")
     assert_trees_allclose([p.as_array() for p in b2._all_params()], [p.as_array() for p in b._all_params()])
+
+
+def test_metadata_is_saved_with_the_parameters_as_json(tmp_path):
+    pc = dy.ParameterCollection(seed=0)
+    pc.add_parameters((2, 3))
+    path = str(tmp_path / "m.npz")
+    pc.save(path)
+    assert dy.load_metadata(path) is None
+    meta = {"vocab": ["<unk>", "the"], "dims": {"hidden": 64}, "cell": "coupled"}
+    pc.save(path, metadata=meta)
+    assert dy.load_metadata(path) == meta
+    pc2 = dy.ParameterCollection(seed=1)
+    pc2.add_parameters((2, 3))
+    pc2.populate(path)
+    np.testing.assert_array_equal(pc2.all_parameters()[0].as_array(), pc.all_parameters()[0].as_array())
+    with pytest.raises(TypeError, match="metadata must be JSON data"):
+        pc.save(path, metadata={"f": object()})
+    with pytest.raises(TypeError, match="metadata must be JSON data"):
+        pc.save(path, metadata={"x": float("nan")})
+    assert dy.load_metadata(path) == meta  # the failed saves left the file as it was

@@ -1,0 +1,555 @@
+"""The stack-LSTM dependency parser of Dyer et al. (2015), compiled and batched.
+
+Architecture (Dyer et al. 2015, "Transition-Based Dependency Parsing with Stack Long
+Short-Term Memory"): arc-standard transitions (examples/arc_standard.py) and three
+LSTMs — the *stack* (pushes with `add_input`, pops back to an earlier state), the
+*buffer* (fed right to left, so its top summarises the words still to read) and the
+*action history*. Words enter as token vectors `ReLU(V·[word; POS] + b)`; a reduced
+subtree is composed as `tanh(C·[head; dep; rel] + c)` and pushed in place of its two
+parts. The parser state `p = ReLU(W·[s; b; a] + d)` scores the legal actions with a
+softmax. Singleton training words are replaced by UNK with probability 1/2.
+
+Two ways to run the same model (same parameters, same loss — tests/test_parser.py):
+
+* `sentence_loss_eager` / `parse_eager`: one sentence at a time in Python, exactly as a
+  DyNet user writes it (`add_input` to push, `prev()` to pop). Clear, and slow.
+* `batch_loss` / `parse_batch`: B sentences in lockstep inside one compiled function.
+  The buffer and action-history LSTMs read inputs known in advance, so they run as
+  `transduce` scans; the stack is a `dy.RNNStack` in a `lax.scan` over transitions with
+  per-sentence masks (each sentence takes its own action at every step); the parser-state
+  MLP and softmax run once over all steps. Sentence lengths are bucketed so only a few
+  shapes are ever compiled.
+
+    python examples/stack_lstm_parser.py --minutes 40 --save parser.npz     # train, evaluate, save
+    python examples/stack_lstm_parser.py --load parser.npz --parse in.conllu --output out.conllu
+
+The data paths default to ../shared/data/ud-english-ewt/ (UD English EWT, CC BY-SA 4.0);
+the treebank is read from there and never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import functools
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import dynrnn as dy
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import arc_standard as ts  # noqa: E402
+import conllu  # noqa: E402
+
+EWT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "ud-english-ewt")
+PAD, UNK = "<pad>", "<unk>"
+NEG = -1e9  # the logit of an illegal action
+
+
+# ---------------------------------------------------------------------------------------
+# vocabulary and configuration
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Vocab:
+    """Words (index 0 = padding, 1 = UNK), UPOS tags and relation labels from a treebank."""
+
+    words: list[str]
+    tags: list[str]
+    rels: list[str]
+    singletons: list[int]
+
+    @classmethod
+    def build(cls, sentences: Sequence[conllu.Sentence]) -> "Vocab":
+        counts = collections.Counter(w for s in sentences for w in s.words)
+        words = [PAD, UNK] + sorted(counts)
+        index = {w: i for i, w in enumerate(words)}
+        tags = [PAD, UNK] + sorted({t for s in sentences for t in s.upos})
+        rels = sorted({r for s in sentences for r in s.rels})
+        return cls(words, tags, rels, sorted(index[w] for w, c in counts.items() if c == 1))
+
+    def __post_init__(self):
+        self.word_index = {w: i for i, w in enumerate(self.words)}
+        self.tag_index = {t: i for i, t in enumerate(self.tags)}
+        self.rel_index = {r: i for i, r in enumerate(self.rels)}
+
+    def encode(self, s: conllu.Sentence) -> tuple[np.ndarray, np.ndarray]:
+        """(word ids, tag ids) for words 1..n, at positions 1..n (position 0 is ROOT)."""
+        w = np.array([0] + [self.word_index.get(x, 1) for x in s.words], np.int32)
+        t = np.array([0] + [self.tag_index.get(x, 1) for x in s.upos], np.int32)
+        return w, t
+
+    def to_json(self) -> dict:
+        return {"words": self.words, "tags": self.tags, "rels": self.rels, "singletons": self.singletons}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Dimensions; the defaults are the original lstm-parser's (and the speed benchmark's)."""
+
+    word_dim: int = 32
+    pos_dim: int = 12
+    token_dim: int = 60
+    hidden: int = 64
+    layers: int = 2
+    action_dim: int = 16
+    rel_dim: int = 10
+    state_dim: int = 64
+    cell: str = "coupled"  # "coupled" (the paper's) or "lstm"
+    unk_prob: float = 0.5
+
+
+ACCURACY = Config(word_dim=100, pos_dim=32, token_dim=128, hidden=200, action_dim=32, rel_dim=32, state_dim=200,
+                  cell="lstm")
+
+BUILDERS = {"coupled": dy.CoupledLSTMBuilder, "lstm": dy.LSTMBuilder}
+
+
+# ---------------------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------------------
+
+
+class Parser:
+    def __init__(self, vocab: Vocab, config: Config = Config(), seed: int = 0):
+        if config.cell not in BUILDERS:
+            raise ValueError(f"Parser: cell must be one of {sorted(BUILDERS)}; given {config.cell!r}.")
+        self.vocab, self.config = vocab, config
+        c, R = config, len(vocab.rels)
+        self.num_rels, self.num_actions = R, ts.num_actions(R)
+        self.pc = pc = dy.ParameterCollection(seed=seed)
+        self.E_word = pc.add_lookup_parameters((len(vocab.words), c.word_dim), name="E_word")
+        self.E_pos = pc.add_lookup_parameters((len(vocab.tags), c.pos_dim), name="E_pos")
+        self.E_rel = pc.add_lookup_parameters((R, c.rel_dim), name="E_rel")
+        self.E_act = pc.add_lookup_parameters((self.num_actions, c.action_dim), name="E_act")
+        self.V = pc.add_parameters((c.token_dim, c.word_dim + c.pos_dim), name="V")
+        self.v = pc.add_parameters((c.token_dim,), init=0.0, name="v")
+        self.root = pc.add_parameters((c.token_dim,), name="root")        # ROOT's token vector
+        self.buffer_guard = pc.add_parameters((c.token_dim,), name="buffer_guard")
+        self.action_start = pc.add_parameters((c.action_dim,), name="action_start")
+        Builder = BUILDERS[c.cell]
+        self.stack_rnn = Builder(c.layers, c.token_dim, c.hidden, pc)
+        self.buffer_rnn = Builder(c.layers, c.token_dim, c.hidden, pc)
+        self.action_rnn = Builder(c.layers, c.action_dim, c.hidden, pc)
+        self.C = pc.add_parameters((c.token_dim, 2 * c.token_dim + c.rel_dim), name="C")
+        self.c = pc.add_parameters((c.token_dim,), init=0.0, name="c")
+        self.W = pc.add_parameters((c.state_dim, 3 * c.hidden), name="W")
+        self.d = pc.add_parameters((c.state_dim,), init=0.0, name="d")
+        self.R = pc.add_parameters((self.num_actions, c.state_dim), name="R")
+        self.r = pc.add_parameters((self.num_actions,), init=0.0, name="r")
+        self._decode = jax.jit(self._bound_parse)
+        self._losses: dict[int, Any] = {}
+
+    def loss(self, capacity: int):
+        """`batch_loss` for stacks of this capacity, as one function object per capacity
+        (so that `trainer.step` compiles once per capacity and shape)."""
+        if capacity not in self._losses:
+            self._losses[capacity] = functools.partial(self.batch_loss, capacity=capacity)
+        return self._losses[capacity]
+
+    # -- pieces shared by every way of running the parser (batched: leading axes) ------
+    def tokens(self, words, tags):
+        """Token vectors ReLU(V·[word; POS] + v)."""
+        return dy.rectify(self.V * dy.concatenate([self.E_word.batch(words), self.E_pos.batch(tags)]) + self.v)
+
+    def compose(self, head, dep, rel):
+        """A reduced subtree's vector: tanh(C·[head; dep; rel] + c)."""
+        return dy.tanh(self.C * dy.concatenate([head, dep, self.E_rel[rel]]) + self.c)
+
+    def logits(self, s, b, a):
+        """Action scores from the stack, buffer and action-history summaries."""
+        p = dy.rectify(self.W * dy.concatenate([s, b, a]) + self.d)
+        return self.R * p + self.r
+
+    def legal(self, depth, buffer_left):
+        """Legal actions; `depth` counts ROOT (the stack's first push)."""
+        depth, buffer_left = depth[..., None], buffer_left[..., None]
+        is_left = jnp.arange(self.num_actions) % 2 == 1
+        shift = jnp.arange(self.num_actions) == ts.SHIFT
+        arc = jnp.where(is_left, depth >= 3, (depth >= 3) | ((depth == 2) & (buffer_left == 0)))
+        return jnp.where(shift, buffer_left > 0, arc)
+
+    # -- DyNet style: one sentence, Python control flow, RNNState chains -----------------
+    def sentence_loss_eager(self, words, tags, actions):
+        """The sum of -log p(oracle action) over one sentence's transitions."""
+        return self._run_eager(words, tags, actions)[0]
+
+    def parse_eager(self, s: conllu.Sentence) -> tuple[list[int], list[str]]:
+        words, tags = self.vocab.encode(s)
+        heads, rels = self._run_eager(words, tags, None)[1:]
+        return heads, [self.vocab.rels[r] for r in rels]
+
+    def _run_eager(self, words, tags, actions):
+        n = len(words) - 1
+        tok = self.tokens(jnp.asarray(words), jnp.asarray(tags))
+        buffer = self.buffer_rnn.initial_state().add_input(self.buffer_guard)
+        for i in range(n, 0, -1):  # right to left: the top is the next word
+            buffer = buffer.add_input(tok[i])
+        stack = self.stack_rnn.initial_state().add_input(self.root)
+        items = [(0, self.root)]  # (word index, vector) of each stack element
+        history = self.action_rnn.initial_state().add_input(self.action_start)
+        heads, rels, loss, nxt = [0] * n, [0] * n, 0.0, 1
+        for t in range(2 * n):
+            scores = self.logits(stack.output(), buffer.output(), history.output())
+            scores = jnp.where(self.legal(jnp.asarray(len(items)), jnp.asarray(n + 1 - nxt)), scores, NEG)
+            if actions is None:
+                a = int(jnp.argmax(scores))  # greedy: a host round-trip per transition
+            else:
+                a = int(actions[t])
+                loss = loss - dy.log_softmax(scores)[a]
+            if a == ts.SHIFT:
+                stack = stack.add_input(tok[nxt])
+                items.append((nxt, tok[nxt]))
+                buffer = buffer.prev()
+                nxt += 1
+            else:
+                (i1, v1), (i0, v0) = items[-2], items[-1]
+                (h, hv), (d, dv) = ((i0, v0), (i1, v1)) if ts.kind(a) == "left" else ((i1, v1), (i0, v0))
+                heads[d - 1], rels[d - 1] = h, ts.rel_of(a)
+                composed = self.compose(hv, dv, jnp.asarray(ts.rel_of(a)))
+                stack = stack.prev().prev().add_input(composed)
+                items[-2:] = [(h, composed)]
+            history = history.add_input(self.E_act[a])
+        return loss, heads, rels
+
+    # -- compiled and batched --------------------------------------------------------
+    def _encode_batch(self, words, tags, n):
+        """Token vectors, and the buffer LSTM's output for every buffer position."""
+        B, N1 = words.shape
+        tok = self.tokens(words, tags)                                     # (B, N+1, D)
+        tok = tok.at[:, 0].set(jnp.broadcast_to(self.root.expr(), (B, tok.shape[-1])))
+        # the buffer reads [guard, w_n, ..., w_1]; after j inputs its top is word n+1-j
+        j = jnp.arange(N1)[None, :]
+        src = jnp.clip(n[:, None] + 1 - j, 0, N1 - 1)
+        rev = jnp.take_along_axis(tok, src[..., None], axis=1)
+        rev = jnp.where((j == 0)[..., None], self.buffer_guard.expr(), rev)
+        buf = self.buffer_rnn.initial_state().transduce(jnp.swapaxes(rev, 0, 1), lengths=n + 1)  # (N+1, B, H)
+        return tok, jnp.swapaxes(buf, 0, 1)
+
+    @staticmethod
+    def _buffer_top(buf, n, nxt):
+        """The buffer summary when `nxt` is the next word (n+1: empty buffer)."""
+        return jnp.take_along_axis(buf, (n + 1 - nxt)[:, None, None], axis=1)[:, 0]
+
+    def _transition(self, stack, a, active, shifted):
+        """Every sentence's action at once: SHIFT pushes the next token; an arc pops the
+        two top elements and pushes their composition. Inactive sentences are unchanged."""
+        arc = active & (a != ts.SHIFT)
+        is_left = (a % 2 == 1)[:, None]
+        s0, s1 = stack.input(0), stack.input(1)
+        composed = self.compose(jnp.where(is_left, s0, s1), jnp.where(is_left, s1, s0),
+                                jnp.maximum(a - 1, 0) // 2)
+        x = jnp.where(arc[:, None], composed, shifted)
+        return stack.pop(where=arc).pop(where=arc).push(x, where=active)
+
+    def _initial_stack(self, B, capacity):
+        stack = dy.RNNStack(self.stack_rnn.initial_state(), capacity, batch_size=B)
+        return stack.push(jnp.broadcast_to(self.root.expr(), (B, self.config.token_dim)))
+
+    def batch_loss(self, words, tags, n, actions, nxt, capacity: int | None = None):
+        """Sum over the batch of each sentence's transition losses, divided by the batch size.
+
+        words, tags: (B, N+1) ids (position 0 = ROOT); n: (B,) lengths (0 = padding);
+        actions: (B, 2N) oracle actions; nxt: (B, 2N) the next buffer word before each action;
+        capacity: the stacks' capacity (default N+1, always enough). The oracle knows each
+        sentence's deepest stack, and a tight capacity makes every step cheaper.
+        """
+        B, T = actions.shape
+        active = jnp.arange(T)[None, :] < 2 * n[:, None]
+        tok, buf = self._encode_batch(words, tags, n)
+        shifted = jnp.take_along_axis(tok, jnp.clip(nxt, 0, tok.shape[1] - 1)[..., None], axis=1)  # (B, T, D)
+
+        def body(stack, u):
+            a, act, x = u
+            return self._transition(stack, a, act, x), (stack.output(), stack.depth)
+
+        stack0 = self._initial_stack(B, capacity or tok.shape[1])
+        _, (S, depth) = jax.lax.scan(body, stack0, (actions.T, active.T, jnp.swapaxes(shifted, 0, 1)))
+        hist_in = jnp.concatenate([jnp.broadcast_to(self.action_start.expr(), (1, B, self.config.action_dim)),
+                                   self.E_act.batch(actions.T[:-1])])
+        A = self.action_rnn.initial_state().transduce(hist_in)                       # (T, B, H)
+        Bf = jnp.take_along_axis(buf, jnp.clip(n[:, None] + 1 - nxt, 0, buf.shape[1] - 1)[..., None], axis=1)
+        scores = self.logits(S, jnp.swapaxes(Bf, 0, 1), A)                           # (T, B, actions)
+        scores = jnp.where(self.legal(depth, (n[None, :] + 1 - nxt.T)), scores, NEG)
+        logp = jnp.take_along_axis(jax.nn.log_softmax(scores), actions.T[..., None], axis=-1)[..., 0]
+        return -jnp.sum(jnp.where(active.T, logp, 0.0)) / B
+
+    def _bound_parse(self, values, words, tags, n):
+        with self.pc.bind(values):
+            return self._parse(words, tags, n)
+
+    def _parse(self, words, tags, n):
+        B, N1 = words.shape
+        rows = jnp.arange(B)
+        tok, buf = self._encode_batch(words, tags, n)
+        history = self.action_rnn.initial_state().add_input(
+            jnp.broadcast_to(self.action_start.expr(), (B, self.config.action_dim)))
+        ids = jnp.zeros((B, N1 + 1), jnp.int32)  # the word index of each stack slot (slot 1 = ROOT)
+        carry = (self._initial_stack(B, N1), ids, history, jnp.ones(B, jnp.int32),
+                 jnp.zeros((B, N1), jnp.int32), jnp.zeros((B, N1), jnp.int32))
+
+        def body(carry, _):
+            stack, ids, history, nxt, heads, rels = carry
+            depth = stack.depth
+            active = ~((depth == 1) & (nxt > n))
+            scores = self.logits(stack.output(), self._buffer_top(buf, n, nxt), history.output())
+            a = jnp.argmax(jnp.where(self.legal(depth, n + 1 - nxt), scores, NEG), axis=-1).astype(jnp.int32)
+            shift, arc = active & (a == ts.SHIFT), active & (a != ts.SHIFT)
+            top, below = ids[rows, depth], ids[rows, depth - 1]
+            left = a % 2 == 1
+            head, dep = jnp.where(left, top, below), jnp.where(left, below, top)
+            dep = jnp.where(arc, dep, 0)  # inactive: write into the unused slot 0
+            heads = heads.at[rows, dep].set(jnp.where(arc, head, heads[rows, dep]))
+            rels = rels.at[rows, dep].set(jnp.where(arc, (a - 1) // 2, rels[rows, dep]))
+            slot = jnp.where(arc, depth - 1, jnp.where(shift, depth + 1, 0))
+            ids = ids.at[rows, slot].set(jnp.where(arc, head, jnp.where(shift, nxt, ids[rows, slot])))
+            stack = self._transition(stack, a, active, tok[rows, jnp.minimum(nxt, N1 - 1)])
+            stepped = history.add_input(self.E_act.batch(a))
+            history = jax.tree_util.tree_map(lambda new, old: jnp.where(active[:, None], new, old), stepped, history)
+            return (stack, ids, history, nxt + shift.astype(jnp.int32), heads, rels), None
+
+        (_, _, _, _, heads, rels), _ = jax.lax.scan(body, carry, None, length=2 * (N1 - 1))
+        return heads[:, 1:], rels[:, 1:]
+
+    def parse(self, sentences: Sequence[conllu.Sentence], batch_size: int = 256) -> tuple[list, list]:
+        """Greedy parses (heads, relation labels) of CoNLL-U sentences, compiled and batched."""
+        values = self.pc.parameter_values()
+        heads: list = [None] * len(sentences)
+        rels: list = [None] * len(sentences)
+        for idx, words, tags, n in batches_for_parsing(self.vocab, sentences, batch_size):
+            h, r = map(np.asarray, self._decode(values, words, tags, n))
+            for row, k in enumerate(idx):
+                m = len(sentences[k])
+                heads[k] = h[row, :m].tolist()
+                rels[k] = [self.vocab.rels[x] for x in r[row, :m]]
+        return heads, rels
+
+    # -- saving ----------------------------------------------------------------------
+    def save(self, path: str) -> None:
+        self.pc.save(path, metadata={"model": "stack_lstm_parser", "vocab": self.vocab.to_json(),
+                                     "config": dataclasses.asdict(self.config)})
+
+    @classmethod
+    def load(cls, path: str) -> "Parser":
+        meta = dy.load_metadata(path)
+        if not isinstance(meta, dict) or meta.get("model") != "stack_lstm_parser":
+            raise ValueError(f"{path!r} is not a saved stack_lstm_parser model.")
+        parser = cls(Vocab(**meta["vocab"]), Config(**meta["config"]))
+        parser.pc.populate(path)
+        return parser
+
+
+# ---------------------------------------------------------------------------------------
+# data: oracle sequences and bucketed batches
+# ---------------------------------------------------------------------------------------
+
+BUCKETS = (8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 128, 160, 192, 256)
+
+
+def bucket(n: int) -> int:
+    """The padded length for an n-word sentence: few distinct shapes, little padding."""
+    for b in BUCKETS:
+        if n <= b:
+            return b
+    return 64 * math.ceil(n / 64)
+
+
+@dataclasses.dataclass
+class Example:
+    words: np.ndarray
+    tags: np.ndarray
+    actions: np.ndarray
+    nxt: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.words) - 1
+
+    @property
+    def max_depth(self) -> int:
+        """The deepest the stack gets (ROOT counted) along the oracle's transitions."""
+        depth = 1 + np.cumsum(np.where(self.actions == ts.SHIFT, 1, -1))
+        return int(max(1, depth.max()))
+
+
+def oracle_example(vocab: Vocab, s: conllu.Sentence) -> Example | None:
+    """The sentence with its oracle transitions, or None if it is non-projective."""
+    rels = [vocab.rel_index.get(r, -1) for r in s.rels]
+    if min(rels) < 0 or min(s.heads) < 0:
+        return None
+    actions = ts.oracle(s.heads, rels)
+    if actions is None:
+        return None
+    nxt, k = [], 1
+    for a in actions:
+        nxt.append(k)
+        k += a == ts.SHIFT
+    words, tags = vocab.encode(s)
+    return Example(words, tags, np.array(actions, np.int32), np.array(nxt, np.int32))
+
+
+def training_batches(vocab: Vocab, examples: Sequence[Example], batch_size: int, rng: np.random.Generator,
+                     unk_prob: float = 0.0, shuffle: bool = True):
+    """Batches of similar-length sentences: ((words, tags, n, actions, nxt) arrays padded to
+    the bucket length and to `batch_size` rows (padding rows have n = 0), stack capacity)."""
+    order = sorted(range(len(examples)), key=lambda i: (examples[i].n, rng.random() if shuffle else 0))
+    singletons = np.zeros(len(vocab.words), bool)
+    singletons[vocab.singletons] = True
+    out = []
+    for start in range(0, len(order), batch_size):
+        group = [examples[i] for i in order[start:start + batch_size]]
+        N = bucket(max(e.n for e in group))
+        words = np.zeros((batch_size, N + 1), np.int32)
+        tags = np.zeros((batch_size, N + 1), np.int32)
+        n = np.zeros(batch_size, np.int32)
+        actions = np.zeros((batch_size, 2 * N), np.int32)
+        nxt = np.ones((batch_size, 2 * N), np.int32)
+        for row, e in enumerate(group):
+            w = e.words.copy()
+            if unk_prob > 0:
+                w[singletons[w] & (rng.random(len(w)) < unk_prob)] = 1
+            words[row, :len(w)], tags[row, :len(w)], n[row] = w, e.tags, e.n
+            actions[row, :len(e.actions)], nxt[row, :len(e.nxt)] = e.actions, e.nxt
+        capacity = 4 * math.ceil(max(e.max_depth for e in group) / 4)
+        out.append(((words, tags, n, actions, nxt), capacity))
+    if shuffle:
+        rng.shuffle(out)
+    return out
+
+
+def batches_for_parsing(vocab: Vocab, sentences: Sequence[conllu.Sentence], batch_size: int):
+    """(sentence indices, words, tags, n) batches of similar lengths for `Parser.parse`."""
+    order = sorted(range(len(sentences)), key=lambda k: len(sentences[k]))
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        N = bucket(max(len(sentences[k]) for k in idx))
+        rows = batch_size if len(idx) == batch_size else min(batch_size, 8 * math.ceil(len(idx) / 8))
+        words = np.zeros((rows, N + 1), np.int32)
+        tags = np.zeros((rows, N + 1), np.int32)
+        n = np.zeros(rows, np.int32)
+        for row, k in enumerate(idx):
+            w, t = vocab.encode(sentences[k])
+            words[row, :len(w)], tags[row, :len(t)], n[row] = w, t, len(sentences[k])
+        yield idx, words, tags, n
+
+
+# ---------------------------------------------------------------------------------------
+# training and evaluation
+# ---------------------------------------------------------------------------------------
+
+
+def evaluate(parser: Parser, sentences: Sequence[conllu.Sentence]) -> dict:
+    heads, rels = parser.parse(sentences)
+    return conllu.evaluate(sentences, heads, rels)
+
+
+def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Sequence[conllu.Sentence] = (), *,
+          minutes: float = 40.0, max_epochs: int = 100, batch_size: int = 32, learning_rate: float = 1e-3,
+          seed: int = 0, log=print) -> dict:
+    """Adam on projective training sentences, evaluating on dev after each epoch; keeps the
+    parameters of the best dev LAS. Returns the training history."""
+    examples = [e for e in (oracle_example(parser.vocab, s) for s in train_sents) if e is not None]
+    log(f"training on {len(examples)} projective sentences of {len(train_sents)} "
+        f"({len(train_sents) - len(examples)} non-projective left out)")
+    trainer = dy.AdamTrainer(parser.pc, learning_rate)
+    rng = np.random.default_rng(seed)
+    history = {"epochs": [], "sentences_per_second": [], "dev": []}
+    best, best_values = -1.0, None
+    t_start = time.perf_counter()
+    for epoch in range(1, max_epochs + 1):
+        t0, total, count = time.perf_counter(), 0.0, 0
+        for batch, capacity in training_batches(parser.vocab, examples, batch_size, rng, parser.config.unk_prob):
+            total += trainer.step(parser.loss(capacity), *batch) * batch_size
+            count += int((batch[2] > 0).sum())
+            if time.perf_counter() - t_start > 60 * minutes:
+                break
+        seconds = time.perf_counter() - t0
+        entry = {"epoch": epoch, "loss": total / max(count, 1), "seconds": seconds, "sentences": count}
+        if dev_sents:
+            entry["dev"] = evaluate(parser, dev_sents)
+            if entry["dev"]["las"] > best:
+                best, best_values = entry["dev"]["las"], parser.pc.parameter_values()
+        history["epochs"].append(entry)
+        log(f"epoch {epoch}: loss/sentence {entry['loss']:.3f}, {count / seconds:.0f} sentences/s"
+            + (f", dev UAS {entry['dev']['uas']:.2f} LAS {entry['dev']['las']:.2f}" if dev_sents else ""))
+        if time.perf_counter() - t_start > 60 * minutes:
+            break
+    if best_values is not None:
+        for p in parser.pc.all_parameters():
+            p.set_value(best_values[p.name()])
+    history["train_seconds"] = time.perf_counter() - t_start
+    return history
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 3)[3])
+    ap.add_argument("--train", default=os.path.join(EWT, "en_ewt-ud-train.conllu"))
+    ap.add_argument("--dev", default=os.path.join(EWT, "en_ewt-ud-dev.conllu"))
+    ap.add_argument("--test", default=os.path.join(EWT, "en_ewt-ud-test.conllu"))
+    ap.add_argument("--minutes", type=float, default=40.0, help="training time budget")
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--dims", choices=["paper", "accuracy"], default="accuracy",
+                    help="paper: the original code's sizes (token 60, hidden 64, coupled LSTM); "
+                         "accuracy: larger (token 128, hidden 200, LSTM)")
+    ap.add_argument("--cell", choices=sorted(BUILDERS), help="override the dims' cell")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save", help="save the trained model here")
+    ap.add_argument("--load", help="load a saved model instead of training")
+    ap.add_argument("--parse", help="parse this CoNLL-U file (with --output)")
+    ap.add_argument("--output", help="where to write the parsed CoNLL-U")
+    ap.add_argument("--report", help="write the scores and history as JSON here")
+    args = ap.parse_args(argv)
+
+    result: dict = {}
+    if args.load:
+        parser = Parser.load(args.load)
+    else:
+        for path in (args.train, args.dev):
+            if not os.path.exists(path):
+                raise SystemExit(f"no treebank at {path}: give --train/--dev/--test (UD English EWT CoNLL-U)")
+        train_sents, dev_sents = conllu.read_conllu(args.train), conllu.read_conllu(args.dev)
+        config = Config() if args.dims == "paper" else ACCURACY
+        if args.cell:
+            config = dataclasses.replace(config, cell=args.cell)
+        parser = Parser(Vocab.build(train_sents), config, seed=args.seed)
+        print(f"{config}\n{parser.pc.parameter_count():,} parameters")
+        result["history"] = train(parser, train_sents, dev_sents, minutes=args.minutes, max_epochs=args.epochs,
+                                  batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed)
+        if args.save:
+            parser.save(args.save)
+            print(f"saved: {args.save}")
+    for name, path in (("dev", args.dev), ("test", args.test)):
+        if path and os.path.exists(path) and not args.parse:
+            t0 = time.perf_counter()
+            sents = conllu.read_conllu(path)
+            scores = evaluate(parser, sents)
+            scores["sentences_per_second"] = len(sents) / (time.perf_counter() - t0)
+            result[name] = scores
+            print(f"{name}: UAS {scores['uas']:.2f} LAS {scores['las']:.2f} (without punctuation: UAS "
+                  f"{scores['uas_no_punct']:.2f} LAS {scores['las_no_punct']:.2f}), {len(sents)} sentences")
+    if args.parse:
+        sents = conllu.read_conllu(args.parse)
+        heads, rels = parser.parse(sents)
+        conllu.write_conllu(args.output or "/dev/stdout", sents, heads, rels)
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()

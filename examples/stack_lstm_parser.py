@@ -420,7 +420,7 @@ def training_batches(vocab: Vocab, examples: Sequence[Example], batch_size: int,
                 w[singletons[w] & (rng.random(len(w)) < unk_prob)] = 1
             words[row, :len(w)], tags[row, :len(w)], n[row] = w, e.tags, e.n
             actions[row, :len(e.actions)], nxt[row, :len(e.nxt)] = e.actions, e.nxt
-        capacity = 4 * math.ceil(max(e.max_depth for e in group) / 4)
+        capacity = 8 * math.ceil(max(e.max_depth for e in group) / 8)
         out.append(((words, tags, n, actions, nxt), capacity))
     if shuffle:
         rng.shuffle(out)

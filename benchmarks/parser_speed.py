@@ -1,0 +1,140 @@
+"""Training and parsing speed of the stack-LSTM parser (examples/stack_lstm_parser.py) on
+UD English EWT train, at the original code's dimensions (coupled LSTMs, token 60, hidden 64,
+2 layers, action 16, relation 10, word 32, POS 12), in sentences per second:
+
+* eager: one sentence at a time in Python, DyNet style (`add_input` / `prev()`), the loss
+  differentiated op by op (`dy.value_and_grad(..., jit=False)`) — what a DyNet user's
+  code does when ported line by line;
+* batched: B sentences in lockstep in one compiled step (`dy.RNNStack` in a `lax.scan`),
+  B = 1, 8, 32, 64, 256, sentence lengths bucketed; compile time and compiled shapes too;
+* DyNet 2.1.2, the same parser (benchmarks/dynet_parser.py), one sentence per graph and 32
+  per graph autobatched, when its environment exists (../shared/DYNET.md).
+
+Run: .venv/bin/python benchmarks/parser_speed.py [--sentences 2048] [--batch-sizes 1,8,32,64,256]
+Target (DESIGN §3): at least 3,300 training sentences/s (10x DyNet's 327 here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import json
+
+import numpy as np
+
+import dynrnn as dy
+from _harness import report
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "examples"))
+import conllu  # noqa: E402
+import stack_lstm_parser as P  # noqa: E402
+
+DYNET_DIR = os.path.expanduser("~/.cache/dynet-2.1.2")
+DYNET_PYTHON = os.path.join(DYNET_DIR, "venv", "bin", "python")
+
+
+def batched(parser, vocab, examples, sentences, B, rng):
+    batches = P.training_batches(vocab, examples, B, rng, parser.config.unk_prob)
+    trainer = dy.AdamTrainer(parser.pc, 1e-3)
+    shapes = {}
+    t0 = time.perf_counter()
+    for batch, capacity in batches:  # one step per shape: compiles (and runs once)
+        key = (batch[0].shape, capacity)
+        if key not in shapes:
+            t = time.perf_counter()
+            trainer.step(parser.loss(capacity), *batch)
+            shapes[key] = time.perf_counter() - t
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for batch, capacity in batches:
+        trainer.step(parser.loss(capacity), *batch)
+    train_sps = len(examples) / (time.perf_counter() - t0)
+    parser.parse(sentences, batch_size=B)  # compile the decoder's shapes
+    t0 = time.perf_counter()
+    parser.parse(sentences, batch_size=B)
+    parse_sps = len(sentences) / (time.perf_counter() - t0)
+    return {"train": train_sps, "parse": parse_sps, "compile_s": compile_s, "shapes": len(shapes),
+            "compile_per_shape_s": compile_s / len(shapes)}
+
+
+def eager(parser, examples, sentences):
+    trainer = dy.AdamTrainer(parser.pc, 1e-3)
+    vg = dy.value_and_grad(lambda e: parser.sentence_loss_eager(e.words, e.tags, e.actions), parser.pc, jit=False)
+    t0 = time.perf_counter()
+    for e in examples:
+        _, grads = vg(e)
+        trainer.update(grads)
+    train_sps = len(examples) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for s in sentences:
+        parser.parse_eager(s)
+    return {"train": train_sps, "parse": len(sentences) / (time.perf_counter() - t0)}
+
+
+def dynet(train_path, per_graph, autobatch, sentences):
+    if not os.path.exists(DYNET_PYTHON):
+        print(f"note: DyNet is not built at {DYNET_DIR} (../shared/DYNET.md); its rows are skipped.")
+        return None
+    env = dict(os.environ, PYTHONPATH=os.path.join(DYNET_DIR, "dyNET-2.1.2", "build", "python"),
+               LD_LIBRARY_PATH=os.path.join(DYNET_DIR, "dyNET-2.1.2", "build", "dynet"))
+    cmd = [DYNET_PYTHON, os.path.join(HERE, "dynet_parser.py"), train_path, "--sentences", str(sentences),
+           "--per-graph", str(per_graph)] + (["--autobatch"] if autobatch else [])
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"note: the DyNet run failed: {out.stderr[-500:]}")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--train", default=os.path.join(P.EWT, "en_ewt-ud-train.conllu"))
+    ap.add_argument("--sentences", type=int, default=2048, help="training sentences per batched measurement")
+    ap.add_argument("--eager-sentences", type=int, default=10)
+    ap.add_argument("--dynet-sentences", type=int, default=600)
+    ap.add_argument("--batch-sizes", default="1,8,32,64,256")
+    args = ap.parse_args()
+    if not os.path.exists(args.train):
+        print(f"no treebank at {args.train} (../shared/data/ud-english-ewt); nothing to measure")
+        return {}
+    train = conllu.read_conllu(args.train)
+    vocab = P.Vocab.build(train)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(train))
+    sample = [train[i] for i in order]
+    examples = [e for e in (P.oracle_example(vocab, s) for s in sample) if e is not None]
+    lengths = np.array([e.n for e in examples[:args.sentences]])
+    rows, notes = [], [f"EWT train sample: {args.sentences} random projective sentences, {lengths.mean():.1f} "
+                       f"words on average (the whole train set: 16.3)", "paper dimensions, coupled LSTMs, Adam"]
+
+    ev = eager(P.Parser(vocab, P.Config()), examples[:args.eager_sentences], sample[:args.eager_sentences])
+    rows.append({"version": "dynrnn eager (per sentence, op by op)", "batch": 1, "train_sps": ev["train"],
+                 "parse_sps": ev["parse"]})
+    for B in [int(b) for b in args.batch_sizes.split(",")]:
+        sents = sample[:args.sentences] if B > 1 else sample[:256]
+        exs = examples[:args.sentences] if B > 1 else examples[:256]
+        r = batched(P.Parser(vocab, P.Config()), vocab, exs, sents, B, rng)
+        rows.append({"version": "dynrnn batched, compiled", "batch": B, "train_sps": r["train"],
+                     "parse_sps": r["parse"], "shapes": r["shapes"], "compile_s": r["compile_s"]})
+        print(rows[-1], flush=True)
+    for per_graph, autobatch in ((1, False), (32, True)):
+        d = dynet(args.train, per_graph, autobatch, args.dynet_sentences)
+        if d:
+            rows.append({"version": f"DyNet 2.1.2{' autobatch' if autobatch else ''}", "batch": per_graph,
+                         "train_sps": d["train_sentences_per_second"], "parse_sps": d["parse_sentences_per_second"]})
+    dynet_best = max((r["train_sps"] for r in rows if r["version"].startswith("DyNet")), default=None)
+    for r in rows:
+        if dynet_best:
+            r["train_vs_dynet_best"] = r["train_sps"] / dynet_best
+    return report("parser_speed", rows, [("version", "version"), ("batch", "batch"), ("train_sps", "train sent/s"),
+                                         ("parse_sps", "parse sent/s"), ("shapes", "shapes"),
+                                         ("compile_s", "compile s"), ("train_vs_dynet_best", "train ÷ best DyNet")],
+                  notes)
+
+
+if __name__ == "__main__":
+    main()

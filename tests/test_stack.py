@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dynrnn as dy
@@ -214,3 +214,51 @@ def test_vmap_over_stacks_and_batched_initial_state():
     np.testing.assert_allclose(got, st_.output(2), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got, builder.initial_state(h0).add_input(xs[:, 0]).add_input(xs[:, 1]).output(),
                                rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=8)  # each example compiles a new program: keep the suite quick
+@given(ops=programs(st.integers(1, 8)), seed=st.integers(0, 2**16))
+def test_gradients_equal_the_prev_chain_version_on_random_programs(ops, seed):
+    pc, builder = make("lstm", seed=1)
+    rng = np.random.default_rng(seed)
+    xs = jnp.asarray(rng.normal(size=(len(ops), B, I)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(H,)), jnp.float32)
+
+    def eager_loss(xs):
+        return sum(sum(jnp.tanh(top) @ w for top, _, _ in row) for row in eager_tops(builder, ops, xs))
+
+    def batched_loss(xs):
+        return jnp.sum(jnp.tanh(_scan_program(builder, ops, xs)[0]) @ w)
+
+    (le, ge), (lb, gb) = (dy.value_and_grad(eager_loss, pc, jit=False)(xs), dy.value_and_grad(batched_loss, pc)(xs))
+    np.testing.assert_allclose(lb, le, rtol=1e-5, atol=1e-5)
+    for k in ge:
+        np.testing.assert_allclose(gb[k], ge[k], rtol=1e-4, atol=1e-5, err_msg=k)
+    np.testing.assert_allclose(jax.grad(batched_loss)(xs), jax.grad(eager_loss)(xs), rtol=1e-4, atol=1e-5)
+
+
+def test_push_gradients_match_finite_differences(x64):
+    """The stack's hand-written backward pass against numerical derivatives (float64):
+    parameters, pushed inputs and the base state, through pops, masked pushes and reads."""
+    from jax.test_util import check_grads
+
+    pc = dy.ParameterCollection(seed=0, dtype=jnp.float64)
+    builder = dy.CoupledLSTMBuilder(2, I, H, pc)
+    randomize(builder, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    xs = jnp.asarray(rng.normal(size=(5, B, I)))
+    h0 = jnp.asarray(rng.normal(size=(B, H)))
+    ops = np.array([[1, 1, 1], [1, 0, 1], [2, 1, 1], [1, 2, 2], [1, 1, 0]], np.int32)
+    values = pc.parameter_values()
+
+    def f(values, xs, h0):
+        with pc.bind(values):
+            stack = dy.RNNStack(builder.initial_state([h0, h0, h0, h0]), 4)
+            total = 0.0
+            for t in range(len(ops)):
+                stack = stack.pop(where=ops[t] == 2).push(xs[t], where=ops[t] == 1)
+                total = total + jnp.sum(jnp.sin(stack.output())) + jnp.sum(stack.output(1) ** 2) \
+                    + jnp.sum(stack.input(1) * stack.top().s()[0][:, :I])
+            return total
+
+    check_grads(f, (values, xs, h0), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)

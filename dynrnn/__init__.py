@@ -39,6 +39,12 @@ from ._bidirectional import reverse_sequences as reverse_sequences
 from ._state import RNNState as RNNState
 from ._stack import RNNStack as RNNStack
 
+# incremental decoding
+from ._decoding import Hypothesis as Hypothesis
+from ._decoding import beam_search as beam_search
+from ._decoding import beam_search_batched as beam_search_batched
+from ._decoding import greedy_decode as greedy_decode
+
 # training
 from ._autodiff import value_and_grad as value_and_grad
 from ._trainers import AdadeltaTrainer as AdadeltaTrainer
@@ -127,7 +133,7 @@ __all__ = [
     "ParameterCollection", "Model", "Parameters", "LookupParameters",
     "Initializer", "GlorotInitializer", "HeInitializer", "UniformInitializer", "NormalInitializer",
     "ConstInitializer", "IdentityInitializer", "SaxeInitializer", "NumpyInitializer",
-    "RNNStack", "RNNBuilder", "SimpleRNNBuilder", "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder",
+    "RNNStack", "greedy_decode", "beam_search", "beam_search_batched", "Hypothesis", "RNNBuilder", "SimpleRNNBuilder", "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder",
     "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState",
     "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
     "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",

@@ -38,7 +38,7 @@ import numpy as np
 
 from ._compiled import broadcast_layers, compiled
 from ._errors import as_float_array, check_int, fmt_shape
-from ._state import RNNState
+from ._state import RNNState, _check_indices
 
 
 def _is_concrete(x: Any) -> bool:
@@ -237,6 +237,16 @@ class RNNStack:
         `(batch, input_dim)`; zeros for the base (and below it)."""
         idx = self._index("input", k)
         return self._top_input if k == 0 else self._inputs[jnp.arange(self.batch_size), idx]
+
+    def reorder(self, indices: Any) -> "RNNStack":
+        """Stacks `indices` of this batch (a gather along the batch axis; rows may repeat):
+        for beam search over parser states."""
+        idx = _check_indices("RNNStack.reorder", indices, self.batch_size)
+        slots, inputs, depth, top, top_input = jax.tree_util.tree_map(
+            lambda a: a[idx], (self._slots, self._inputs, self._depth, self._top, self._top_input))
+        return RNNStack._make(self._builder, self._spec, slots, inputs, depth, self._key, top, top_input)
+
+    select = reorder
 
     def __repr__(self) -> str:
         return f"RNNStack({type(self._builder).__name__}, batch={self.batch_size}, capacity={self.capacity})"

@@ -180,6 +180,23 @@ class RNNState:
             states.append(prev)
         return states
 
+    def reorder(self, indices: Any) -> "RNNState":
+        """The batch rows `indices` of this state, as a new batched state: row i of the
+        result is row `indices[i]` here (a gather along the batch axis; rows may repeat).
+        Beam search uses it after each top-k to move every hypothesis onto its parent's
+        state. The result has no history (`prev()` is None). Dropout masks belong to batch
+        positions, not rows, so they do not move: decode with dropout off."""
+        where = self._where("reorder")
+        B = self.batch_size
+        if B is None:
+            raise ValueError(f"{where}: the state is unbatched; reorder gathers rows of a batched state "
+                             f"(batch, hidden_dim).")
+        idx = _check_indices(where, indices, B)
+        layers = tuple(tuple(a[idx] for a in layer) for layer in self._layers)
+        return RNNState(self._builder, self._spec, layers, self._key, None)
+
+    select = reorder
+
     def detach(self) -> "RNNState":
         """This state's values with gradients stopped and no history: the seed for the next
         chunk in truncated backpropagation through time (Torch rnn's `remember()`)."""
@@ -229,6 +246,22 @@ class RNNState:
         b = self._builder
         batch = "" if self.batch_size is None else f", batch={self.batch_size}"
         return f"RNNState({type(b).__name__}, layers={len(self._layers)}{batch})"
+
+
+def _check_indices(where: str, indices: Any, batch: int) -> jax.Array:
+    """1-D integer row indices into a batch of `batch` rows (checked when concrete)."""
+    if isinstance(indices, jax.core.Tracer):
+        if indices.ndim != 1 or not jnp.issubdtype(indices.dtype, jnp.integer):
+            raise ValueError(f"{where}: indices must be a 1-D integer array; given {indices.dtype} "
+                             f"{fmt_shape(indices.shape)}.")
+        return indices
+    a = np.asarray(indices)
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise ValueError(f"{where}: indices must be a 1-D integer array; given {a.dtype} {fmt_shape(a.shape)}.")
+    if a.size and (a.min() < 0 or a.max() >= batch):
+        raise IndexError(f"{where}: indices must lie in [0, {batch - 1}] (the batch has {batch} rows); given "
+                         f"min {a.min()}, max {a.max()}.")
+    return jnp.asarray(a, jnp.int32)
 
 
 def _flatten(state: RNNState):

@@ -84,22 +84,31 @@ def beam_search(step: StepFn, state: Any, start: int, eos: int, beam_size: int, 
     for _ in range(max_len):
         if all(fin for s, _, _, fin in beam if s > -np.inf):
             break
-        cands, new_states = [], {}
+        rows, new_states = [], {}
         for k, (s, st, toks, fin) in enumerate(beam):
-            if s == -np.inf:
-                continue
-            if fin:
-                cands.append((s, k, eos))
+            if s == -np.inf or fin:
+                rows.append(None)
                 continue
             new_states[k], logp = step(st, last[k])
-            logp = np.asarray(logp, np.float64).astype(np.float32)
-            cands.extend((float(np.float32(s) + logp[v]), k, v) for v in range(logp.shape[-1]))
-        # rank by score; ties by (parent, token), as lax.top_k does over the flat (K, V) layout
-        cands.sort(key=lambda c: (-c[0], c[1], c[2]))
+            rows.append(np.asarray(logp, np.float32))
+        vocab = next(r.shape[-1] for r in rows if r is not None) if new_states else eos + 1
+        cand = np.full((K, vocab), -np.inf, np.float32)
+        for k, (s, _, _, fin) in enumerate(beam):
+            if fin:
+                cand[k, eos] = s                      # a finished hypothesis stays, unchanged
+            elif rows[k] is not None:
+                cand[k] = np.float32(s) + rows[k]
+        # best K by score; ties go to the lower (parent, token), as lax.top_k does
+        flat = cand.reshape(-1)
+        order = np.argsort(-flat, kind="stable")[:K]
         new_beam, new_last = [], []
-        for s, k, v in cands[:K]:
+        for i in order:
+            if flat[i] == -np.inf:
+                break
+            k, v = divmod(int(i), vocab)
             _, st, toks, fin = beam[k]
-            new_beam.append((s, st if fin else new_states[k], toks if fin else toks + [v], fin or v == eos))
+            new_beam.append((float(flat[i]), st if fin else new_states[k], toks if fin else toks + [v],
+                             fin or v == eos))
             new_last.append(v)
         beam = new_beam + [(-np.inf, None, [], False)] * (K - len(new_beam))
         last = new_last + [eos] * (K - len(new_last))

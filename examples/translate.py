@@ -130,7 +130,8 @@ class Translator:
         return memory, self.W_a * memory, mask, (state, jnp.zeros_like(h0))
 
     def step(self, carry, tokens, memory, keys, mask, training: bool = False):
-        """One decoder step for a batch: returns the new carry, the logits and the attention."""
+        """One decoder step for a batch: returns the new carry, the attentional state h̃
+        (dropped out in training) and the attention weights. Logits: `self.logits(h̃)`."""
         state, h_tilde = carry
         x = dy.concatenate([self.E_tgt.batch(tokens), h_tilde])
         if training:
@@ -142,18 +143,22 @@ class Translator:
         context = jnp.einsum("bs,bsh->bh", alpha, memory)
         h_tilde = dy.tanh(self.W_c * dy.concatenate([context, h]))
         out = dy.dropout(h_tilde, self.dims["dropout"]) if training else h_tilde
-        return (state, h_tilde), self.W_o * out + self.b_o, alpha
+        return (state, h_tilde), out, alpha
+
+    def logits(self, h_tilde):
+        return self.W_o * h_tilde + self.b_o
 
     def loss(self, src, src_len, tgt_in, tgt_out, tgt_len):
-        """Mean cross-entropy per target token (teacher forcing)."""
+        """Mean cross-entropy per target token (teacher forcing). The output layer runs once
+        over all steps, as one large matrix product, after the recurrent scan."""
         memory, keys, mask, carry = self.encode(src, src_len, training=True)
 
         def body(carry, tokens):
-            carry, logits, _ = self.step(carry, tokens, memory, keys, mask, training=True)
-            return carry, logits
+            carry, out, _ = self.step(carry, tokens, memory, keys, mask, training=True)
+            return carry, out
 
-        _, logits = jax.lax.scan(body, carry, tgt_in)
-        return dy.sequence_cross_entropy(logits, tgt_out, tgt_len)
+        _, outs = jax.lax.scan(body, carry, tgt_in)
+        return dy.sequence_cross_entropy(self.logits(outs), tgt_out, tgt_len, reduction="mean")
 
     # -- decoding ----------------------------------------------------------------------
     def _bound_search(self, values, src, src_len, beam, max_len):
@@ -163,8 +168,8 @@ class Translator:
             memory, keys, mask = tile(memory), tile(keys), tile(mask)
 
             def step(carry, tokens):
-                carry, logits, _ = self.step(carry, tokens, memory, keys, mask)
-                return carry, jax.nn.log_softmax(logits)
+                carry, out, _ = self.step(carry, tokens, memory, keys, mask)
+                return carry, jax.nn.log_softmax(self.logits(out))
 
             return dy.beam_search_batched(step, carry, BOS, EOS, beam, max_len)
 

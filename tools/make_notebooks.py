@@ -392,18 +392,133 @@ print({k: round(v, 2) for k, v in scores.items()})"""),
 ]
 
 
+DECODING = [
+    ("md", """# Incremental decoding with immutable states
+
+A decoder is a step function `step(state, token) -> (state, log_probs)`. Because an
+`RNNState` never changes, a beam is just a list of (score, state, tokens): extending a
+hypothesis never disturbs its siblings, and rescoring, forced prefixes or two decoders in
+lockstep are a few lines each. `dy.beam_search_batched` runs the same search for a batch
+as one compiled `lax.while_loop`.
+
+The model: `examples/translate.py` — a BiLSTM encoder and an LSTM decoder with Luong
+attention and input feeding — on Multi30k English→German."""),
+    ("code", """import os, sys, time
+import jax, jax.numpy as jnp, numpy as np
+import matplotlib.pyplot as plt
+import dynrnn as dy
+sys.path.insert(0, os.path.join("..", "examples"))
+import translate as T, bleu
+
+QUICK = bool(os.environ.get("DYNRNN_NOTEBOOK_QUICK"))
+DATA = os.path.join("..", "..", "shared", "data", "multi30k")
+read = lambda split, lang: T.read_lines(os.path.join(DATA, f"{split}.lc.norm.tok.{lang}"))
+train_en, train_de = read("train", "en"), read("train", "de")
+test_en, test_de = read("test_2016_flickr", "en"), read("test_2016_flickr", "de")
+SAVED = os.environ.get("DYNRNN_TRANSLATE_MODEL", "")     # a model saved by examples/translate.py --save
+if SAVED and os.path.exists(SAVED) and not QUICK:
+    model = T.Translator.load(SAVED)
+    print("loaded", SAVED)
+else:   # a short run: a few minutes on the CPU (QUICK, in the tests: 20 seconds on short sentences)
+    pairs = [(e, d) for e, d in zip(train_en, train_de) if len(e) <= (10 if QUICK else 100)]
+    pairs = pairs[:4000] if QUICK else pairs
+    model = T.Translator(T.Vocab.build([e for e, _ in pairs]), T.Vocab.build([d for _, d in pairs]),
+                         embed=128 if QUICK else 256, hidden=128 if QUICK else 256)
+    T.train(model, [e for e, _ in pairs], [d for _, d in pairs], minutes=0.33 if QUICK else 6, max_epochs=1 if QUICK else 100)
+test = list(zip(test_en, test_de))[:100 if QUICK else 1000]"""),
+    ("md", """## Greedy and beam search, compiled and batched
+Corpus BLEU on test_2016_flickr (`examples/bleu.py`, the `multi-bleu.perl` definition)."""),
+    ("code", """for beam in (1, 5):
+    t = time.perf_counter()
+    hyps = model.translate([e for e, _ in test], beam=beam)
+    score = bleu.corpus_bleu(hyps, [[d] for _, d in test])["bleu"]
+    print(f"beam {beam}: BLEU {score:.2f}, {len(test) / (time.perf_counter() - t):.0f} sentences/s")
+for (e, d), h in list(zip(test, hyps))[:3]:
+    print("src:", " ".join(e)); print("ref:", " ".join(d)); print("hyp:", " ".join(h)); print()"""),
+    ("md", """## Attention
+Where the decoder looked while producing each German word."""),
+    ("code", """e, _ = test[1]
+out = model.translate([e], beam=5)[0]
+a = model.attention(e, out)
+plt.figure(figsize=(0.5 * len(e) + 1, 0.4 * len(out) + 1))
+plt.imshow(a, cmap="Greys"); plt.xticks(range(len(e)), e, rotation=60); plt.yticks(range(len(out) + 1), out + ["</s>"])
+plt.title("attention"); plt.show()"""),
+    ("md", """## A step function, eagerly
+The eager searches call the step function with one hypothesis's state at a time. Here the
+state is a pair (decoder `RNNState`, attentional vector) for one sentence."""),
+    ("code", """def encoder_step(model, src_tokens):
+    ids = np.array(model.src_vocab.encode(src_tokens), np.int32)[:, None]
+    memory, keys, mask, (state, h_tilde) = model.encode(ids, np.array([len(ids)], np.int32))
+    def step(carry, token):
+        carry, out, _ = model.step(carry, jnp.asarray([token]), memory, keys, mask)
+        return carry, jax.nn.log_softmax(model.logits(out))[0]
+    return (state, h_tilde), step
+
+carry0, step = encoder_step(model, e)
+V = model.tgt_vocab
+greedy = dy.greedy_decode(step, carry0, T.BOS, T.EOS, 30)
+nbest = dy.beam_search(step, carry0, T.BOS, T.EOS, beam_size=5, max_len=30)
+print("greedy:", " ".join(V.decode(greedy.tokens)), f"({greedy.score:.2f})")
+for h in nbest:
+    print(f"{h.normalized:7.3f} {h.score:7.2f}", " ".join(V.decode(h.tokens)))"""),
+    ("md", """## Constrained decoding: a forced prefix
+Feed the prefix through the step function, then search from the state it leaves — the
+states before the prefix are untouched, so any number of prefixes can branch from one encoding."""),
+    ("code", """prefix = ["ein"] if "ein" in V.index else V.decode(greedy.tokens)[:1]
+carry, score = carry0, 0.0
+token = T.BOS
+for w in prefix:
+    carry, logp = step(carry, token)
+    token = V.index.get(w, T.UNK)
+    score += float(logp[token])
+rest = dy.beam_search(step, carry, token, T.EOS, beam_size=5, max_len=30)[0]
+print("forced", prefix, "→", " ".join(prefix + V.decode(rest.tokens)), f"(log p = {score + rest.score:.2f})")"""),
+    ("md", """## Rescoring with a second model's states
+Score the n-best list with a second decoder (here: the same model read right to left is not
+available, so a second model with another seed, trained briefly) — each hypothesis is forced
+through the second model's step function, from its own initial state."""),
+    ("code", """def force(step, carry, tokens):
+    total, token = 0.0, T.BOS
+    for t in tokens:
+        carry, logp = step(carry, token)
+        total += float(logp[t]); token = t
+    return total
+
+second = T.Translator(model.src_vocab, model.tgt_vocab, **model.dims, seed=1)
+sub = [(a, b) for a, b in zip(train_en, train_de) if len(a) <= 10][:2000]
+T.train(second, [a for a, _ in sub], [b for _, b in sub], minutes=0.2 if QUICK else 2, max_epochs=1, log=lambda m: None)
+carry2, step2 = encoder_step(second, e)
+for h in nbest:
+    print(f"first {h.score:7.2f}  second {force(step2, carry2, h.tokens):7.2f}  ", " ".join(V.decode(h.tokens)))"""),
+    ("md", """## Two decoders in lockstep: an ensemble
+One step function whose state is the pair of states, whose scores are the average of the
+two models' log-probabilities: beam search does not need to know."""),
+    ("code", """def ensemble_step(carry, token):
+    (c1, c2) = carry
+    c1, l1 = step(c1, token)
+    c2, l2 = step2(c2, token)
+    return (c1, c2), jax.nn.log_softmax((l1 + l2) / 2)
+
+best = dy.beam_search(ensemble_step, (carry0, carry2), T.BOS, T.EOS, beam_size=5, max_len=30)[0]
+print("ensemble:", " ".join(V.decode(best.tokens)))"""),
+]
+
+
+NOTEBOOKS = {"rnn_tutorial.ipynb": RNN_TUTORIAL, "char_lm.ipynb": CHAR_LM, "stack_lstm_parser.ipynb": PARSER,
+             "incremental_decoding.ipynb": DECODING}
+
 if __name__ == "__main__":
-    os.makedirs(OUT, exist_ok=True)
-    nbf.write(notebook(RNN_TUTORIAL), os.path.join(OUT, "rnn_tutorial.ipynb"))
-    nbf.write(notebook(CHAR_LM), os.path.join(OUT, "char_lm.ipynb"))
-    nbf.write(notebook(PARSER), os.path.join(OUT, "stack_lstm_parser.ipynb"))
+    # python tools/make_notebooks.py [NAME.ipynb ...] [--execute]: (re)writes the named notebooks
+    # (default: all; this drops their stored outputs), executing them with --execute.
     argv = __import__("sys").argv
+    names = [a for a in argv[1:] if a.endswith(".ipynb")] or list(NOTEBOOKS)
+    os.makedirs(OUT, exist_ok=True)
+    for name in names:
+        nbf.write(notebook(NOTEBOOKS[name]), os.path.join(OUT, name))
     if "--execute" in argv:
         from nbclient import NotebookClient
-        names = [a for a in argv[1:] if a.endswith(".ipynb")] or ["rnn_tutorial.ipynb", "char_lm.ipynb",
-                                                                   "stack_lstm_parser.ipynb"]
         for name in names:
             path = os.path.join(OUT, name)
             nb = nbf.read(path, as_version=4)
-            NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": OUT}}).execute()
+            NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": OUT}}).execute()
             nbf.write(nb, path)

@@ -357,12 +357,13 @@ print(f"one sentence op by op: {eager_s * 1e3:.0f} ms; in a compiled batch of 8:
     ("md", """## Training on EWT
 Batches of 32 sentences of similar length (lengths bucketed, so only a few shapes are
 compiled), Adam, singletons replaced by UNK half of the time. The full run
-(`python examples/stack_lstm_parser.py`, larger dimensions, 45 minutes on 2 cores) is reported
-in the README; here a short run with the paper's sizes."""),
+(`python examples/stack_lstm_parser.py`: LSTM cells, token 128, hidden 200, dropout 0.3, 45
+minutes on 2 cores) reaches test UAS 87.77 / LAS 85.83 (88.04 / 85.82 without punctuation);
+here a few minutes with the paper's sizes."""),
     ("code", """parser = P.Parser(vocab, P.Config(), seed=0)
 short = lambda sents: [s for s in sents if len(s) <= 16]     # QUICK (the tests): few shapes to compile
 subset, dev_subset = (short(train_sents)[:1500], short(dev_sents)[:300]) if QUICK else (train_sents, dev_sents)
-hist = P.train(parser, subset, dev_subset, minutes=0.5 if QUICK else 8, max_epochs=1 if QUICK else 100, batch_size=32)
+hist = P.train(parser, subset, dev_subset, minutes=0.5 if QUICK else 4, max_epochs=1 if QUICK else 100, batch_size=32)
 epochs = hist["epochs"]
 plt.figure(figsize=(6, 3))
 plt.plot([e["epoch"] for e in epochs], [e["dev"]["uas"] for e in epochs], "o-", label="dev UAS")

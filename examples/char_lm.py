@@ -237,8 +237,9 @@ def _progress(total: float, enabled: bool):
 def train_lm(lines: list[str], held_out: list[str], *, seconds: float = 45.0, max_epochs: int = 1000,
              batch_size: int = 32, layers: int = 2, embed: int = 32, hidden: int = 128, learning_rate: float = 1e-2,
              dropout: float = 0.0, seed: int = 0, sample_every: float = 15.0, progress: bool = True,
-             log: Callable[[str], None] = print) -> tuple[CharLM, dict]:
-    """Trains a CharLM with Adam for a time budget; returns (model, history)."""
+             max_steps: int | None = None, log: Callable[[str], None] = print) -> tuple[CharLM, dict]:
+    """Trains a CharLM with Adam for a time budget (or `max_steps` updates, whichever comes
+    first); returns (model, history)."""
     model = CharLM("".join(lines + held_out), layers=layers, embed=embed, hidden=hidden, seed=seed)
     if dropout:
         model.rnn.set_dropout(dropout)
@@ -269,7 +270,7 @@ def train_lm(lines: list[str], held_out: list[str], *, seconds: float = 45.0, ma
             if sample_every and now - last_sample > sample_every:
                 last_sample = now
                 log(f"  [{now - start:5.1f} s, step {step}] sample: {model.sample(80, seed=step)!r}")
-            if now - start > seconds:
+            if now - start > seconds or (max_steps is not None and step >= max_steps):
                 break
         else:
             continue

@@ -47,7 +47,10 @@ def test_alice_model_beats_a_unigram_model_on_held_out_text():
     total = sum(counts.values())
     held_text = "".join(line + "\n" for line in held)
     unigram_bpc = -sum(math.log2(counts.get(c, 1) / total) for c in held_text) / len(held_text)
-    model, hist = char_lm.train_lm(train, held, seconds=12, progress=False, sample_every=0, log=lambda s: None)
+    # a fixed number of updates (not a time budget), so a slow or busy machine cannot fail it
+    model, hist = char_lm.train_lm(train, held, seconds=600, max_steps=600, progress=False, sample_every=0,
+                                   log=lambda s: None)
+    assert hist["steps"] == 600
     assert hist["held_out_bpc"] < unigram_bpc - 0.5, (hist["held_out_bpc"], unigram_bpc)
     assert len(model.sample(50, seed=0)) == 50
     assert hist["steps"] == len(hist["loss"]) and hist["chars_per_second"] > 0

@@ -499,8 +499,7 @@ def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Seq
         if time.perf_counter() - t_start > 60 * minutes:
             break
     if best_values is not None:
-        for p in parser.pc.all_parameters():
-            p.set_value(best_values[p.name()])
+        parser.pc.set_parameter_values(best_values)
     history["train_seconds"] = time.perf_counter() - t_start
     return history
 

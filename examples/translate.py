@@ -267,8 +267,7 @@ def train(model: Translator, src: Sequence[list[str]], tgt: Sequence[list[str]],
         if time.perf_counter() - t_start > 60 * minutes:
             break
     if best_values is not None:
-        for p in model.pc.all_parameters():
-            p.set_value(best_values[p.name()])
+        model.pc.set_parameter_values(best_values)
     history["train_seconds"] = time.perf_counter() - t_start
     return history
 

@@ -58,6 +58,15 @@ from ._trainers import RMSPropTrainer as RMSPropTrainer
 from ._trainers import SimpleSGDTrainer as SimpleSGDTrainer
 from ._trainers import Trainer as Trainer
 
+# minibatches of variable-length sequences
+from ._batching import length_buckets as length_buckets
+from ._batching import pad_batch as pad_batch
+from ._batching import padded_length as padded_length
+
+# many devices
+from ._distributed import data_parallel_mesh as data_parallel_mesh
+from ._distributed import shard_batch as shard_batch
+
 # losses
 from ._losses import bits_per_char as bits_per_char
 from ._losses import norm_stabilizer as norm_stabilizer

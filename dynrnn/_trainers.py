@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._autodiff import bound_loss, call_inputs
+from ._distributed import _check_mesh, replicate, replicated
 from ._errors import NonFiniteError
 from ._params import LookupParameters, ParameterCollection, _VERSION
 
@@ -129,6 +130,7 @@ class Trainer:
         self._since_status = [0, 0]
         self._apply = jax.jit(self._apply_impl, static_argnames=("sparse_rows",))
         self._steps: dict[Any, Callable] = {}
+        self._mesh: Any = None
 
     # -- DyNet's knobs -----------------------------------------------------------------
     @property
@@ -161,6 +163,21 @@ class Trainer:
         if learning_rate is not None:
             self.learning_rate = learning_rate
 
+    def distribute(self, mesh: Any) -> None:
+        """Data-parallel training over `mesh` (a `jax.sharding.Mesh`, e.g. from
+        `dynrnn.data_parallel_mesh()`): every parameter of the collection and the optimizer
+        state are replicated on its devices and stay so after each update. Split the batch
+        with `dynrnn.shard_batch`; XLA then computes each device's part of the gradient and
+        all-reduces it — the result equals single-device training up to float rounding."""
+        _check_mesh("Trainer.distribute", mesh)
+        self._mesh = mesh
+        for p in self._pc.all_parameters():
+            p._value = replicate(p._value, mesh)
+        if self._state is not None:
+            self._state = replicate(self._state, mesh)
+        self._apply = jax.jit(self._apply_impl, static_argnames=("sparse_rows",))
+        self._steps = {}
+
     def status(self) -> str:
         """DyNet's status line (printed and returned): rate, clips and updates since last time."""
         s = f"[lr={self._lr:.3g} clips={self._since_status[0]} updates={self._since_status[1]}]"
@@ -179,6 +196,8 @@ class Trainer:
         names = tuple(params)
         if self._state is None:
             self._state = self._rule.init({n: params[n]._value for n in names})
+            if self._mesh is not None:
+                self._state = replicate(self._state, self._mesh)
             self._names = names
         elif names != self._names:
             raise ValueError(f"{type(self).__name__}: the set of trained parameters changed since the first update "
@@ -198,6 +217,8 @@ class Trainer:
                 touched = jnp.any(grads[name] != 0, axis=tuple(range(1, grads[name].ndim)), keepdims=True)
                 u = jnp.where(touched, u, 0.0)
             new[name] = (v + u).astype(v.dtype)
+        if self._mesh is not None:  # keep the copies identical on every device
+            new, state = jax.lax.with_sharding_constraint((new, state), replicated(self._mesh))
         return new, state, jnp.stack([norm, clipped.astype(jnp.float32)])
 
     def _sparse_rows(self, params: dict[str, Any]) -> frozenset:

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import time
 from typing import Any, Callable
 
@@ -38,7 +39,8 @@ def machine() -> dict:
 
 def report(name: str, rows: list[dict], columns: list[tuple[str, str]], notes: list[str] = ()) -> dict:
     """Prints a table (columns: (key, header)) and JSON, and writes results/<name>.json."""
-    result = {"benchmark": name, "machine": machine(), "rows": rows, "notes": list(notes)}
+    result = {"benchmark": name, "machine": machine(), "rows": rows, "columns": [list(c) for c in columns],
+              "notes": list(notes)}
     widths = [max(len(h), *(len(_fmt(r.get(k))) for r in rows)) for k, h in columns]
     print(f"\n{name}")
     print("  ".join(h.ljust(w) for (_, h), w in zip(columns, widths)))
@@ -69,3 +71,23 @@ def optional(module: str):
     except ImportError:
         print(f"note: {module} is not installed; its column is skipped (pip install '.[bench]').")
         return None
+
+
+DYNET_DIR = os.path.expanduser("~/.cache/dynet-2.1.2")
+DYNET_PYTHON = os.path.join(DYNET_DIR, "venv", "bin", "python")
+
+
+def run_dynet(args: list[str], timeout: float = 1800) -> str | None:
+    """Runs DyNet 2.1.2's Python (`args`: a script and its arguments, or ["-c", code]) in its
+    own environment (built as ../shared/DYNET.md says) and returns its stdout, or None with
+    a printed note when DyNet is not built here or the run fails."""
+    if not os.path.exists(DYNET_PYTHON):
+        print(f"note: DyNet is not built at {DYNET_DIR} (../shared/DYNET.md); its rows are skipped.")
+        return None
+    build = os.path.join(DYNET_DIR, "dyNET-2.1.2", "build")
+    env = dict(os.environ, PYTHONPATH=os.path.join(build, "python"), LD_LIBRARY_PATH=os.path.join(build, "dynet"))
+    out = subprocess.run([DYNET_PYTHON, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        print(f"note: the DyNet run failed: {out.stderr[-500:]}")
+        return None
+    return out.stdout

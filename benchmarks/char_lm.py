@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 
@@ -20,14 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import dynrnn as dy
-from _harness import report, time_per_call
+from _harness import report, run_dynet, time_per_call
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 import char_lm  # noqa: E402
 
 SENTENCE = "a quick brown fox jumped over the lazy dog"
-DYNET_DIR = os.path.expanduser("~/.cache/dynet-2.1.2")
-DYNET_PYTHON = os.path.join(DYNET_DIR, "venv", "bin", "python")
 
 
 def raw_jax_step(cell: str, vocab: int, H: int = 50, lr: float = 0.1):
@@ -131,18 +128,12 @@ def minibatched(iterations: int, batch: int = 32) -> list[dict]:
 
 
 def dynet_rows() -> tuple[list[dict], list[str]]:
-    if not os.path.exists(DYNET_PYTHON):
-        return [], [f"DyNet not measured in this run: no environment at {DYNET_PYTHON} (../shared/DYNET.md builds "
-                    "it). DESIGN §2's figures from this machine: 0.37 ms (LSTM) and 0.17 ms (SimpleRNN) per sentence "
-                    "one at a time; 0.54–0.62 ms per sentence with 32 in one graph."]
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dynet_char_lm.py")
-    env = dict(os.environ, PYTHONPATH=os.path.join(DYNET_DIR, "dyNET-2.1.2", "build", "python"),
-               LD_LIBRARY_PATH=os.path.join(DYNET_DIR, "dyNET-2.1.2", "build", "dynet"))
-    out = subprocess.run([DYNET_PYTHON, script], capture_output=True, text=True, timeout=900, env=env)
-    if out.returncode != 0:
-        return [], [f"DyNet run failed: {out.stderr[-300:]}"]
+    out = run_dynet([os.path.join(os.path.dirname(os.path.abspath(__file__)), "dynet_char_lm.py")], timeout=900)
+    if out is None:
+        return [], ["DyNet not measured in this run. DESIGN §2's figures from this machine: 0.37 ms (LSTM) and "
+                    "0.17 ms (SimpleRNN) per sentence one at a time; 0.54–0.62 ms per sentence with 32 in one graph."]
     rows = []
-    for line in out.stdout.splitlines():
+    for line in out.splitlines():
         model, label, ms = line.split()
         way = ("DyNet 2.1.2: renew_cg, forward, backward, update" if label == "one"
                else "DyNet 2.1.2: 32 sentences in one graph")

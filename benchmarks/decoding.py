@@ -13,8 +13,6 @@ magnitude at batch 64.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 
 import jax
@@ -22,11 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import dynrnn as dy
-from _harness import report
+from _harness import report, run_dynet
 
 V, EMB, H, STEPS, EOS, START = 2000, 128, 256, 50, 0, 1
-DYNET_DIR = os.path.expanduser("~/.cache/dynet-2.1.2")
-DYNET_PYTHON = os.path.join(DYNET_DIR, "venv", "bin", "python")
 
 DYNET_GREEDY = f"""
 import json, time, numpy as np, dynet as dy
@@ -88,18 +84,11 @@ def main() -> dict:
             h = jnp.zeros((B, H), jnp.float32)
             t = timed(lambda: search(values, h, K).block_until_ready())
             rows.append({"search": name, "way": "compiled (lax.while_loop)", "batch": B, "tokens_s": B * STEPS / t})
-    if os.path.exists(DYNET_PYTHON):
-        env = dict(os.environ, PYTHONPATH=os.path.join(DYNET_DIR, "dyNET-2.1.2", "build", "python"),
-                   LD_LIBRARY_PATH=os.path.join(DYNET_DIR, "dyNET-2.1.2", "build", "dynet"))
-        out = subprocess.run([DYNET_PYTHON, "-c", DYNET_GREEDY], env=env, capture_output=True, text=True)
-        if out.returncode == 0:
-            d = json.loads(out.stdout.strip().splitlines()[-1])
-            rows.append({"search": "greedy", "way": "DyNet add_input + npvalue", "batch": 1,
-                         "tokens_s": d["tokens_per_second"]})
-        else:
-            print(f"note: the DyNet run failed: {out.stderr[-300:]}")
-    else:
-        print(f"note: DyNet is not built at {DYNET_DIR}; its row is skipped.")
+    out = run_dynet(["-c", DYNET_GREEDY])
+    if out is not None:
+        d = json.loads(out.strip().splitlines()[-1])
+        rows.append({"search": "greedy", "way": "DyNet add_input + npvalue", "batch": 1,
+                     "tokens_s": d["tokens_per_second"]})
     base = next((r["tokens_s"] for r in rows if r["way"].startswith("DyNet")), None)
     for r in rows:
         r["us_per_token"] = 1e6 / r["tokens_s"]

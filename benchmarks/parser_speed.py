@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 import json
@@ -26,15 +25,13 @@ import json
 import numpy as np
 
 import dynrnn as dy
-from _harness import report
+from _harness import report, run_dynet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 import conllu  # noqa: E402
 import stack_lstm_parser as P  # noqa: E402
 
-DYNET_DIR = os.path.expanduser("~/.cache/dynet-2.1.2")
-DYNET_PYTHON = os.path.join(DYNET_DIR, "venv", "bin", "python")
 
 
 def batched(parser, vocab, examples, sentences, B, rng):
@@ -76,18 +73,9 @@ def eager(parser, examples, sentences):
 
 
 def dynet(train_path, per_graph, autobatch, sentences):
-    if not os.path.exists(DYNET_PYTHON):
-        print(f"note: DyNet is not built at {DYNET_DIR} (../shared/DYNET.md); its rows are skipped.")
-        return None
-    env = dict(os.environ, PYTHONPATH=os.path.join(DYNET_DIR, "dyNET-2.1.2", "build", "python"),
-               LD_LIBRARY_PATH=os.path.join(DYNET_DIR, "dyNET-2.1.2", "build", "dynet"))
-    cmd = [DYNET_PYTHON, os.path.join(HERE, "dynet_parser.py"), train_path, "--sentences", str(sentences),
-           "--per-graph", str(per_graph)] + (["--autobatch"] if autobatch else [])
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        print(f"note: the DyNet run failed: {out.stderr[-500:]}")
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    out = run_dynet([os.path.join(HERE, "dynet_parser.py"), train_path, "--sentences", str(sentences),
+                     "--per-graph", str(per_graph)] + (["--autobatch"] if autobatch else []))
+    return None if out is None else json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> dict:

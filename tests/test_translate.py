@@ -60,3 +60,21 @@ def test_batches_are_bucketed_and_masked():
     (s, sl, ti, to, tl), = T.batches(src, tgt, 4, None)
     assert s.shape == (8, 4) and sl.tolist() == [2, 3, 0, 0] and tl.tolist() == [2, 3, 0, 0]
     assert ti[:3, 1].tolist() == [T.BOS, 10, 11] and to[:3, 1].tolist() == [10, 11, T.EOS]
+
+
+def test_attention_choice():
+    src, tgt = [["a", "b"]], [["X"]]
+    general = T.Translator(T.Vocab.build(src, 1), T.Vocab.build(tgt, 1), embed=8, hidden=8, attention="general")
+    assert "/U_a" not in general.pc.parameter_values()
+    (s, sl, ti, to, tl), = T.batches([[4, 5]], [[4]], 8, None)
+    assert np.isfinite(float(general.loss(s, sl, ti, to, tl)))
+    with pytest.raises(ValueError, match="attention must be 'mlp' or 'general'; given 'dot'"):
+        T.Translator(T.Vocab.build(src, 1), T.Vocab.build(tgt, 1), embed=8, hidden=8, attention="dot")
+
+
+def test_initial_weights_follow_fan_in():
+    src, tgt = [["a", "b"]], [["X"]]
+    model = T.Translator(T.Vocab.build(src, 1), T.Vocab.build(tgt, 1), embed=16, hidden=32, seed=3)
+    v = model.pc.parameter_values()
+    assert np.abs(np.asarray(v["/W_c"])).max() <= 1 / np.sqrt(64) and np.asarray(v["/W_c"]).std() > 0.5 / np.sqrt(3 * 64)
+    assert 0.5 < np.asarray(v["/E_tgt"]).std() < 1.5 and not np.asarray(v["/b_o"]).any()

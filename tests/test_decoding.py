@@ -151,7 +151,7 @@ def test_a_copy_task_is_learned_and_beam_search_decodes_it_exactly():
         return dy.sequence_cross_entropy(hs @ R.T + bias.expr(), tgt[1:], lens + 1)
 
     trainer = dy.AdamTrainer(pc, 0.01)
-    for _ in range(1000):
+    for _ in range(1500):
         trainer.step(loss, *batch(32))
 
     def step(state, token):

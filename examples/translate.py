@@ -4,11 +4,12 @@ Encoder: a bidirectional LSTM (`dy.BiRNNBuilder`) over source embeddings. Decode
 with input feeding (Luong et al. 2015) — its input at step t is [embedding of y_{t-1}; h̃_{t-1}],
 the attentional state h̃_t = tanh(W_c·[c_t; h_t]) and p(y_t) = softmax(W_o·h̃_t + b_o) — where
 the context c_t attends with MLP scores v·tanh(W_a m_s + U_a h_t) (Bahdanau et al. 2015;
-`--attention general` gives Luong's h_t·W_a m_s, which here locked onto one source word). Training is teacher-forced on minibatches with `lengths=`
-masking (the decoder is a `lax.scan` whose carry is an `RNNState`); decoding is
+`--attention general` gives Luong's h_t·W_a m_s, which here locked onto one source word).
+Training is teacher-forced on minibatches with `lengths=` masking (the decoder is a
+`lax.scan` whose carry is an `RNNState`); decoding is
 `dy.beam_search_batched` (one compiled `lax.while_loop` per batch) or greedy (beam 1).
 
-    python examples/translate.py --minutes 45 --save ende.npz        # train en→de, report BLEU
+    python examples/translate.py --minutes 55 --dropout 0.3 --save ende.npz   # en→de: BLEU 35.8 (beam 5)
     python examples/translate.py --load ende.npz --beam 5            # evaluate a saved model
     python examples/translate.py --tgt fr                            # en→fr
 
@@ -70,10 +71,6 @@ def read_lines(path: str) -> list[list[str]]:
         return [line.split() for line in f.read().splitlines()]
 
 
-def bucket(n: int, step: int = 8) -> int:
-    return step * max(1, math.ceil(n / step))
-
-
 def batches(src: Sequence[list[int]], tgt: Sequence[list[int]], batch_size: int, rng: np.random.Generator | None):
     """(src (S, B), src_len, tgt_in (T, B), tgt_out (T, B), tgt_len) of similar lengths; times
     rounded up to a multiple of 8 and the batch padded to `batch_size` (length-0 rows)."""
@@ -81,7 +78,8 @@ def batches(src: Sequence[list[int]], tgt: Sequence[list[int]], batch_size: int,
     out = []
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        S, T = bucket(max(len(src[i]) for i in idx)), bucket(max(len(tgt[i]) for i in idx) + 1)
+        S = dy.padded_length(max(len(src[i]) for i in idx))
+        T = dy.padded_length(max(len(tgt[i]) for i in idx) + 1)
         s = np.full((S, batch_size), PAD, np.int32)
         ti = np.full((T, batch_size), PAD, np.int32)
         to = np.full((T, batch_size), PAD, np.int32)
@@ -205,7 +203,7 @@ class Translator:
         values = self.pc.parameter_values()
         out: list = [None] * len(ids)
         for (s, sl, *_), idx in _source_batches(ids, batch_size):
-            limit = max_len or bucket(int(sl.max()) * 2 + 10)
+            limit = max_len or dy.padded_length(int(sl.max()) * 2 + 10)
             res = self._search(values, s, sl, beam, limit)
             best = np.asarray(res["tokens"][:, 0])
             for row, k in enumerate(idx):
@@ -247,8 +245,8 @@ def _source_batches(ids, batch_size):
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        rows = batch_size if len(idx) == batch_size else 8 * math.ceil(len(idx) / 8)
-        S = bucket(max(len(ids[i]) for i in idx))
+        rows = batch_size if len(idx) == batch_size else dy.padded_length(len(idx))
+        S = dy.padded_length(max(len(ids[i]) for i in idx))
         s = np.full((S, rows), PAD, np.int32)
         sl = np.zeros(rows, np.int32)
         for j, i in enumerate(idx):

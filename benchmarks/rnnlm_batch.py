@@ -122,7 +122,7 @@ def torch_rnnlm(torch, batches: list, nwords: int, eos: int) -> dict:
                                                  reduction="sum")
         loss.backward()
         opt.step()
-        total += float(loss)
+        total += loss.item()
         words += int((targets >= 0).sum())
     elapsed = time.perf_counter() - t0
     return {"words_per_second": words / elapsed, "loss_per_word": total / words}
@@ -140,8 +140,6 @@ def main() -> dict:
     train, nwords, eos = sentences(args.data, args.sentences)
     n_words = sum(map(len, train))
     torch = optional("torch")
-    if torch is not None:
-        torch.manual_seed(0)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data_file = os.path.join(tmp, "rnnlm.json")

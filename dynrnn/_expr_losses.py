@@ -8,20 +8,29 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from ._errors import fmt_shape
 from ._expressions import _a, pick_batch
+from ._losses import softmax_cross_entropy
 from ._params import managed_key
 
 
 def pickneglogsoftmax(x: Any, v: Any) -> jax.Array:
     """−log softmax(x)[v]: a scalar for a vector; for a batch (B, d) and B ids, (B,)."""
-    logp = jax.nn.log_softmax(_a(x), axis=-1)
-    v = jnp.asarray(v)
-    return -(logp[..., v] if v.ndim == 0 else pick_batch(logp, v))
+    x, v = _a(x), jnp.asarray(v)
+    if v.ndim == 0:
+        v = jnp.broadcast_to(v, x.shape[:-1])
+    return pickneglogsoftmax_batch(x, v)
 
 
 def pickneglogsoftmax_batch(x: Any, vs: Any) -> jax.Array:
     """Per-example −log softmax(x_b)[v_b] for a batch (B, d): (B,)."""
-    return -pick_batch(jax.nn.log_softmax(_a(x), axis=-1), jnp.asarray(vs))
+    x, vs = _a(x), jnp.asarray(vs)
+    if x.ndim < 1 or vs.shape != x.shape[:-1]:
+        raise ValueError(f"pickneglogsoftmax_batch: expected one class id per example, shape {fmt_shape(x.shape[:-1])} "
+                         f"for x of shape {fmt_shape(x.shape)}; given ids of shape {fmt_shape(vs.shape)}.")
+    if not jnp.issubdtype(vs.dtype, jnp.integer):
+        raise TypeError(f"pickneglogsoftmax: class ids must be integers; given dtype {vs.dtype}.")
+    return softmax_cross_entropy(x, vs)
 
 
 def binary_log_loss(x: Any, y: Any) -> jax.Array:

@@ -92,6 +92,10 @@ def test_batch_functions(rng):
     np.testing.assert_allclose(dy.sum_batches(dy.pickneglogsoftmax_batch(x, ids)),
                                -np.log(np_softmax(x))[np.arange(B), ids].sum(), rtol=1e-5)
     np.testing.assert_allclose(dy.sum_batches(x), x.sum(0), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"one class id per example, shape \(3,\).*given ids of shape \(2,\)"):
+        dy.pickneglogsoftmax_batch(x, ids[:2])
+    with pytest.raises(TypeError, match="class ids must be integers; given dtype float32"):
+        dy.pickneglogsoftmax_batch(x, ids.astype(np.float32))
 
 
 def test_inputs_and_shapes(rng):

@@ -2,6 +2,7 @@
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -33,6 +34,35 @@ def test_masked_cross_entropy_matches_numpy(rng):
         want_steps.sum() / lengths.sum(), rtol=1e-5)
     unbatched = dy.sequence_cross_entropy(jnp.asarray(logits[:, 0]), jnp.asarray(targets[:, 0]))
     np.testing.assert_allclose(unbatched, want_steps[:, 0].sum(), rtol=1e-5)
+
+
+def test_cross_entropy_gradient_and_hessian_match_numpy(rng):
+    """d nll / d logits = softmax − onehot (zero past a sequence's end), and the second
+    derivative diag(p) − ppᵀ (so forward mode and second order work through the loss)."""
+    T, B, V = 4, 3, 6
+    logits = rng.normal(size=(T, B, V)).astype(np.float32)
+    targets = rng.integers(0, V, size=(T, B))
+    lengths = np.array([4, 1, 2])
+    p = np.exp(np_log_softmax(logits.astype(np.float64)))
+    want = p - np.eye(V)[targets]
+    want[np.arange(T)[:, None] >= lengths[None, :]] = 0.0
+    weights = rng.normal(size=(T, B)).astype(np.float32)  # a cotangent that is not all ones
+
+    def loss(x):
+        return jnp.sum(weights * dy.sequence_cross_entropy(x, jnp.asarray(targets), lengths, reduction="none"))
+
+    got = jax.grad(loss)(jnp.asarray(logits))
+    np.testing.assert_allclose(got, weights[..., None] * want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jax.grad(lambda x: dy.sequence_cross_entropy(x, jnp.asarray(targets), lengths))(
+        jnp.asarray(logits)), want, rtol=1e-5, atol=1e-6)
+    # forward-mode and second order work too (jax.hessian is forward-over-reverse)
+    x0, t0 = logits[0, 0], targets[0, 0]
+    hess = jax.hessian(lambda x: dy.sequence_cross_entropy(x[None], jnp.asarray([t0])))(jnp.asarray(x0))
+    p0 = p[0, 0]
+    np.testing.assert_allclose(hess, np.diag(p0) - np.outer(p0, p0), rtol=1e-4, atol=1e-6)
+    # DyNet's pickneglogsoftmax computes the same loss
+    g = jax.grad(lambda x: jnp.sum(dy.pickneglogsoftmax_batch(x, jnp.asarray(targets[0]))))(jnp.asarray(logits[0]))
+    np.testing.assert_allclose(g, p[0] - np.eye(V)[targets[0]], rtol=1e-5, atol=1e-6)
 
 
 def test_cross_entropy_errors():

@@ -89,6 +89,22 @@ class _Compiled:
 
     def _scan(self, params, layers: Layers, key, xs, lengths: Optional[jax.Array], *,
               collect: bool, unstack: bool):
+        """The scan unrolled by SCAN_UNROLL when only its value is needed, and not unrolled
+        when it is differentiated (the JVP rule below; reverse mode goes through it too)."""
+        run = functools.partial(self._scan_layers, collect=collect, unstack=unstack)
+
+        @jax.custom_jvp
+        def scan(params, layers, key, xs, lengths):
+            return run(params, layers, key, xs, lengths, unroll=SCAN_UNROLL)
+
+        @scan.defjvp
+        def scan_jvp(primals, tangents):
+            return jax.jvp(functools.partial(run, unroll=1), primals, tangents)
+
+        return scan(params, layers, key, xs, lengths)
+
+    def _scan_layers(self, params, layers: Layers, key, xs, lengths: Optional[jax.Array], *,
+                     collect: bool, unstack: bool, unroll: int):
         """Layer by layer: each layer is one `lax.scan` over the whole sequence, so that a
         cell with `project_input` can compute W·x for every step in one matrix product
         before its scan (when the batch is small enough for that to pay, see HOIST_MAX_BATCH)."""
@@ -116,7 +132,7 @@ class _Compiled:
                     new = tuple(jnp.where(a_t, n, o) for n, o in zip(new, carry))
                 return new, (new if collect else new[-1])
 
-            final, ys = jax.lax.scan(body, state, (seq, alive), unroll=min(SCAN_UNROLL, max(T, 1)))
+            final, ys = jax.lax.scan(body, state, (seq, alive), unroll=1 if hoist else min(unroll, max(T, 1)))
             finals.append(final)
             per_layer.append(ys)
             inp = ys[-1] if collect else ys
@@ -136,9 +152,12 @@ class _Compiled:
 # T=100, 256→256 LSTM: batch 1 1.7 vs 3.3 ms, batch 8 even, batch 64 59 vs 37 ms.
 HOIST_MAX_BATCH = 8
 
-# Four time steps per loop iteration: XLA:CPU pays a fixed cost per iteration. Measured
-# (benchmarks/transduce.py shapes, T=100, 256→256): LSTM batch 32 34.8 → 28.2 ms (1 layer)
-# and 72.2 → 54.4 ms (2 layers); batch 1 and GRU within noise.
+# Four time steps per loop iteration, for large batches and only when the scan is not
+# differentiated (`_Compiled._scan`). XLA:CPU pays a fixed cost per loop iteration, which
+# unrolling spreads — LSTM 256→256, T=100, batch 32 forward: 36 → 27 ms; rnnlm shape (128→256,
+# T=24, batch 64) forward: 8.1 → 6.5 ms. But the unrolled scan's gradient was slower (batch 32,
+# 50→50: 3.9 → 5.3 ms; rnnlm shape: 23.7 → 26.5 ms) and compiled 2–3× longer, and small
+# hoisted batches gained nothing (benchmarks/README.md, "Where the time goes").
 SCAN_UNROLL = 4
 
 

@@ -3,6 +3,7 @@ file per script in benchmarks/results/, and a table for people."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import platform
@@ -14,6 +15,7 @@ from typing import Any, Callable
 import jax
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+_STARTED = time.perf_counter()  # the scripts import this module first: their run time starts here
 
 
 def time_per_call(fn: Callable[[], Any], *, number: int, repeats: int = 7, warmup: int = 2,
@@ -38,9 +40,11 @@ def machine() -> dict:
 
 
 def report(name: str, rows: list[dict], columns: list[tuple[str, str]], notes: list[str] = ()) -> dict:
-    """Prints a table (columns: (key, header)) and JSON, and writes results/<name>.json."""
-    result = {"benchmark": name, "machine": machine(), "rows": rows, "columns": [list(c) for c in columns],
-              "notes": list(notes)}
+    """Prints a table (columns: (key, header)) and JSON, and writes results/<name>.json
+    with the date and the script's run time so far."""
+    result = {"benchmark": name, "machine": machine(), "date": datetime.date.today().isoformat(),
+              "seconds": round(time.perf_counter() - _STARTED, 1), "rows": rows,
+              "columns": [list(c) for c in columns], "notes": list(notes)}
     widths = [max(len(h), *(len(_fmt(r.get(k))) for r in rows)) for k, h in columns]
     print(f"\n{name}")
     print("  ".join(h.ljust(w) for (_, h), w in zip(columns, widths)))

@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 from _harness import RESULTS, _fmt
 
@@ -49,16 +48,12 @@ PLOT_SPECS = {
 }
 
 
-def run(names: list[str]) -> dict[str, float]:
-    seconds = {}
+def run(names: list[str]) -> None:
     for name in names:
         print(f"== {name}", flush=True)
-        t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, os.path.join(HERE, f"{name}.py")], cwd=HERE)
-        seconds[name] = time.perf_counter() - t0
         if proc.returncode != 0:
             print(f"note: {name} failed (exit {proc.returncode}); RESULTS.md keeps its previous JSON if any.")
-    return seconds
 
 
 def plot(name: str, result: dict) -> str | None:
@@ -116,10 +111,18 @@ def table(result: dict) -> list[str]:
     return lines
 
 
-def render(seconds: dict[str, float]) -> str:
+def _when(result: dict) -> str:
+    """'; measured <date>; the script took <n> s.' from what the result recorded (older JSON has neither)."""
+    parts = [f"measured {result['date']}"] if "date" in result else []
+    if "seconds" in result:
+        parts.append(f"the script took {result['seconds']:.0f} s")
+    return "".join(f"; {p}" for p in parts) + "."
+
+
+def render() -> str:
     out = ["# dynrnn benchmark results", "",
            f"Written by `benchmarks/run_all.py` on {datetime.date.today().isoformat()}. Every ratio is against a "
-           "baseline measured in the same run on the same machine; each section names its machine. "
+           "baseline measured in the same run on the same machine; each section names its machine and date. "
            "Regenerate with `.venv/bin/python benchmarks/run_all.py`.", ""]
     for name, title, target in BENCHMARKS:
         path = os.path.join(RESULTS, f"{name}.json")
@@ -129,7 +132,7 @@ def render(seconds: dict[str, float]) -> str:
         m = result["machine"]
         out += [f"## {title}", "", f"*Question:* {target}  ",
                 f"*Machine:* {m.get('device')} ({m.get('backend')}, {m.get('cpus')} CPUs), JAX {m.get('jax')}, "
-                f"Python {m.get('python')}" + (f"; this run took {seconds[name]:.0f} s." if name in seconds else "."),
+                f"Python {m.get('python')}{_when(result)}",
                 "", *table(result), ""]
         out += [f"- {n}" for n in result.get("notes", [])]
         image = plot(name, result)
@@ -146,9 +149,10 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="only rebuild RESULTS.md from results/*.json")
     args = ap.parse_args()
     names = [n for n, _, _ in BENCHMARKS if n not in args.skip and (not args.only or n in args.only)]
-    seconds = {} if args.render else run(names)
+    if not args.render:
+        run(names)
     with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
-        f.write(render(seconds))
+        f.write(render())
     print(f"wrote {os.path.join(HERE, 'RESULTS.md')}")
 
 

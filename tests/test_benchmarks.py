@@ -1,0 +1,47 @@
+"""The benchmark harness: what a script records and how RESULTS.md is rebuilt from it.
+(The benchmarks themselves are timed runs and live outside the test suite.)"""
+
+import datetime
+import json
+import os
+import sys
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+sys.path.insert(0, BENCH)
+import _harness  # noqa: E402
+import run_all  # noqa: E402
+
+
+def test_every_listed_benchmark_has_its_script():
+    missing = [name for name, _, _ in run_all.BENCHMARKS if not os.path.exists(os.path.join(BENCH, f"{name}.py"))]
+    assert missing == []
+
+
+def test_report_records_rows_date_and_run_time(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(_harness, "RESULTS", str(tmp_path))
+    rows = [{"config": "a", "ms": 1.5}, {"config": "b", "ms": 1234.5}]
+    _harness.report("demo", rows, [("config", "config"), ("ms", "dynrnn ms")], notes=["a note"])
+    saved = json.load(open(tmp_path / "demo.json"))
+    assert saved["rows"] == rows and saved["notes"] == ["a note"]
+    assert saved["date"] == datetime.date.today().isoformat()
+    assert saved["seconds"] >= 0
+    printed = capsys.readouterr().out
+    assert "dynrnn ms" in printed and "1,234" in printed and "note: a note" in printed
+
+
+def test_render_rebuilds_every_stored_result(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_all, "RESULTS", str(tmp_path))
+    monkeypatch.setattr(run_all, "plot", lambda name, result: None)  # no files written by the test
+    name, title, _ = run_all.BENCHMARKS[0]
+    result = {"benchmark": name, "machine": {"device": "cpu:0", "backend": "cpu", "cpus": 2, "jax": "x",
+                                            "python": "3.11"},
+              "date": "2026-01-02", "seconds": 12.3, "rows": [{"k": 7}], "columns": [["k", "the k"]], "notes": []}
+    json.dump(result, open(tmp_path / f"{name}.json", "w"))
+    old = dict(result, benchmark=run_all.BENCHMARKS[1][0])
+    del old["date"], old["seconds"]  # written before the harness recorded them
+    json.dump(old, open(tmp_path / f"{run_all.BENCHMARKS[1][0]}.json", "w"))
+    text = run_all.render()
+    assert f"## {title}" in text and "measured 2026-01-02; the script took 12 s." in text
+    assert f"## {run_all.BENCHMARKS[1][1]}" in text and "Python 3.11." in text
+    assert "| the k |" in text and "| 7 |" in text
+    assert f"## {run_all.BENCHMARKS[2][1]}" not in text  # no JSON, no section

@@ -77,6 +77,17 @@ def optional(module: str):
         return None
 
 
+def torch_device(torch) -> tuple[str, Callable[[Any], Any]]:
+    """Where PyTorch baselines run, and the `sync` that waits for them: CUDA (cuDNN) when JAX
+    itself runs on a GPU and PyTorch can see one, so both sides use the same device; else CPU."""
+    if jax.default_backend() == "gpu" and torch.cuda.is_available():
+        def sync(result):
+            torch.cuda.synchronize()
+            return result
+        return "cuda", sync
+    return "cpu", lambda result: result
+
+
 DYNET_DIR = os.path.expanduser("~/.cache/dynet-2.1.2")
 DYNET_PYTHON = os.path.join(DYNET_DIR, "venv", "bin", "python")
 

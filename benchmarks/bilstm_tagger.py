@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dynrnn as dy
-from _harness import optional, report, run_dynet
+from _harness import optional, report, run_dynet, torch_device
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EWT = os.path.join(HERE, "..", "..", "shared", "data", "ud-english-ewt")
@@ -120,15 +120,16 @@ def _bound(pc, scores, values, words, lengths):
 def torch_tagger(torch, train, dev, nwords, ntags, epochs, batch_size) -> dict:
     nn = torch.nn
     torch.manual_seed(0)
-    emb, lstm = nn.Embedding(nwords, EMBED), nn.LSTM(EMBED, HIDDEN, bidirectional=True)
-    mlp = nn.Sequential(nn.Linear(2 * HIDDEN, MLP), nn.Tanh(), nn.Linear(MLP, ntags))
+    device, sync = torch_device(torch)
+    emb, lstm = nn.Embedding(nwords, EMBED).to(device), nn.LSTM(EMBED, HIDDEN, bidirectional=True).to(device)
+    mlp = nn.Sequential(nn.Linear(2 * HIDDEN, MLP), nn.Tanh(), nn.Linear(MLP, ntags)).to(device)
     params = [*emb.parameters(), *lstm.parameters(), *mlp.parameters()]
     opt = torch.optim.Adam(params)
     pack = nn.utils.rnn.pack_padded_sequence
 
     def scores(w, n):
         keep = n > 0
-        w, n = torch.from_numpy(w[:, keep]).long(), torch.from_numpy(n[keep]).long()
+        w, n = torch.from_numpy(w[:, keep]).long().to(device), torch.from_numpy(n[keep]).long()  # lengths stay on CPU
         hs, _ = nn.utils.rnn.pad_packed_sequence(lstm(pack(emb(w), n, enforce_sorted=False))[0],
                                                  total_length=w.shape[0])
         return mlp(hs), keep
@@ -141,9 +142,11 @@ def torch_tagger(torch, train, dev, nwords, ntags, epochs, batch_size) -> dict:
             opt.zero_grad()
             out, keep = scores(w, n)
             gold = torch.from_numpy(np.where(np.arange(w.shape[0])[:, None] < n[None, :], t, -100)[:, keep]).long()
+            gold = gold.to(device)
             loss = nn.functional.cross_entropy(out.flatten(0, 1), gold.flatten(), ignore_index=-100, reduction="sum")
             loss.backward()
             opt.step()
+            sync(None)
             elapsed += time.perf_counter() - t0
             words += int(n.sum())
     good = total = 0
@@ -151,7 +154,7 @@ def torch_tagger(torch, train, dev, nwords, ntags, epochs, batch_size) -> dict:
     with torch.no_grad():
         for w, t, n in batches_of(dev, batch_size, None):
             out, keep = scores(w, n)
-            pred, t, n = out.argmax(-1).numpy(), t[:, keep], n[keep]
+            pred, t, n = out.argmax(-1).cpu().numpy(), t[:, keep], n[keep]
             mask = np.arange(w.shape[0])[:, None] < n[None, :]
             good += int(((pred == t) & mask).sum())
             total += int(mask.sum())

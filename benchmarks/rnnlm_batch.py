@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dynrnn as dy
-from _harness import optional, report, run_dynet
+from _harness import optional, report, run_dynet, torch_device
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAKESPEARE = os.path.join(HERE, "..", "..", "shared", "data", "tinyshakespeare", "input.txt")
@@ -106,14 +106,17 @@ def dynrnn_rnnlm(batches: list, nwords: int, eos: int, multiple: int = 8) -> dic
 
 def torch_rnnlm(torch, batches: list, nwords: int, eos: int) -> dict:
     torch.manual_seed(0)
-    emb, lstm, out = torch.nn.Embedding(nwords, EMBED), torch.nn.LSTM(EMBED, HIDDEN), torch.nn.Linear(HIDDEN, nwords)
+    device, _ = torch_device(torch)  # loss.item() below waits for each step
+    emb, lstm, out = (m.to(device) for m in (torch.nn.Embedding(nwords, EMBED), torch.nn.LSTM(EMBED, HIDDEN),
+                                             torch.nn.Linear(HIDDEN, nwords)))
     params = [*emb.parameters(), *lstm.parameters(), *out.parameters()]
     opt = torch.optim.Adam(params, lr=0.001)
     prepared = []
     for sents in batches:
         inputs, targets, lengths = lm_batch(sents, eos, multiple=1)
         mask = np.arange(targets.shape[0])[:, None] < lengths[None, :]
-        prepared.append((torch.from_numpy(inputs).long(), torch.from_numpy(np.where(mask, targets, -100)).long()))
+        prepared.append((torch.from_numpy(inputs).long().to(device),
+                         torch.from_numpy(np.where(mask, targets, -100)).long().to(device)))
     t0, words, total = time.perf_counter(), 0, 0.0
     for inputs, targets in prepared:
         opt.zero_grad()

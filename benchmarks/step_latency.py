@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dynrnn as dy
-from _harness import optional, report, time_per_call
+from _harness import optional, report, time_per_call, torch_device
 
 CONFIGS = [(1, 64, 128), (2, 256, 256)]  # layers, input_dim, hidden_dim
 
@@ -63,12 +63,13 @@ def run(steps: int) -> dict:
                "ratio_vs_bare": t_ours / t_bare}
         if torch is not None:
             torch.manual_seed(0)
-            cells = [torch.nn.LSTMCell(I if l == 0 else H, H) for l in range(L)]
-            txs = [torch.tensor(np.asarray(x))[None] for x in xs]
+            device, torch_sync = torch_device(torch)
+            cells = [torch.nn.LSTMCell(I if l == 0 else H, H).to(device) for l in range(L)]
+            txs = [torch.tensor(np.asarray(x), device=device)[None] for x in xs]
 
             def torch_loop():
                 with torch.no_grad():
-                    state = [(torch.zeros(1, H), torch.zeros(1, H)) for _ in range(L)]
+                    state = [(torch.zeros(1, H, device=device), torch.zeros(1, H, device=device)) for _ in range(L)]
                     for x in txs:
                         inp = x
                         new = []
@@ -79,7 +80,7 @@ def run(steps: int) -> dict:
                         state = new
                     return inp
 
-            t_torch = time_per_call(torch_loop, number=1, repeats=7) / steps
+            t_torch = time_per_call(torch_loop, number=1, repeats=7, sync=torch_sync) / steps
             row.update(torch_us=1e6 * t_torch, ratio_vs_torch=t_ours / t_torch)
         rows.append(row)
     cols = [("config", "config"), ("dynrnn_us", "dynrnn µs/step"), ("bare_jax_us", "bare jit µs/step"),

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dynrnn as dy
-from _harness import optional, report, time_per_call
+from _harness import optional, report, time_per_call, torch_device
 
 T, I, H = 100, 256, 256
 
@@ -55,14 +55,15 @@ def run(quick: bool) -> dict:
                "pct_of_matmul_peak": 100 * flops(cell, L, B) / t_ours / peak}
         if torch is not None:
             torch.manual_seed(0)
-            net = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(I, H, num_layers=L)
-            txs = torch.tensor(xs_np)
+            device, torch_sync = torch_device(torch)
+            net = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(I, H, num_layers=L).to(device)
+            txs = torch.tensor(xs_np, device=device)
 
             def torch_fwd():
                 with torch.no_grad():
                     return net(txs)[0]
 
-            t_torch = time_per_call(torch_fwd, number=10)
+            t_torch = time_per_call(torch_fwd, number=10, sync=torch_sync)
             row.update(torch_ms=1e3 * t_torch, ratio_vs_torch=t_ours / t_torch)
         if flax is not None:
             from flax import linen as nn
@@ -87,7 +88,7 @@ def run(quick: bool) -> dict:
             ("pct_of_matmul_peak", "% of matmul peak")]
     notes = [f"matmul peak measured in this run: {peak / 1e9:.0f} GFLOP/s (1024² float32, jitted)",
              "dynrnn: eager call of state.transduce (argument checks + one compiled lax.scan); "
-             "torch: nn.LSTM/nn.GRU forward under no_grad; flax: jitted linen nn.RNN apply. Ratios < 1: dynrnn faster."]
+             "torch: nn.LSTM/nn.GRU forward under no_grad (cuDNN when JAX runs on a GPU); flax: jitted linen nn.RNN apply. Ratios < 1: dynrnn faster."]
     return report("transduce", rows, cols, notes)
 
 

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._params import LookupParameters, Parameters, _Param, managed_key
+from ._params import LookupParameters, Parameters, _Param, managed_key, matvec
 
 
 def _a(x: Any) -> jax.Array:
@@ -109,17 +109,13 @@ def random_normal(dim: Any, mean: float = 0.0, stddev: float = 1.0, batch_size: 
 
 # -- arithmetic and shape ----------------------------------------------------------------
 
-def _matvec(W: jax.Array, x: jax.Array) -> jax.Array:
-    return W @ x if x.ndim == 1 else x @ W.T
-
-
 def affine_transform(exprs: Sequence[Any]) -> jax.Array:
     """`[b, W1, x1, W2, x2, ...]` → b + W1·x1 + W2·x2 + ... (x's may be batches (B, d))."""
     if len(exprs) % 2 != 1:
         raise ValueError(f"affine_transform: expected [b, W1, x1, W2, x2, ...] (an odd count); given {len(exprs)}.")
     out = _a(exprs[0])
     for W, x in zip(exprs[1::2], exprs[2::2]):
-        out = out + _matvec(_a(W), _a(x))
+        out = out + matvec(_a(W), _a(x))
     return out
 
 

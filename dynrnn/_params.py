@@ -76,6 +76,21 @@ def _check_dim(where: str, dim: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in dims)
 
 
+def matvec(W: jax.Array, x: jax.Array) -> jax.Array:
+    """W·x over the last axis of x: `(n,)` → `(m,)`, `(..., n)` → `(..., m)`; W is `(m, n)`.
+
+    A single row (`(1, n)`, `(1, 1, n)`, ...) goes through the matrix-vector `W @ x`: XLA:CPU
+    lowers `x @ W.T` with one row to a multiply-and-reduce over W's transpose, measured 2.9×
+    slower per token in a batch-1 decoding loop (311 → 109 µs). From two rows on, `x @ W.T`
+    is as fast or faster.
+    """
+    if x.ndim == 1:
+        return W @ x
+    if math.prod(x.shape[:-1]) == 1:
+        return (W @ x.reshape(-1)).reshape(x.shape[:-1] + W.shape[:1])
+    return x @ W.T
+
+
 class _Param:
     """What Parameters and LookupParameters share: a named, shaped, mutable value."""
 
@@ -164,7 +179,7 @@ class _Param:
         if o.ndim == 0:
             return v * o
         if v.ndim == 2 and o.ndim >= 1:
-            return v @ o if o.ndim == 1 else o @ v.T
+            return matvec(v, o)
         raise TypeError(f"{self._name!r} * x: DyNet's `*` is a matrix product, which needs a matrix parameter and a "
                         f"vector (d,) or batch (..., d); given shapes {fmt_shape(v.shape)} and "
                         f"{fmt_shape(o.shape)}. Use dy.cmult(a, b) for an elementwise product.")

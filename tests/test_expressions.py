@@ -151,6 +151,36 @@ def test_dynet_star_on_parameters_is_the_matrix_product_and_arrays_keep_numpy_me
         [1.0, 2.0, 3.0, 4.0] * R
 
 
+@pytest.mark.parametrize("lead", [(1,), (1, 1), (3,), (2, 3)])
+def test_dynet_star_and_affine_transform_for_any_leading_axes_values_and_gradients(lead, rng):
+    pc = dy.ParameterCollection(seed=0)
+    R, b = pc.add_parameters((5, 4)), pc.add_parameters(5)
+    x = rng.normal(size=lead + (4,)).astype(np.float32)
+    want = x @ R.as_array().T
+    np.testing.assert_allclose(R * jnp.asarray(x), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dy.affine_transform([b, R, jnp.asarray(x)]), want + b.as_array(), rtol=1e-5, atol=1e-6)
+
+    def loss(values):
+        with pc.bind(values):
+            return jnp.sum(jnp.sin(R * jnp.asarray(x)))
+
+    g = jax.grad(loss)(pc.parameter_values())
+    want_g = (np.cos(want).reshape(-1, 5).T @ x.reshape(-1, 4))  # d/dR of Σ sin(R·x)
+    np.testing.assert_allclose(g[R.name()], want_g, rtol=1e-4, atol=1e-5)
+
+
+def test_dynet_star_on_one_row_is_a_matrix_vector_product_not_a_transposed_one():
+    # XLA:CPU lowers `x @ W.T` for a single row x (1, n) to a multiply-and-reduce over W's
+    # transpose, about 3x slower inside a decoding loop than the matrix-vector `W @ x`.
+    pc = dy.ParameterCollection(seed=0)
+    R = pc.add_parameters((5, 4))
+    for one_row in (jnp.ones((1, 4)), jnp.ones((1, 1, 4))):
+        jaxpr = str(jax.make_jaxpr(lambda x: R * x)(one_row))
+        assert "transpose" not in jaxpr, jaxpr
+        jaxpr = str(jax.make_jaxpr(lambda x: dy.affine_transform([jnp.zeros(5), R, x]))(one_row))
+        assert "transpose" not in jaxpr, jaxpr
+
+
 def test_dropout_noise_and_managed_keys():
     x = jnp.ones((200, 50))
     d = dy.dropout(x, 0.3, key=jax.random.key(0))

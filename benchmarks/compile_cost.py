@@ -6,7 +6,8 @@ data tiny Shakespeare's sentences, minibatch 32. Three ways to form batches:
 
 * random batches, each padded to its own longest sentence (no bucketing);
 * batches of similar length (`dy.length_buckets`), each padded to its own longest;
-* batches of similar length padded up to a multiple of 8 (`dy.length_buckets` + `dy.pad_batch`).
+* batches of similar length padded up to a multiple of 8 (`dy.length_buckets` + `dy.pad_batch`);
+* batches of similar length padded to as many lengths as that, chosen by `dy.bucket_lengths`.
 
 Compilations are counted with JAX's own monitoring events (every XLA backend compile).
 Run: .venv/bin/python benchmarks/compile_cost.py [--sentences 3000]
@@ -43,7 +44,12 @@ def one_pass(train: list[list[int]], nwords: int, eos: int, how: str, batch_size
     else:
         groups = dy.length_buckets([len(s) for s in train], batch_size, rng=rng)
     multiple = 8 if how == "bucketed, rounded to 8" else 1
-    batches = [tuple(map(jnp.asarray, lm_batch([train[i] for i in g], eos, multiple))) for g in groups]
+    buckets = None
+    if how == "bucketed, chosen lengths":
+        longest = [max(len(train[i]) for i in g) for g in groups]
+        n = len({dy.padded_length(n) for n in longest})  # as many as rounding to 8 gives
+        buckets = dy.bucket_lengths(longest, n, weights=[len(g) for g in groups])
+    batches = [tuple(map(jnp.asarray, lm_batch([train[i] for i in g], eos, multiple, buckets))) for g in groups]
     pc, loss = language_model(nwords)
     trainer = dy.AdamTrainer(pc, 0.001)
     words = sum(len(s) for s in train)
@@ -71,7 +77,7 @@ def main() -> dict:
     train, nwords, eos = sentences(args.data, args.sentences)
     jax.monitoring.register_event_duration_secs_listener(_listen)
     rows = [one_pass(train, nwords, eos, how, args.batch_size)
-            for how in ("random", "bucketed, exact length", "bucketed, rounded to 8")]
+            for how in ("random", "bucketed, exact length", "bucketed, rounded to 8", "bucketed, chosen lengths")]
     cols = [("batching", "batches"), ("shapes", "shapes"), ("compilations", "XLA compiles"),
             ("compile_s", "compile s"), ("first_step_s", "first step s"), ("pass_s", "one pass s"),
             ("words_per_second", "words/s (incl. compiles)"), ("padding_pct", "padding %")]

@@ -59,6 +59,7 @@ from ._trainers import SimpleSGDTrainer as SimpleSGDTrainer
 from ._trainers import Trainer as Trainer
 
 # minibatches of variable-length sequences
+from ._batching import bucket_lengths as bucket_lengths
 from ._batching import length_buckets as length_buckets
 from ._batching import pad_batch as pad_batch
 from ._batching import padded_length as padded_length

@@ -74,3 +74,59 @@ def test_errors():
         dy.length_buckets([1, 2], 0)
     with pytest.raises(ValueError, match="multiple must be a positive integer"):
         dy.padded_length(5, 0)
+
+
+def _padding(lengths, weights, buckets):
+    """Total padded size when each length goes up to the smallest bucket that holds it."""
+    b = np.sort(np.asarray(buckets))
+    return sum(w * b[np.searchsorted(b, n)] for n, w in zip(lengths, weights))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 25), min_size=1, max_size=30), st.integers(1, 5), st.integers(0, 3))
+def test_bucket_lengths_are_the_best_choice_of_that_many(lengths, n, seed):
+    import itertools
+
+    weights = np.random.default_rng(seed).integers(1, 5, len(lengths))
+    got = dy.bucket_lengths(lengths, n, weights=weights)
+    assert got == sorted(set(got)) and 1 <= len(got) <= n and got[-1] == max(lengths)
+    assert all(isinstance(b, int) for b in got)
+    # brute force: every choice of at most n buckets among the lengths that includes the longest
+    others = sorted(set(lengths) - {max(lengths)})
+    best = min(_padding(lengths, weights, list(c) + [max(lengths)])
+               for k in range(min(n, len(others) + 1)) for c in itertools.combinations(others, k))
+    assert _padding(lengths, weights, got) == best
+
+
+def test_bucket_lengths_beat_rounding_at_the_same_number_of_shapes():
+    lengths = np.random.default_rng(0).integers(2, 61, 500)
+    rounded = sorted({dy.padded_length(int(n)) for n in lengths})
+    chosen = dy.bucket_lengths(lengths, len(rounded))
+    ones = np.ones_like(lengths)
+    assert _padding(lengths, ones, chosen) < _padding(lengths, ones, rounded)
+    assert dy.bucket_lengths([3, 5, 5, 9], 10) == [3, 5, 9]  # enough buckets: no padding at all
+
+
+def test_pad_batch_to_given_bucket_lengths():
+    batch, lengths = dy.pad_batch([[1, 2, 3], [4]], buckets=[2, 5, 9], pad=-1)
+    assert batch.shape == (5, 2)
+    np.testing.assert_array_equal(lengths, [3, 1])
+    batch, _ = dy.pad_batch([[1, 2]], buckets=[2, 5, 9])
+    assert batch.shape == (2, 1)
+    with pytest.raises(ValueError, match=r"longest sequence \(length 10\) is longer than the largest bucket \(9\)"):
+        dy.pad_batch([list(range(10))], buckets=[2, 5, 9])
+    with pytest.raises(ValueError, match="buckets must be positive integers"):
+        dy.pad_batch([[1]], buckets=[0, 4])
+    with pytest.raises(ValueError, match="either multiple or buckets"):
+        dy.pad_batch([[1]], buckets=[4], multiple=4)
+
+
+def test_bucket_lengths_errors():
+    with pytest.raises(ValueError, match="n_buckets must be a positive integer"):
+        dy.bucket_lengths([1, 2], 0)
+    with pytest.raises(ValueError, match=r"lengths must be positive integers; given \[3, 0\]"):
+        dy.bucket_lengths([3, 0], 2)
+    with pytest.raises(ValueError, match="no lengths"):
+        dy.bucket_lengths([], 2)
+    with pytest.raises(ValueError, match=r"weights must be one non-negative number per length; given shape \(1,\)"):
+        dy.bucket_lengths([3, 4], 2, weights=[1])

@@ -25,7 +25,7 @@ import numpy as np
 
 import dynrnn as dy
 from _harness import report
-from rnnlm_batch import SHAKESPEARE, language_model, lm_batch, sentences
+from rnnlm_batch import SHAKESPEARE, chosen_lengths, language_model, lm_batch, sentences
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 _compiles: list[float] = []
@@ -44,11 +44,7 @@ def one_pass(train: list[list[int]], nwords: int, eos: int, how: str, batch_size
     else:
         groups = dy.length_buckets([len(s) for s in train], batch_size, rng=rng)
     multiple = 8 if how == "bucketed, rounded to 8" else 1
-    buckets = None
-    if how == "bucketed, chosen lengths":
-        longest = [max(len(train[i]) for i in g) for g in groups]
-        n = len({dy.padded_length(n) for n in longest})  # as many as rounding to 8 gives
-        buckets = dy.bucket_lengths(longest, n, weights=[len(g) for g in groups])
+    buckets = chosen_lengths([[train[i] for i in g] for g in groups], 8) if how == "bucketed, chosen lengths" else None
     batches = [tuple(map(jnp.asarray, lm_batch([train[i] for i in g], eos, multiple, buckets))) for g in groups]
     pc, loss = language_model(nwords)
     trainer = dy.AdamTrainer(pc, 0.001)

@@ -121,9 +121,10 @@ def bucket_lengths(lengths: Sequence[int], n_buckets: int, *, weights: Sequence[
     for _ in range(1, min(n_buckets, m)):
         total = np.where(earlier, cost[None, :] + (below[:, None] - below[None, :]) * values[:, None], np.inf)
         i = np.argmin(total, axis=1)
-        better = total[np.arange(m), i] < cost
+        best = total[np.arange(m), i]
+        better = best < cost
         parents.append(np.where(better, i, -1))
-        cost = np.where(better, total[np.arange(m), i], cost)
+        cost = np.where(better, best, cost)
     out, j = [int(values[-1])], m - 1
     for parent in reversed(parents):
         if parent[j] >= 0:

@@ -46,6 +46,7 @@ from ._decoding import beam_search_batched as beam_search_batched
 from ._decoding import greedy_decode as greedy_decode
 
 # training
+from ._autodiff import jit as jit
 from ._autodiff import value_and_grad as value_and_grad
 from ._trainers import AdadeltaTrainer as AdadeltaTrainer
 from ._trainers import AdagradTrainer as AdagradTrainer
@@ -135,6 +136,7 @@ from ._io import save as save
 
 # errors
 from ._errors import NonFiniteError as NonFiniteError
+from ._params import StaleParameterError as StaleParameterError
 
 __version__ = "0.1.0"
 
@@ -145,11 +147,11 @@ __all__ = [
     "ConstInitializer", "IdentityInitializer", "SaxeInitializer", "NumpyInitializer",
     "RNNStack", "greedy_decode", "beam_search", "beam_search_batched", "Hypothesis", "RNNBuilder", "SimpleRNNBuilder", "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder",
     "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState",
-    "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
+    "jit", "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
     "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",
     "sequence_cross_entropy", "norm_stabilizer", "perplexity", "bits_per_char",
     "renew_cg", "inputTensor", "inputVector", "vecInput", "scalarInput", "lookup", "lookup_batch", "parameter", "const_parameter", "zeros", "ones", "random_normal", "affine_transform", "concatenate", "concatenate_cols", "reshape", "transpose", "cmult", "cdiv", "dot_product", "sum_elems", "mean_elems", "esum", "average", "sum_batches", "pick", "pick_batch", "select_rows", "max_dim", "emax", "tanh", "logistic", "rectify", "elu", "selu", "softmax", "log_softmax", "exp", "log", "square", "sqrt", "abs", "pickneglogsoftmax", "pickneglogsoftmax_batch", "binary_log_loss", "squared_distance", "l1_distance", "hinge", "dropout", "block_dropout", "noise", "set_random_seed",
     "save", "load", "load_metadata",
-    "NonFiniteError",
+    "NonFiniteError", "StaleParameterError",
     "__version__",
 ]

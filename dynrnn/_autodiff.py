@@ -7,6 +7,7 @@ is traced once per argument shape signature with every parameter bound to an arg
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any, Callable
 
@@ -84,6 +85,54 @@ def bound_loss(loss_fn: Callable, pc: ParameterCollection, has_aux: bool) -> Cal
     return pure
 
 
+def _collections(where: str, pc: Any) -> tuple[ParameterCollection, ...]:
+    pcs = tuple(pc) if isinstance(pc, (list, tuple)) else (pc,)
+    if not pcs or not all(isinstance(c, ParameterCollection) for c in pcs):
+        raise TypeError(f"{where}: pc must be a ParameterCollection or a list of them; given {pc!r}.")
+    return pcs
+
+
+def jit(fun: Callable, pc: Any) -> Callable:
+    """`jax.jit` for code that reads dynrnn parameters: every parameter of `pc` (a
+    collection or a list of them) is an *argument* of the compiled function, so it sees the
+    values of the latest update — `jax.jit` would compile the values of its first call in
+    as constants, and dynrnn refuses that (`StaleParameterError`).
+
+    Arguments are handled as by `value_and_grad`: arrays and numbers (at any depth of lists,
+    tuples, dicts and `RNNState`s) are traced; anything else (strings, None, builders) is
+    part of the static signature. Compiles once per signature; dropout masks are fresh on
+    every call (the key is an argument too).
+
+    Example:
+      >>> pc = dy.ParameterCollection(seed=0)
+      >>> lstm = dy.LSTMBuilder(1, 3, 4, pc)
+      >>> step = dy.jit(lambda s, x: s.add_input(x), pc)
+      >>> step(lstm.initial_state(), jnp.ones(3)).output().shape
+      (4,)
+    """
+    pcs = _collections("dynrnn.jit", pc)
+    if not callable(fun):
+        raise TypeError(f"dynrnn.jit: fun must be callable; given {type(fun).__name__}.")
+
+    def pure(values, key_index, dynamic, signature):
+        args, kwargs = join_args(dynamic, signature)
+        key = jax.random.fold_in(jax.random.key(pcs[0].seed), key_index)
+        with contextlib.ExitStack() as stack:
+            for c, v in zip(pcs, values):
+                stack.enter_context(c.bind(v))
+            stack.enter_context(pcs[0].key_scope(key))
+            return fun(*args, **kwargs)
+
+    compiled = jax.jit(pure, static_argnums=(3,))
+
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        dynamic, signature = split_args((args, kwargs))
+        return compiled(tuple(current_values(c) for c in pcs), next_key_index(pcs[0]), dynamic, signature)
+
+    return wrapped
+
+
 def value_and_grad(loss_fn: Callable, pc: ParameterCollection, *, jit: bool = True,
                    has_aux: bool = False) -> Callable:
     """Returns `f(*args) -> (loss, grads)`: `loss_fn(*args)` and its gradient with respect to
@@ -125,12 +174,16 @@ def value_and_grad(loss_fn: Callable, pc: ParameterCollection, *, jit: bool = Tr
     return wrapped
 
 
+def current_values(pc: ParameterCollection) -> dict[str, jax.Array]:
+    """`{name: value}` of every parameter of `pc` (bound values inside `pc.bind`)."""
+    return {p.name(): p.value for p in pc.all_parameters()}
+
+
 def call_inputs(pc: ParameterCollection, args: tuple) -> tuple:
     """The arguments of a compiled loss or training step: every parameter's value, this
     call's dropout-key index, the traced arguments and the static signature."""
     dynamic, signature = split_args(args)
-    values = {p.name(): p.value for p in pc.all_parameters()}
-    return values, next_key_index(pc), dynamic, signature
+    return current_values(pc), next_key_index(pc), dynamic, signature
 
 
 def next_key_index(pc: ParameterCollection) -> int:

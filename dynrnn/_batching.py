@@ -85,6 +85,8 @@ def length_buckets(lengths: Sequence[int], batch_size: int, *, rng: np.random.Ge
     lengths = np.asarray(lengths)
     if lengths.ndim != 1:
         raise ValueError(f"length_buckets: lengths must be one number per example; given shape {lengths.shape}.")
+    if lengths.size and (lengths.dtype.kind not in "iu" or (lengths < 0).any()):
+        raise ValueError(f"length_buckets: lengths must be non-negative integers; given {lengths.tolist()[:10]}.")
     ties = rng.permutation(len(lengths)) if rng is not None else np.arange(len(lengths))
     order = ties[np.argsort(lengths[ties], kind="stable")]
     out = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

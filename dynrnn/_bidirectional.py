@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from ._builders import RNNBuilder, VanillaLSTMBuilder
-from ._errors import check_int
+from ._errors import check_int, check_sequence
 from ._params import ParameterCollection, Parameters
 from ._state import RNNState
 
@@ -50,6 +50,8 @@ class BiRNNBuilder:
         if not (isinstance(builder_class, type) and issubclass(builder_class, RNNBuilder)):
             raise TypeError(f"{where}: builder_class must be a builder class such as dy.VanillaLSTMBuilder; "
                             f"given {builder_class!r}.")
+        if not isinstance(pc, ParameterCollection):
+            raise TypeError(f"{where}: pc must be a ParameterCollection; given {type(pc).__name__}.")
         self.builder_class = builder_class
         self._pc = pc.add_subcollection("birnn-builder")
         self.builder_layers = []
@@ -83,9 +85,21 @@ class BiRNNBuilder:
         for b in self._builders():
             b.disable_dropout()
 
+    @property
+    def dropout(self) -> tuple[float, float]:
+        """(d, d_h) of the first direction's builder (`set_dropout(s)` sets every one alike)."""
+        return self._builders()[0].dropout
+
+    def _dropout_settings(self) -> list[list[float]]:
+        """Every direction's `[d, d_h]`, layer by layer (forward, backward)."""
+        return [list(b.dropout) for b in self._builders()]
+
+    def _restore_dropout(self, settings: list) -> None:
+        for b, s in zip(self._builders(), settings, strict=True):
+            b._restore_dropout([s])
+
     def _as_array(self, method: str, xs: Any, lengths: Any):
-        probe = self.builder_layers[0][0].initial_state()
-        return probe._check_sequence(f"{method}", xs, lengths)
+        return check_sequence(f"BiRNNBuilder.{method}", xs, lengths, self.input_dim, self._pc.dtype, None)
 
     def transduce(self, xs: Any, lengths: Any = None) -> Any:
         """Concatenated [forward; backward] top-layer outputs at every step.

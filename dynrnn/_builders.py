@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from . import _params
 from ._compiled import StackSpec
-from ._errors import check_int, check_rate
+from ._errors import check_int, check_key, check_rate, check_real
 from ._params import ParameterCollection, Parameters
 from ._state import RNNState
 from .cells import CoupledLSTMCell, GRUCell, LSTMCell, SimpleRNNCell
@@ -106,8 +106,10 @@ class RNNBuilder:
         """The arrays passed to compiled steps, cached until any parameter changes."""
         if _params.bindings_active():
             return tuple(tuple(p.value for p in ps) for ps in self._layer_params)
+        if self._layer_params and self._layer_params[0]:
+            _params.check_not_staging(self._layer_params[0][0].name())
         if self._cache_version != _params.version():
-            self._cache = tuple(tuple(p._value for p in ps) for ps in self._layer_params)
+            self._cache = tuple(tuple(p.stored_value() for p in ps) for ps in self._layer_params)
             self._cache_version = _params.version()
         return self._cache
 
@@ -135,6 +137,15 @@ class RNNBuilder:
     def dropout(self) -> tuple[float, float]:
         return (self._spec.dropout_x, self._spec.dropout_h)
 
+    def _dropout_settings(self) -> list[list[float]]:
+        """What save/load keeps of the dropout configuration: `[[d, d_h]]`."""
+        return [list(self.dropout)]
+
+    def _restore_dropout(self, settings: list) -> None:
+        (d, d_h), = settings
+        if d or d_h:
+            self.set_dropouts(d, d_h)
+
     # -- states --------------------------------------------------------------------------
     def initial_state(self, vecs: Sequence[Any] | None = None, *, key: jax.Array | None = None) -> RNNState:
         """A new sequence's first state: zeros, or `vecs` in `s()` order.
@@ -146,6 +157,8 @@ class RNNBuilder:
             supplies one. Unused when dropout is off.
         """
         spec = self._spec
+        if key is not None:
+            check_key(f"{type(self).__name__}.initial_state", key)
         if spec.uses_key and key is None:
             key = self._pc.next_key()
         elif not spec.uses_key:
@@ -185,7 +198,8 @@ class VanillaLSTMBuilder(RNNBuilder):
 
     def __init__(self, layers: int, input_dim: int, hidden_dim: int, pc: ParameterCollection,
                  ln_lstm: bool = False, forget_bias: float = 1.0):
-        self._ln, self._forget_bias = bool(ln_lstm), float(forget_bias)
+        self._ln = bool(ln_lstm)
+        self._forget_bias = check_real(type(self).__name__, "forget_bias", forget_bias)
         super().__init__(layers, input_dim, hidden_dim, pc,
                          cell=lambda i, h: LSTMCell(i, h, ln=self._ln, forget_bias=self._forget_bias))
 

@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._errors import check_int
+from ._errors import check_int, check_real
+from ._params import fresh_trace
 
 StepFn = Callable[[Any, Any], tuple[Any, Any]]
 
@@ -52,9 +53,10 @@ def _normalized(score: float, length: int, length_penalty: float) -> float:
     return score / max(length, 1) ** length_penalty
 
 
-def _check(where: str, beam_size: int, max_len: int) -> None:
+def _check(where: str, beam_size: int, max_len: int, length_penalty: float = 0.0) -> None:
     check_int(where, "beam_size", beam_size, minimum=1)
     check_int(where, "max_len", max_len, minimum=1)
+    check_real(where, "length_penalty", length_penalty)
 
 
 def greedy_decode(step: StepFn, state: Any, start: int, eos: int, max_len: int) -> Hypothesis:
@@ -76,7 +78,11 @@ def beam_search(step: StepFn, state: Any, start: int, eos: int, beam_size: int, 
                 length_penalty: float = 1.0, n_best: int | None = None) -> list[Hypothesis]:
     """Beam search, one hypothesis at a time (eager). Returns the `n_best` (default: all K)
     hypotheses, best first by normalised score."""
-    _check("beam_search", beam_size, max_len)
+    _check("beam_search", beam_size, max_len, length_penalty)
+    if n_best is not None:
+        check_int("beam_search", "n_best", n_best, minimum=1)
+        if n_best > beam_size:
+            raise ValueError(f"beam_search: n_best must be at most beam_size ({beam_size}); given {n_best}.")
     K = beam_size
     # slot k: (score, state, tokens, finished); empty slots have score -inf
     beam = [(0.0, state, [], False)] + [(-np.inf, None, [], False)] * (K - 1)
@@ -115,7 +121,7 @@ def beam_search(step: StepFn, state: Any, start: int, eos: int, beam_size: int, 
     hyps = [Hypothesis(toks, s, _normalized(s, len(toks), length_penalty), fin, st)
             for s, st, toks, fin in beam if s > -np.inf]
     hyps.sort(key=lambda h: -h.normalized)
-    return hyps[:n_best or K]
+    return hyps[:K if n_best is None else n_best]
 
 
 def beam_search_batched(step: StepFn, state: Any, start: Any, eos: int, beam_size: int, max_len: int, *,
@@ -133,7 +139,7 @@ def beam_search_batched(step: StepFn, state: Any, start: Any, eos: int, beam_siz
     each input: `tokens (B, K, max_len)` (-1 after a hypothesis ends), `lengths (B, K)`,
     `scores (B, K)`, `normalized (B, K)`, `finished (B, K)`.
     """
-    _check("beam_search_batched", beam_size, max_len)
+    _check("beam_search_batched", beam_size, max_len, length_penalty)
     K = beam_size
     B = _batch_size(state)
     tile = jnp.repeat(jnp.arange(B), K)
@@ -166,7 +172,8 @@ def beam_search_batched(step: StepFn, state: Any, start: Any, eos: int, beam_siz
         return t + 1, state, token, top, was_done | (token == eos), lengths, tokens
 
     c = (jnp.int32(0), state, last, scores, finished, lengths, tokens)
-    _, _, _, scores, finished, lengths, tokens = jax.lax.while_loop(live, body, c)
+    with fresh_trace():  # `body` is a new function on every call: nothing stale is cached
+        _, _, _, scores, finished, lengths, tokens = jax.lax.while_loop(live, body, c)
     normalized = scores / jnp.maximum(lengths, 1).astype(jnp.float32) ** length_penalty
     order = jnp.argsort(-normalized, axis=1, stable=True)
     pick = lambda a: jnp.take_along_axis(a, order, axis=1)  # noqa: E731

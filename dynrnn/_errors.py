@@ -4,6 +4,7 @@ inside XLA."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -60,6 +61,8 @@ def check_vector(where: str, arg: str, x: jax.Array, dim: int, dim_name: str,
             f"{where}: {arg} has shape {fmt_shape(shape)}, but it was created with "
             f"{dim_name}={dim}; expected {expected}."
         )
+    if x.ndim == 2 and shape[0] == 0:
+        raise ValueError(f"{where}: {arg} has shape {fmt_shape(shape)}: a batch of 0; expected at least one row.")
     if batch is not None and (x.ndim != 2 or shape[0] != batch):
         raise ValueError(
             f"{where}: {arg} has shape {fmt_shape(shape)}, but {batch_from} has batch size "
@@ -84,3 +87,108 @@ def check_rate(where: str, arg: str, value: Any) -> float:
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"{where}: {arg} must be in [0, 1); given {rate}.")
     return rate
+
+
+def check_real(where: str, arg: str, value: Any, low: float | None = None, high: float | None = None, *,
+               low_open: bool = False, high_open: bool = False, allow_inf: bool = False) -> float:
+    """A real number (not a string, None or bool) in the interval given, as a float.
+
+    NaN is always refused; ±inf only with `allow_inf` (and if the interval holds it)."""
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    interval = ""
+    if low is not None and high is not None:
+        interval = f" in {lo}{low:g}, {high:g}{hi}"
+    elif low is not None:
+        interval = f" {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        interval = f" {'<' if high_open else '<='} {high:g}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        if not (isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0
+                and np.dtype(value.dtype).kind in "iuf"):
+            raise TypeError(f"{where}: {arg} must be a real number{interval}; given {type(value).__name__} {value!r}.")
+    v = float(value)
+    if math.isnan(v) or (math.isinf(v) and not allow_inf):
+        raise ValueError(f"{where}: {arg} must be a finite number{interval}; given {v}.")
+    if (low is not None and (v < low or (low_open and v == low))) or \
+            (high is not None and (v > high or (high_open and v == high))):
+        raise ValueError(f"{where}: {arg} must be a number{interval}; given {v:g}.")
+    return v
+
+
+def check_key(where: str, key: Any) -> None:
+    """A JAX PRNG key: a typed key (`jax.random.key`) or a raw uint32 key (`PRNGKey`)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        return
+    if dtype is not None and np.dtype(dtype) == np.uint32 and tuple(key.shape)[-1:] == (2,):
+        return
+    raise TypeError(f"{where}: key must be a JAX PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)); "
+                    f"given {type(key).__name__}{'' if dtype is None else f' of dtype {dtype}'} {key!r}"[:300] + ".")
+
+
+def check_sequence(where: str, xs: Any, lengths: Any, input_dim: int, dtype: Any,
+                   batch: int | None) -> tuple[jax.Array, bool, jax.Array | None]:
+    """A sequence of RNN inputs: a list of `(input_dim,)`/`(batch, input_dim)` vectors or an
+    array `(time, [batch,] input_dim)`, and optional `(batch,)` lengths. Returns (the inputs
+    as one array, whether they came as a list, the lengths as int32 or None)."""
+    if isinstance(xs, (list, tuple)) or (not hasattr(xs, "shape") and hasattr(xs, "__iter__")):
+        items = [as_float_array(where, f"xs[{t}]", x, dtype) for t, x in enumerate(xs)]
+        if not items:
+            raise ValueError(f"{where}: xs is empty; expected at least one input vector.")
+        for t, x in enumerate(items):
+            check_vector(where, f"xs[{t}]", x, input_dim, "input_dim", batch)
+            if x.shape != items[0].shape:
+                raise ValueError(f"{where}: xs[{t}] has shape {fmt_shape(x.shape)} but xs[0] has shape "
+                                 f"{fmt_shape(items[0].shape)}; every step needs the same shape.")
+        arr, was_list = jnp.stack(items), True
+    else:
+        arr = as_float_array(where, "xs", xs, dtype)
+        if arr.ndim not in (2, 3) or arr.shape[0] == 0:
+            raise ValueError(f"{where}: xs has shape {fmt_shape(arr.shape)}; expected a list of vectors, "
+                             f"or an array (time, {input_dim}) or (time, batch, {input_dim}) with time >= 1.")
+        check_vector(where, "xs[0]", jax.ShapeDtypeStruct(arr.shape[1:], arr.dtype), input_dim, "input_dim", batch)
+        was_list = False
+    if lengths is not None:
+        lengths = check_lengths(where, lengths, arr)
+    return arr, was_list, lengths
+
+
+def check_lengths(where: str, lengths: Any, xs: jax.Array) -> jax.Array:
+    """`(batch,)` integer lengths in [0, time] of a `(time, batch, ...)` sequence. Traced
+    lengths cannot be checked: they act as if clamped to [0, time]."""
+    if xs.ndim != 3:
+        raise ValueError(f"{where}: lengths= needs a batched sequence (time, batch, input_dim); "
+                         f"given xs of shape {fmt_shape(xs.shape)}.")
+    T, B = int(xs.shape[0]), int(xs.shape[1])
+    if isinstance(lengths, jax.core.Tracer):
+        if lengths.shape != (B,) or not jnp.issubdtype(lengths.dtype, jnp.integer):
+            raise ValueError(f"{where}: lengths must be integers of shape ({B},); given "
+                             f"{lengths.dtype} {fmt_shape(lengths.shape)}.")
+        return lengths
+    a = np.asarray(lengths)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{where}: lengths must be integers; given dtype {a.dtype}.")
+    if a.shape != (B,):
+        raise ValueError(f"{where}: lengths has shape {fmt_shape(a.shape)}; expected ({B},), one length "
+                         f"per batch element.")
+    if a.size and (a.min() < 0 or a.max() > T):
+        raise ValueError(f"{where}: lengths must lie in [0, {T}] (the sequence has {T} steps); "
+                         f"given min {a.min()}, max {a.max()}.")
+    return jnp.asarray(a, dtype=jnp.int32)
+
+
+def check_indices(where: str, indices: Any, batch: int) -> jax.Array:
+    """1-D integer row indices into a batch of `batch` rows (checked when concrete)."""
+    if isinstance(indices, jax.core.Tracer):
+        if indices.ndim != 1 or not jnp.issubdtype(indices.dtype, jnp.integer):
+            raise ValueError(f"{where}: indices must be a 1-D integer array; given {indices.dtype} "
+                             f"{fmt_shape(indices.shape)}.")
+        return indices
+    a = np.asarray(indices)
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise ValueError(f"{where}: indices must be a 1-D integer array; given {a.dtype} {fmt_shape(a.shape)}.")
+    if a.size and (a.min() < 0 or a.max() >= batch):
+        raise IndexError(f"{where}: indices must lie in [0, {batch - 1}] (the batch has {batch} rows); given "
+                         f"min {a.min()}, max {a.max()}.")
+    return jnp.asarray(a, jnp.int32)

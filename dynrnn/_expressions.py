@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._params import LookupParameters, Parameters, _Param, managed_key, matvec
+from ._params import LookupParameters, _Param, managed_key, matvec
 
 
 def _a(x: Any) -> jax.Array:

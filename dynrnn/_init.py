@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import fmt_shape
+from ._errors import check_real, fmt_shape
 
 
 class Initializer:
@@ -31,7 +31,7 @@ class GlorotInitializer(Initializer):
 
     def __init__(self, is_lookup: bool = False, gain: float = 1.0):
         self.is_lookup = bool(is_lookup)
-        self.gain = float(gain)
+        self.gain = check_real("GlorotInitializer", "gain", gain, 0.0)
 
     def __call__(self, shape, rng, dtype):
         dims = shape[1:] if self.is_lookup else shape
@@ -44,7 +44,7 @@ class HeInitializer(Initializer):
     (the input size of `W @ x`), or the length of a vector (He et al., 2015)."""
 
     def __init__(self, gain: float = 1.0):
-        self.gain = float(gain)
+        self.gain = check_real("HeInitializer", "gain", gain, 0.0)
 
     def __call__(self, shape, rng, dtype):
         fan_in = shape[-1]
@@ -55,7 +55,7 @@ class UniformInitializer(Initializer):
     """Uniform on [-scale, scale]."""
 
     def __init__(self, scale: float):
-        self.scale = float(scale)
+        self.scale = check_real("UniformInitializer", "scale", scale, 0.0)
 
     def __call__(self, shape, rng, dtype):
         return rng.uniform(-self.scale, self.scale, size=shape).astype(dtype)
@@ -65,8 +65,8 @@ class NormalInitializer(Initializer):
     """Normal with the given mean and *variance* (DyNet's convention)."""
 
     def __init__(self, mean: float = 0.0, var: float = 1.0):
-        self.mean = float(mean)
-        self.var = float(var)
+        self.mean = check_real("NormalInitializer", "mean", mean)
+        self.var = check_real("NormalInitializer", "var", var, 0.0)
 
     def __call__(self, shape, rng, dtype):
         return rng.normal(self.mean, math.sqrt(self.var), size=shape).astype(dtype)
@@ -76,7 +76,7 @@ class ConstInitializer(Initializer):
     """Every entry equal to `c`."""
 
     def __init__(self, c: float):
-        self.c = float(c)
+        self.c = check_real("ConstInitializer", "c", c)
 
     def __call__(self, shape, rng, dtype):
         return np.full(shape, self.c, dtype=dtype)
@@ -97,7 +97,7 @@ class SaxeInitializer(Initializer):
     """A random orthogonal matrix times `scale` (Saxe et al., 2014); square matrices."""
 
     def __init__(self, scale: float = 1.0):
-        self.scale = float(scale)
+        self.scale = check_real("SaxeInitializer", "scale", scale)
 
     def __call__(self, shape, rng, dtype):
         if len(shape) != 2 or shape[0] != shape[1]:
@@ -122,6 +122,8 @@ class NumpyInitializer(Initializer):
             )
         if self.array.dtype.kind not in "fiu":
             raise TypeError(f"NumpyInitializer: expected a numeric array; given dtype {self.array.dtype}.")
+        if not np.isfinite(self.array).all():
+            raise ValueError("NumpyInitializer: the array holds NaN or infinite values.")
         return self.array.astype(dtype)
 
 
@@ -136,6 +138,9 @@ def resolve(init: Any, *, where: str, scale: float = 1.0, mean: float = 0.0, std
     'identity'; 'glorot' (gain=scale); 'he' (variance 2/fan_in); 'saxe'; an ndarray →
     that array; an `Initializer` → itself.
     """
+    scale = check_real(where, "scale", scale)
+    mean = check_real(where, "mean", mean)
+    std = check_real(where, "std", std, 0.0)
     if init is None:
         return GlorotInitializer(is_lookup=is_lookup)
     if isinstance(init, Initializer):
@@ -143,7 +148,7 @@ def resolve(init: Any, *, where: str, scale: float = 1.0, mean: float = 0.0, std
     if isinstance(init, bool):
         raise TypeError(f"{where}: init must be None, a number, a name, an array or an Initializer; given {init!r}.")
     if isinstance(init, (int, float, np.integer, np.floating)):
-        return ConstInitializer(float(init))
+        return ConstInitializer(check_real(where, "init", init))
     if isinstance(init, str):
         table = {
             "uniform": lambda: UniformInitializer(scale),

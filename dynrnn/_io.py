@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
+import time
 import zipfile
 from typing import Any, Sequence
 
@@ -23,14 +25,64 @@ VERSION = 1
 _HEADER = "__dynrnn_header__"
 
 
+# Temporary files are named .dynrnn-<host>-<pid>-<random>.tmp, so that the next save to the
+# same folder can tell a killed save's leftover (its process is gone) from a save running now.
+_TMP_PREFIX = ".dynrnn-"
+_TMP_SUFFIX = ".tmp"
+# A leftover from another host (a shared folder) is removed once it is this old.
+_STALE_SECONDS = 24 * 3600
+
+
+def _host() -> str:
+    return "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:40] or "host"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str) -> list[str]:
+    """Deletes the temporary files that killed saves left in `folder`: those of this host
+    whose process has ended, and any older than a day. Returns the paths removed."""
+    removed = []
+    host, now = _host(), time.time()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)):
+            continue
+        path = os.path.join(folder, name)
+        parts = name[len(_TMP_PREFIX):-len(_TMP_SUFFIX)].rsplit("-", 2)
+        try:
+            old = now - os.path.getmtime(path) > _STALE_SECONDS
+            mine_dead = len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not _pid_alive(int(parts[1]))
+            if old or mine_dead:
+                os.unlink(path)
+                removed.append(path)
+        except OSError:  # gone already, or not ours to delete
+            continue
+    return removed
+
+
 def _write(path: str, header: dict, arrays: dict[str, np.ndarray], where: str) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{where}: the folder {folder!r} does not exist.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{where}: {path!r} is a folder; give a file name.")
+    remove_stale_temporaries(folder)
     payload = dict(arrays)
     payload[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=".dynrnn-", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{_host()}-{os.getpid()}-", suffix=_TMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **payload)
@@ -68,7 +120,38 @@ def _read(path: str, kind: str, where: str) -> tuple[dict, dict[str, np.ndarray]
         other = {"collection": "ParameterCollection.save (read it with pc.populate)",
                  "objects": "dynrnn.save (read it with dynrnn.load)"}.get(header.get("kind"), repr(header.get("kind")))
         raise ValueError(f"{where}: {path!r} was written by {other}.")
+    _check_records(where, path, header, kind, arrays)
     return header, arrays
+
+
+def _check_records(where: str, path: str, header: dict, kind: str, arrays: dict[str, np.ndarray]) -> None:
+    """The header must list its records completely and each must match an array in the
+    file, so that nothing is built from a shape that the file does not hold."""
+    field = "params" if kind == "collection" else "objects"
+    records = header.get(field)
+    if not isinstance(records, list):
+        raise ValueError(f"{where}: {path!r} is not a complete dynrnn file: its header has no list {field!r} "
+                         f"(given {type(records).__name__}).")
+    for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise ValueError(f"{where}: record {i} of {path!r} is a {type(r).__name__}, not a JSON object.")
+        if kind == "collection" and not isinstance(r.get("name"), str):
+            raise ValueError(f"{where}: record {i} of {path!r} has no parameter name (corrupt file).")
+        keys = [r.get("array")] if kind == "collection" else r.get("arrays")
+        shapes = [r.get("shape")] if kind == "collection" or r.get("type") != "builder" else r.get("shapes")
+        if not isinstance(keys, list) or not isinstance(shapes, list) or len(keys) != len(shapes):
+            raise ValueError(f"{where}: record {i} of {path!r} does not list its arrays and their shapes.")
+        for k, shape in zip(keys, shapes):
+            a = arrays.get(k) if isinstance(k, str) else None
+            if a is None:
+                raise ValueError(f"{where}: record {i} of {path!r} names an array {k!r} that the file does not "
+                                 f"hold (corrupt file).")
+            if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)) \
+                    or tuple(shape) != a.shape:
+                raise ValueError(f"{where}: record {i} of {path!r} gives shape {shape!r} for array {k!r}, which "
+                                 f"has shape {fmt_shape(a.shape)} (corrupt file).")
+            if a.dtype.kind not in "fiu":
+                raise ValueError(f"{where}: array {k!r} of {path!r} has dtype {a.dtype}; expected numbers.")
 
 
 def _param_record(p: Any, key: str, name: str) -> dict:
@@ -174,9 +257,9 @@ def save(basename: str, objects: Sequence[Any]) -> None:
                             "shape": list(obj.shape()), "arrays": [add_array(obj)]})
         elif type(obj).__name__ in registry and isinstance(obj, registry[type(obj).__name__]):
             args, kwargs = obj._ctor_args()
-            dropout = list(obj.dropout) if hasattr(obj, "dropout") else None
             records.append({"type": "builder", "class": type(obj).__name__, "args": args, "kwargs": kwargs,
-                            "dropout": dropout, "shapes": [list(p.shape()) for p in obj._all_params()],
+                            "dropouts": obj._dropout_settings(),
+                            "shapes": [list(p.shape()) for p in obj._all_params()],
                             "arrays": [add_array(p) for p in obj._all_params()]})
         else:
             raise TypeError(f"{where}: objects[{i}] is a {type(obj).__name__}; expected one of "
@@ -186,28 +269,57 @@ def save(basename: str, objects: Sequence[Any]) -> None:
     _write(basename, header, arrays, where)
 
 
+def _build(where: str, basename: str, i: int, r: dict, registry: dict[str, type], pc: ParameterCollection) -> Any:
+    cls = registry[r["class"]]
+    args, kwargs = r.get("args"), r.get("kwargs", {})
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise ValueError(f"{where}: object {i} ({r['class']}) in {basename!r} has no constructor arguments "
+                         f"(corrupt file).")
+    kwargs = dict(kwargs)
+    if "builder_class" in kwargs:
+        if kwargs["builder_class"] not in registry:
+            raise ValueError(f"{where}: object {i} names an unknown builder class {kwargs['builder_class']!r}.")
+        kwargs["builder_class"] = registry[kwargs["builder_class"]]
+    try:
+        obj = cls(*args, pc, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: object {i} ({r['class']}) in {basename!r} cannot be rebuilt from "
+                         f"args={args!r}, kwargs={r.get('kwargs')!r}: {e}") from None
+    settings = r.get("dropouts")
+    if settings is None and r.get("dropout"):  # files written before BiRNN dropout was kept
+        settings = [r["dropout"]] * len(obj._dropout_settings())
+    if settings is not None:
+        ok = isinstance(settings, list) and len(settings) == len(obj._dropout_settings()) and all(
+            isinstance(x, list) and len(x) == 2 for x in settings)
+        if not ok:
+            raise ValueError(f"{where}: object {i} ({r['class']}) in {basename!r} has malformed dropout settings "
+                             f"{settings!r}.")
+        try:
+            obj._restore_dropout(settings)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: object {i} ({r['class']}) in {basename!r}: {e}") from None
+    return obj
+
+
 def load(basename: str, pc: ParameterCollection) -> list[Any]:
     """Rebuilds the objects saved by `save` inside `pc` and returns them in order."""
     where = "dynrnn.load"
     header, arrays = _read(basename, "objects", where)
     registry = _builder_registry()
     made, assignments = [], []
-    for i, r in enumerate(header.get("objects", [])):
+    if not isinstance(pc, ParameterCollection):
+        raise TypeError(f"{where}: pc must be a ParameterCollection; given {type(pc).__name__}.")
+    for i, r in enumerate(header["objects"]):
         t = r.get("type")
         if t in ("Parameters", "LookupParameters"):
             add = pc.add_parameters if t == "Parameters" else pc.add_lookup_parameters
-            obj = add(tuple(r["shape"]), init=0.0, name=r.get("name", ""))
+            name = r.get("name", "")
+            if not isinstance(name, str):
+                raise ValueError(f"{where}: object {i} in {basename!r} has a name that is not a string: {name!r}.")
+            obj = add(tuple(r["shape"]), init=0.0, name=name)
             params = [obj]
         elif t == "builder" and r.get("class") in registry:
-            cls = registry[r["class"]]
-            kwargs = dict(r.get("kwargs", {}))
-            if "builder_class" in kwargs:
-                if kwargs["builder_class"] not in registry:
-                    raise ValueError(f"{where}: object {i} names an unknown builder class {kwargs['builder_class']!r}.")
-                kwargs["builder_class"] = registry[kwargs["builder_class"]]
-            obj = cls(*r["args"], pc, **kwargs)
-            if r.get("dropout"):
-                obj.set_dropouts(*r["dropout"])
+            obj = _build(where, basename, i, r, registry, pc)
             params = obj._all_params()
         else:
             raise ValueError(f"{where}: object {i} in {basename!r} has an unknown type {t!r} / class {r.get('class')!r}.")

@@ -9,18 +9,40 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._errors import fmt_shape
 
 
 def _mask(where: str, T: int, batch_shape: tuple, lengths: Any) -> jax.Array | None:
+    """(time, batch): is step t inside sequence b? Concrete lengths must be integers in
+    [0, T]; traced ones (under jit) cannot be checked and act as if clamped to [0, T]."""
     if lengths is None:
         return None
+    if not isinstance(lengths, jax.core.Tracer):
+        a = np.asarray(lengths)
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{where}: lengths must be integers; given dtype {a.dtype}.")
+        if a.size and (a.min() < 0 or a.max() > T):
+            raise ValueError(f"{where}: lengths must lie in [0, {T}] (the time axis has {T} steps); given min "
+                             f"{a.min()}, max {a.max()}.")
+    elif not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"{where}: lengths must be integers; given dtype {lengths.dtype}.")
     lengths = jnp.asarray(lengths)
     if batch_shape == () or lengths.shape != batch_shape:
         raise ValueError(f"{where}: lengths has shape {fmt_shape(lengths.shape)}; expected {fmt_shape(batch_shape)}, "
                          f"one length per sequence of a (time, batch, ...) input.")
     return jnp.arange(T)[:, None] < lengths[None, :]  # (time, batch)
+
+
+def _as_array(where: str, arg: str, x: Any) -> jax.Array:
+    if isinstance(x, jax.Array):
+        return x
+    try:
+        return jnp.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{where}: {arg} must be an array; given {type(x).__name__} that cannot be converted "
+                        f"({e}).") from None
 
 
 def softmax_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
@@ -45,15 +67,29 @@ def sequence_cross_entropy(logits: jax.Array, targets: jax.Array, lengths: Any =
         'mean' (per counted step), or 'none' (`(time, batch)`, zeros past the ends).
     """
     where = "sequence_cross_entropy"
+    logits, targets = _as_array(where, "logits", logits), _as_array(where, "targets", targets)
     if logits.ndim not in (2, 3) or targets.shape != logits.shape[:-1]:
         raise ValueError(f"{where}: logits {fmt_shape(logits.shape)} and targets {fmt_shape(targets.shape)} must be "
                          f"(time, [batch,] classes) and (time, [batch])")
+    if not jnp.issubdtype(logits.dtype, jnp.floating):
+        raise TypeError(f"{where}: logits must be floating; given dtype {logits.dtype}.")
     if not jnp.issubdtype(targets.dtype, jnp.integer):
         raise TypeError(f"{where}: targets must be integer class ids; given dtype {targets.dtype}.")
     if reduction not in ("sum", "mean", "none"):
         raise ValueError(f"{where}: reduction must be 'sum', 'mean' or 'none'; given {reduction!r}.")
-    nll = softmax_cross_entropy(logits, targets)
     mask = _mask(where, logits.shape[0], logits.shape[1:-1], lengths)
+    n_classes = logits.shape[-1]
+    valid = (targets >= 0) & (targets < n_classes)
+    if not isinstance(targets, jax.core.Tracer) and not (mask is not None and isinstance(mask, jax.core.Tracer)):
+        counted = np.asarray(valid) | (False if mask is None else ~np.asarray(mask))
+        if not counted.all():
+            bad = np.asarray(targets)[~counted]
+            raise ValueError(f"{where}: targets must be class ids in [0, {n_classes - 1}] (logits have {n_classes} "
+                             f"classes) at every counted step; given {bad[:5].tolist()}.")
+    # Under jit an out-of-range target cannot raise: its step's loss is NaN instead (never a
+    # wrong class), so Trainer.step refuses the update with NonFiniteError.
+    nll = softmax_cross_entropy(logits, jnp.clip(targets, 0, n_classes - 1))
+    nll = jnp.where(valid, nll, jnp.nan)
     if mask is not None:
         nll = jnp.where(mask, nll, 0.0)
     if reduction == "none":

@@ -63,6 +63,69 @@ def bindings_active() -> bool:
     return bool(_REGISTRY.bindings)
 
 
+try:  # the current JAX trace (stackless tracing, JAX >= 0.4.36)
+    from jax._src.core import trace_ctx as _trace_ctx
+    from jax._src.interpreters.partial_eval import DynamicJaxprTrace as _StagingTrace
+except ImportError:  # pragma: no cover - an older or newer JAX: test by staging a constant
+    _trace_ctx = None
+
+
+def staging() -> bool:
+    """True while JAX is tracing into a jaxpr that will be cached and reused — `jax.jit`,
+    `lax.scan`/`while_loop`/`cond` bodies, `make_jaxpr` — at any depth (under `vmap` or
+    `grad` too). A concrete array read there becomes a constant of the compiled code."""
+    if _trace_ctx is None:  # pragma: no cover
+        return isinstance(jnp.zeros(()), jax.core.Tracer)
+    t = _trace_ctx.trace
+    while t is not None:
+        if isinstance(t, _StagingTrace):
+            return True
+        t = getattr(t, "parent_trace", None)
+    return False
+
+
+class _Fresh(threading.local):
+    def __init__(self) -> None:
+        self.depth = 0
+
+
+_FRESH = _Fresh()
+
+
+@contextlib.contextmanager
+def fresh_trace() -> Iterator[None]:
+    """For library code that, called eagerly, traces a new function on every call (the body
+    of a `lax.while_loop` defined inside it): nothing is cached, so parameters read there
+    are current. Under an outer `jax.jit` the outer trace is cached, and the check stays."""
+    if staging():
+        yield
+        return
+    _FRESH.depth += 1
+    try:
+        yield
+    finally:
+        _FRESH.depth -= 1
+
+
+class StaleParameterError(RuntimeError):
+    """A parameter's stored value was read while JAX was tracing code it will cache."""
+
+
+def check_not_staging(name: str) -> None:
+    """Refuses to read a parameter's stored value into code that JAX traces and caches:
+    the value would become a constant of the compiled code and stay the same after every
+    update (silently stale outputs). Inside `dynrnn.jit`, `value_and_grad` and
+    `Trainer.step` parameters are bound to arguments and this never fires."""
+    if not _FRESH.depth and staging():
+        raise StaleParameterError(
+            f"parameter {name!r} was read while jax.jit (or lax.scan, while_loop, make_jaxpr) was tracing, and "
+            f"its collection is not bound to an argument: its current value would be compiled in as a constant "
+            f"and stay stale after the trainer updates it. Compile with dynrnn.jit(f, pc) instead of "
+            f"jax.jit(f) (every parameter of pc becomes an argument; for a lax.scan or while_loop run eagerly, "
+            f"wrap the function that calls it), or pass values = pc.parameter_values() as an argument and read "
+            f"the parameters inside `with pc.bind(values):`.")
+
+
 def _check_dim(where: str, dim: Any) -> tuple[int, ...]:
     dims = (dim,) if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) else dim
     try:
@@ -110,6 +173,7 @@ class _Param:
             v = binding.get(id(self))
             if v is not None:
                 return v
+        check_not_staging(self._name)
         return self._value
 
     def expr(self, update: bool = True) -> jax.Array:
@@ -145,8 +209,19 @@ class _Param:
         """With False, trainers leave this parameter unchanged (DyNet's fixed parameters)."""
         self._updated = bool(flag)
 
+    def stored_value(self) -> jax.Array:
+        """The stored value (never a bound one), for code that updates parameters."""
+        return self._value
+
     # -- writing ---------------------------------------------------------------------
-    def _store(self, value: jax.Array) -> None:
+    def store(self, value: jax.Array) -> None:
+        """The one write path for values: stores a `jax.Array` of this parameter's shape and
+        dtype (with any sharding) as it is, and marks every cached copy of the parameters
+        stale. Trainers, `Trainer.distribute`, `set_value` and loading all come here."""
+        if not isinstance(value, jax.Array) or value.shape != self._value.shape or value.dtype != self._value.dtype:
+            raise ValueError(f"{type(self).__name__}.store: parameter {self._name!r} holds {self._value.dtype} "
+                             f"{fmt_shape(self._value.shape)}; given {type(value).__name__} "
+                             f"{getattr(value, 'dtype', '')} {fmt_shape(tuple(np.shape(value)))}.")
         self._value = value
         _VERSION[0] += 1
 
@@ -159,7 +234,7 @@ class _Param:
                              f"given an array of shape {fmt_shape(a.shape)}.")
         if a.dtype.kind not in "fiu":
             raise TypeError(f"{where}: expected a numeric array; given dtype {a.dtype}.")
-        self._store(jnp.asarray(a, dtype=self._value.dtype))
+        self.store(jnp.asarray(a, dtype=self._value.dtype))
 
     # -- arithmetic, so that `W @ h + b` works on parameters directly ----------------
     def __add__(self, o): return self.value + o
@@ -175,10 +250,17 @@ class _Param:
         v = self.value
         o = o.value if isinstance(o, _Param) else o
         if not isinstance(o, jax.Array):
-            o = jnp.asarray(o)
+            try:
+                o = jnp.asarray(o)
+            except (TypeError, ValueError):
+                raise TypeError(f"{self._name!r} * x: x must be a number or a numeric array; given "
+                                f"{type(o).__name__} {o!r:.60}.") from None
         if o.ndim == 0:
             return v * o
         if v.ndim == 2 and o.ndim >= 1:
+            if o.shape[-1] != v.shape[1]:
+                raise ValueError(f"{self._name!r} * x: the matrix has shape {fmt_shape(v.shape)}, so x needs "
+                                 f"{v.shape[1]} entries on its last axis; given x of shape {fmt_shape(o.shape)}.")
             return matvec(v, o)
         raise TypeError(f"{self._name!r} * x: DyNet's `*` is a matrix product, which needs a matrix parameter and a "
                         f"vector (d,) or batch (..., d); given shapes {fmt_shape(v.shape)} and "
@@ -211,7 +293,7 @@ class Parameters(_Param):
         return self.value[index]
 
     def zero(self) -> None:
-        self._store(jnp.zeros_like(self._value))
+        self.store(jnp.zeros_like(self._value))
 
 
 class LookupParameters(_Param):
@@ -240,9 +322,21 @@ class LookupParameters(_Param):
                              f"with {len(self)} rows (valid: 0..{len(self) - 1}).")
         return ids if isinstance(ids, jax.Array) else a
 
+    def _rows(self, ids: Any) -> jax.Array:
+        """Rows `ids`. Traced ids (under jit) cannot be checked: an id outside [0, rows) gives
+        a row of NaN (not a clamped or wrapped-around row), so a loss that uses it is NaN
+        and `Trainer.step` refuses the update with `NonFiniteError`."""
+        table = self.value
+        if not isinstance(ids, jax.core.Tracer):
+            return table[ids]
+        n = table.shape[0]
+        valid = (ids >= 0) & (ids < n)
+        rows = table[jnp.clip(ids, 0, n - 1)]
+        return jnp.where(jnp.reshape(valid, valid.shape + (1,) * (rows.ndim - valid.ndim)), rows, jnp.nan)
+
     def __getitem__(self, i: Any) -> jax.Array:
         """Row `i`, shape (dim,)."""
-        return self.value[self._check_ids("LookupParameters[i]", i)]
+        return self._rows(self._check_ids("LookupParameters[i]", i))
 
     def batch(self, ids: Any) -> jax.Array:
         """Rows `ids` stacked: ids `(batch,)` give `(batch, dim)` (DyNet's `lookup_batch`);
@@ -251,7 +345,7 @@ class LookupParameters(_Param):
         if np.ndim(ids) == 0:
             raise ValueError("LookupParameters.batch: ids must have at least one axis (batch,); given a scalar "
                              "(use E[i] for one row).")
-        return self.value[ids]
+        return self._rows(ids)
 
     def init_row(self, i: int, row: Any) -> None:
         """Sets row `i` to `row` (shape (dim,))."""
@@ -260,7 +354,7 @@ class LookupParameters(_Param):
         if r.shape != self.shape()[1:]:
             raise ValueError(f"LookupParameters.init_row: rows of {self._name!r} have shape "
                              f"{fmt_shape(self.shape()[1:])}; given {fmt_shape(r.shape)}.")
-        self._store(self._value.at[i].set(jnp.asarray(r, dtype=self._value.dtype)))
+        self.store(self._value.at[i].set(jnp.asarray(r, dtype=self._value.dtype)))
 
     def init_from_array(self, arr: Any) -> None:
         """Sets the whole table (shape (rows, dim))."""

@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._compiled import broadcast_layers, compiled
-from ._errors import as_float_array, check_int, fmt_shape
-from ._state import RNNState, _check_indices
+from ._errors import as_float_array, check_indices, check_int, fmt_shape
+from ._state import RNNState
 
 
 def _is_concrete(x: Any) -> bool:
@@ -241,7 +241,7 @@ class RNNStack:
     def reorder(self, indices: Any) -> "RNNStack":
         """Stacks `indices` of this batch (a gather along the batch axis; rows may repeat):
         for beam search over parser states."""
-        idx = _check_indices("RNNStack.reorder", indices, self.batch_size)
+        idx = check_indices("RNNStack.reorder", indices, self.batch_size)
         slots, inputs, depth, top, top_input = jax.tree_util.tree_map(
             lambda a: a[idx], (self._slots, self._inputs, self._depth, self._top, self._top_input))
         return RNNStack._make(self._builder, self._spec, slots, inputs, depth, self._key, top, top_input)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._compiled import compiled
-from ._errors import as_float_array, check_vector, fmt_shape
+from ._errors import as_float_array, check_indices, check_sequence, check_vector
 
 
 class RNNState:
@@ -80,7 +80,7 @@ class RNNState:
         if isinstance(x, jax.Array) and x.dtype == b.dtype:  # the common case, kept cheap
             shape, state_shape = x.shape, self._layers[0][0].shape
             if shape[-1:] == (b.input_dim,) and (shape[:-1] == state_shape[:-1] or
-                                                 (len(shape) == 2 and len(state_shape) == 1)):
+                                                 (len(shape) == 2 and len(state_shape) == 1 and shape[0] > 0)):
                 return x
         x = as_float_array(self._where(method), "x", x, b.dtype)
         check_vector(self._where(method), "x", x, b.input_dim, "input_dim", self.batch_size)
@@ -100,49 +100,8 @@ class RNNState:
 
     def _check_sequence(self, method: str, xs: Any, lengths: Any):
         """Returns (xs as a (time, [batch,] input_dim) array, was_list, lengths)."""
-        b, where = self._builder, self._where(method)
-        if isinstance(xs, (list, tuple)) or (not hasattr(xs, "shape") and hasattr(xs, "__iter__")):
-            items = [as_float_array(where, f"xs[{t}]", x, b.dtype) for t, x in enumerate(xs)]
-            if not items:
-                raise ValueError(f"{where}: xs is empty; expected at least one input vector.")
-            for t, x in enumerate(items):
-                check_vector(where, f"xs[{t}]", x, b.input_dim, "input_dim", self.batch_size)
-                if x.shape != items[0].shape:
-                    raise ValueError(f"{where}: xs[{t}] has shape {fmt_shape(x.shape)} but xs[0] has shape "
-                                     f"{fmt_shape(items[0].shape)}; every step needs the same shape.")
-            arr, was_list = jnp.stack(items), True
-        else:
-            arr = as_float_array(where, "xs", xs, b.dtype)
-            if arr.ndim not in (2, 3) or arr.shape[0] == 0:
-                raise ValueError(f"{where}: xs has shape {fmt_shape(arr.shape)}; expected a list of vectors, "
-                                 f"or an array (time, {b.input_dim}) or (time, batch, {b.input_dim}) with time >= 1.")
-            check_vector(where, "xs[0]", jax.ShapeDtypeStruct(arr.shape[1:], arr.dtype), b.input_dim, "input_dim",
-                         self.batch_size)
-            was_list = False
-        if lengths is not None:
-            lengths = self._check_lengths(where, lengths, arr)
-        return arr, was_list, lengths
-
-    def _check_lengths(self, where: str, lengths: Any, xs: jax.Array) -> jax.Array:
-        if xs.ndim != 3:
-            raise ValueError(f"{where}: lengths= needs a batched sequence (time, batch, input_dim); "
-                             f"given xs of shape {fmt_shape(xs.shape)}.")
-        T, B = int(xs.shape[0]), int(xs.shape[1])
-        if isinstance(lengths, jax.core.Tracer):
-            if lengths.shape != (B,) or not jnp.issubdtype(lengths.dtype, jnp.integer):
-                raise ValueError(f"{where}: lengths must be integers of shape ({B},); given "
-                                 f"{lengths.dtype} {fmt_shape(lengths.shape)}.")
-            return lengths
-        a = np.asarray(lengths)
-        if a.dtype.kind not in "iu":
-            raise TypeError(f"{where}: lengths must be integers; given dtype {a.dtype}.")
-        if a.shape != (B,):
-            raise ValueError(f"{where}: lengths has shape {fmt_shape(a.shape)}; expected ({B},), one length "
-                             f"per batch element.")
-        if a.size and (a.min() < 0 or a.max() > T):
-            raise ValueError(f"{where}: lengths must lie in [0, {T}] (the sequence has {T} steps); "
-                             f"given min {a.min()}, max {a.max()}.")
-        return jnp.asarray(a, dtype=jnp.int32)
+        b = self._builder
+        return check_sequence(self._where(method), xs, lengths, b.input_dim, b.dtype, self.batch_size)
 
     def transduce(self, xs: Any, lengths: Any = None, *, return_state: bool = False) -> Any:
         """The top layer's output at every step, compiled as one `lax.scan`.
@@ -191,7 +150,7 @@ class RNNState:
         if B is None:
             raise ValueError(f"{where}: the state is unbatched; reorder gathers rows of a batched state "
                              f"(batch, hidden_dim).")
-        idx = _check_indices(where, indices, B)
+        idx = check_indices(where, indices, B)
         layers = tuple(tuple(a[idx] for a in layer) for layer in self._layers)
         return RNNState(self._builder, self._spec, layers, self._key, None)
 
@@ -204,13 +163,14 @@ class RNNState:
         return RNNState(self._builder, self._spec, layers, self._key, None)
 
     # -- setting ---------------------------------------------------------------------
-    def _vectors(self, method: str, arg: str, vecs: Sequence[Any], sizes: Sequence[int]) -> list[jax.Array]:
+    def _vectors(self, method: str, arg: str, vecs: Sequence[Any], sizes: Sequence[int],
+                 order: str | None = None) -> list[jax.Array]:
         b, where = self._builder, self._where(method)
         if isinstance(vecs, (jax.Array, np.ndarray)) or not hasattr(vecs, "__len__"):
             raise TypeError(f"{where}: {arg} must be a list of {len(sizes)} vectors; given {type(vecs).__name__}.")
         if len(vecs) != len(sizes):
             raise ValueError(f"{where}: {arg} has {len(vecs)} vectors, but this builder has "
-                             f"{b.num_layers} layer(s) and needs {len(sizes)} ({b._s_order()}).")
+                             f"{b.num_layers} layer(s) and needs {len(sizes)} ({order or b._s_order()}).")
         out, batch = [], self.batch_size
         for k, (v, n) in enumerate(zip(vecs, sizes)):
             v = as_float_array(where, f"{arg}[{k}]", v, b.dtype)
@@ -228,7 +188,8 @@ class RNNState:
         """A child of **this** state whose per-layer outputs h are `hs`; every other part
         (an LSTM's c) is taken from this state (DyNet took it from the newest state)."""
         L = len(self._layers)
-        hs = self._vectors("set_h", "hs", hs, [layer[-1].shape[-1] for layer in self._layers])
+        order = ", ".join(f"h_{l + 1}" for l in range(L))
+        hs = self._vectors("set_h", "hs", hs, [layer[-1].shape[-1] for layer in self._layers], order)
         if self.batch_size is None and hs[0].ndim == 2:
             layers = tuple(tuple(jnp.broadcast_to(a, hs[0].shape[:1] + a.shape) for a in layer) for layer in self._layers)
         else:
@@ -246,22 +207,6 @@ class RNNState:
         b = self._builder
         batch = "" if self.batch_size is None else f", batch={self.batch_size}"
         return f"RNNState({type(b).__name__}, layers={len(self._layers)}{batch})"
-
-
-def _check_indices(where: str, indices: Any, batch: int) -> jax.Array:
-    """1-D integer row indices into a batch of `batch` rows (checked when concrete)."""
-    if isinstance(indices, jax.core.Tracer):
-        if indices.ndim != 1 or not jnp.issubdtype(indices.dtype, jnp.integer):
-            raise ValueError(f"{where}: indices must be a 1-D integer array; given {indices.dtype} "
-                             f"{fmt_shape(indices.shape)}.")
-        return indices
-    a = np.asarray(indices)
-    if a.ndim != 1 or a.dtype.kind not in "iu":
-        raise ValueError(f"{where}: indices must be a 1-D integer array; given {a.dtype} {fmt_shape(a.shape)}.")
-    if a.size and (a.min() < 0 or a.max() >= batch):
-        raise IndexError(f"{where}: indices must lie in [0, {batch - 1}] (the batch has {batch} rows); given "
-                         f"min {a.min()}, max {a.max()}.")
-    return jnp.asarray(a, jnp.int32)
 
 
 def _flatten(state: RNNState):

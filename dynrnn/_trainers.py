@@ -10,6 +10,7 @@ An optax `GradientTransformation` works too, through `OptaxTrainer`.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -18,10 +19,16 @@ import numpy as np
 
 from ._autodiff import bound_loss, call_inputs
 from ._distributed import _check_mesh, replicate, replicated
-from ._errors import NonFiniteError
-from ._params import LookupParameters, ParameterCollection, _VERSION
+from ._errors import NonFiniteError, check_real, fmt_shape
+from ._params import LookupParameters, ParameterCollection
 
 Tree = Any
+
+# Trainer.step keeps at most this many compiled steps (one per loss function and static
+# signature), least recently used dropped first, and warns when one line of code has made
+# WARN_AFTER_FUNCTIONS different loss functions.
+MAX_COMPILED_STEPS = 32
+WARN_AFTER_FUNCTIONS = 5
 
 
 class Rule(NamedTuple):
@@ -119,7 +126,7 @@ class Trainer:
         if not isinstance(pc, ParameterCollection):
             raise TypeError(f"{type(self).__name__}: pc must be a ParameterCollection; given {type(pc).__name__}.")
         self._pc = pc
-        self._lr = float(learning_rate)
+        self._lr = self._check_lr(learning_rate)
         self._rule = rule
         self._clip = 5.0
         self._sparse = True
@@ -130,6 +137,7 @@ class Trainer:
         self._since_status = [0, 0]
         self._apply = jax.jit(self._apply_impl, static_argnames=("sparse_rows",))
         self._steps: dict[Any, Callable] = {}
+        self._new_functions: dict[Any, int] = {}
         self._mesh: Any = None
 
     # -- DyNet's knobs -----------------------------------------------------------------
@@ -139,11 +147,14 @@ class Trainer:
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
-        self._lr = float(value)
+        self._lr = self._check_lr(value)
+
+    def _check_lr(self, value: Any) -> float:
+        return check_real(type(self).__name__, "learning_rate", value, 0.0)
 
     def set_clip_threshold(self, threshold: float) -> None:
-        """Global L2-norm gradient clipping threshold (default 5); ≤ 0 disables clipping."""
-        self._clip = float(threshold)
+        """Global L2-norm gradient clipping threshold (default 5); ≤ 0 (or inf) disables clipping."""
+        self._clip = check_real(f"{type(self).__name__}.set_clip_threshold", "threshold", threshold, allow_inf=True)
 
     def get_clip_threshold(self) -> float:
         return self._clip
@@ -172,7 +183,7 @@ class Trainer:
         _check_mesh("Trainer.distribute", mesh)
         self._mesh = mesh
         for p in self._pc.all_parameters():
-            p._value = replicate(p._value, mesh)
+            p.store(replicate(p.stored_value(), mesh))
         if self._state is not None:
             self._state = replicate(self._state, mesh)
         self._apply = jax.jit(self._apply_impl, static_argnames=("sparse_rows",))
@@ -195,7 +206,7 @@ class Trainer:
     def _prepare(self, params: dict[str, Any]) -> None:
         names = tuple(params)
         if self._state is None:
-            self._state = self._rule.init({n: params[n]._value for n in names})
+            self._state = self._rule.init({n: params[n].stored_value() for n in names})
             if self._mesh is not None:
                 self._state = replicate(self._state, self._mesh)
             self._names = names
@@ -219,22 +230,32 @@ class Trainer:
             new[name] = (v + u).astype(v.dtype)
         if self._mesh is not None:  # keep the copies identical on every device
             new, state = jax.lax.with_sharding_constraint((new, state), replicated(self._mesh))
-        return new, state, jnp.stack([norm, clipped.astype(jnp.float32)])
+        # is every updated value finite? (one flag per parameter, checked before committing)
+        finite = [jnp.all(jnp.isfinite(new[n])).astype(jnp.float32) for n in values]
+        return new, state, jnp.stack([norm, clipped.astype(jnp.float32), *finite])
 
     def _sparse_rows(self, params: dict[str, Any]) -> frozenset:
         if not self._sparse:
             return frozenset()
         return frozenset(n for n, p in params.items() if isinstance(p, LookupParameters))
 
-    def _commit(self, params: dict[str, Any], new_values: dict, state: Any, stats: Any) -> None:
+    def _commit(self, method: str, params: dict[str, Any], new_values: dict, state: Any, stats: Any) -> None:
+        """Stores the update, or raises and stores nothing. `stats` is (norm, clipped, one
+        finiteness flag per parameter)."""
         stats = np.asarray(stats)
-        norm, clipped = float(stats[-2]), bool(stats[-1])
+        norm, clipped, finite = float(stats[0]), bool(stats[1]), stats[2:]
+        where = f"{type(self).__name__}.{method}"
         if not math.isfinite(norm):
-            raise NonFiniteError(f"{type(self).__name__}.update: the gradient's L2 norm is {norm}; no parameter "
+            raise NonFiniteError(f"{where}: the gradient's L2 norm is {norm}; no parameter "
                                  f"was changed. Check the loss for log(0), overflow or a bad learning rate.")
+        if not finite.all():
+            bad = [n for n, ok in zip(params, finite) if not ok]
+            raise NonFiniteError(f"{where}: the update would make {len(bad)} parameter(s) non-finite "
+                                 f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}) although the gradient is "
+                                 f"finite (norm {norm:.3g}): the learning rate ({self._current_lr():g}) or another "
+                                 f"hyperparameter is too large. No parameter was changed.")
         for name, p in params.items():
-            p._value = new_values[name]
-        _VERSION[0] += 1
+            p.store(new_values[name])
         self._state = state
         self.updates += 1
         self._since_status[1] += 1
@@ -253,16 +274,43 @@ class Trainer:
           NonFiniteError: a gradient holds NaN or ±inf; parameters are left untouched.
         """
         params = self._trainable()
-        missing = [n for n in params if n not in grads]
-        if missing:
-            raise KeyError(f"{type(self).__name__}.update: grads has no entry for {missing[:3]}"
-                           f"{' ...' if len(missing) > 3 else ''}; pass the grads from dynrnn.value_and_grad.")
+        g = self._check_grads(params, grads)
         self._prepare(params)
-        values = {n: p._value for n, p in params.items()}
-        g = {n: grads[n] for n in params}
+        values = {n: p.stored_value() for n, p in params.items()}
         new, state, stats = self._apply(values, g, self._state, self._current_lr(), self._clip,
                                         sparse_rows=self._sparse_rows(params))
-        self._commit(params, new, state, stats)
+        self._commit("update", params, new, state, stats)
+
+    def _check_grads(self, params: dict[str, Any], grads: Any) -> dict[str, Any]:
+        """The gradients of the trained parameters, each checked against its parameter."""
+        where = f"{type(self).__name__}.update"
+        if not hasattr(grads, "items"):
+            raise TypeError(f"{where}: grads must be a dict {{parameter name: gradient}} (as from "
+                            f"dynrnn.value_and_grad); given {type(grads).__name__}.")
+        known = {p.name() for p in self._pc.all_parameters()}
+        unknown = [n for n in grads if n not in known]
+        if unknown:
+            raise KeyError(f"{where}: grads names {unknown[:3]}{' ...' if len(unknown) > 3 else ''}, which are not "
+                           f"parameters of this trainer's collection {self._pc.name()!r}.")
+        missing = [n for n in params if n not in grads]
+        if missing:
+            raise KeyError(f"{where}: grads has no entry for {missing[:3]}"
+                           f"{' ...' if len(missing) > 3 else ''}; pass the grads from dynrnn.value_and_grad.")
+        out = {}
+        for n, p in params.items():
+            gr = grads[n]
+            shape, dtype = tuple(np.shape(gr)), getattr(gr, "dtype", None)
+            if dtype is None:
+                gr = np.asarray(gr)
+                dtype = gr.dtype
+            if shape != p.shape():
+                raise ValueError(f"{where}: the gradient for {n!r} has shape {fmt_shape(shape)}; the parameter has "
+                                 f"shape {fmt_shape(p.shape())}.")
+            if np.dtype(dtype) != np.dtype(p.dtype):
+                raise TypeError(f"{where}: the gradient for {n!r} has dtype {np.dtype(dtype).name}; the parameter "
+                                f"has dtype {np.dtype(p.dtype).name} (cast the gradient first).")
+            out[n] = gr
+        return out
 
     def step(self, loss_fn: Callable, *args: Any, has_aux: bool = False) -> Any:
         """Loss, gradients and update in one compiled call; returns the loss as a float
@@ -275,16 +323,35 @@ class Trainer:
         self._prepare(params)
         sparse_rows = self._sparse_rows(params)
         key = (loss_fn, has_aux, sparse_rows)
-        fused = self._steps.get(key)
+        fused = self._steps.pop(key, None)  # least recently used first: re-insert at the end
         if fused is None:
-            fused = self._steps[key] = self._make_step(loss_fn, has_aux, sparse_rows)
+            self._count_new_function(loss_fn)
+            fused = self._make_step(loss_fn, has_aux, sparse_rows)
+            while len(self._steps) >= MAX_COMPILED_STEPS:
+                del self._steps[next(iter(self._steps))]
+        self._steps[key] = fused
         out, new, state, stats = fused(*call_inputs(self._pc, args), self._state, self._current_lr(), self._clip)
-        stats = np.asarray(stats)  # one transfer: (loss, gradient norm, clipped)
+        stats = np.asarray(stats)  # one transfer: (loss, gradient norm, clipped, finite flags)
         loss = float(stats[0])
         if not math.isfinite(loss):
             raise NonFiniteError(f"{type(self).__name__}.step: the loss is {loss}; no parameter was changed.")
-        self._commit(params, new, state, stats)
+        self._commit("step", params, new, state, stats[1:])
         return (loss, out[1]) if has_aux else loss
+
+    def _count_new_function(self, loss_fn: Callable) -> None:
+        """Warns once per code location that keeps making new loss functions (a lambda
+        written inside the training loop): each is a new function, so each compiles."""
+        code = getattr(loss_fn, "__code__", None)
+        if code is None:
+            return
+        n = self._new_functions[code] = self._new_functions.get(code, 0) + 1
+        if n == WARN_AFTER_FUNCTIONS:
+            warnings.warn(f"{type(self).__name__}.step has compiled {n} different loss functions made by the same "
+                          f"code ({code.co_filename}:{code.co_firstlineno}): a lambda or closure created inside the "
+                          f"training loop is a new function each time, and each one is traced and compiled again. "
+                          f"Define the loss function once, outside the loop, and pass what changes as arguments. "
+                          f"(Only the {MAX_COMPILED_STEPS} most recent compiled steps are kept.)",
+                          RuntimeWarning, stacklevel=3)
 
     def _make_step(self, loss_fn: Callable, has_aux: bool, sparse_rows: frozenset) -> Callable:
         pure = bound_loss(loss_fn, self._pc, has_aux)
@@ -295,12 +362,27 @@ class Trainer:
             values = {n: all_values[n] for n in names}
             new, state, stats = self._apply_impl(values, {n: grads[n] for n in names}, state, lr, clip, sparse_rows)
             loss = out[0] if has_aux else out
-            return out, new, state, jnp.concatenate([loss.astype(jnp.float32)[None], stats])
+            return out, new, state, jnp.concatenate([jnp.reshape(loss, (1,)).astype(jnp.float32), stats])
 
         return jax.jit(fused, static_argnums=(3,))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learning_rate={self._lr}, clip_threshold={self._clip})"
+
+
+def _eps(trainer: Trainer, eps: Any) -> float:
+    """eps > 0: with 0, an entry whose gradient (and so accumulator) is 0 divides 0 by 0."""
+    return check_real(type(trainer).__name__, "eps", eps, 0.0, low_open=True)
+
+
+def _rho(trainer: Trainer, rho: Any) -> float:
+    return check_real(type(trainer).__name__, "rho", rho, 0.0, 1.0, high_open=True)
+
+
+def _betas(trainer: Trainer, beta_1: Any, beta_2: Any) -> tuple[float, float]:
+    where = type(trainer).__name__
+    return (check_real(where, "beta_1", beta_1, 0.0, 1.0, high_open=True),
+            check_real(where, "beta_2", beta_2, 0.0, 1.0, high_open=True))
 
 
 class SimpleSGDTrainer(Trainer):
@@ -316,9 +398,13 @@ class CyclicalSGDTrainer(Trainer):
 
     def __init__(self, pc: ParameterCollection, learning_rate_min: float = 0.01, learning_rate_max: float = 0.1,
                  step_size: float = 2000, gamma: float = 1.0):
-        super().__init__(pc, learning_rate_min, sgd())
-        self.e_min, self.e_max, self.step_size, self.gamma = (float(learning_rate_min), float(learning_rate_max),
-                                                              float(step_size), float(gamma))
+        where = type(self).__name__
+        e_min = check_real(where, "learning_rate_min", learning_rate_min, 0.0)
+        e_max = check_real(where, "learning_rate_max", learning_rate_max, e_min)
+        self.step_size = check_real(where, "step_size", step_size, 0.0, low_open=True)
+        self.gamma = check_real(where, "gamma", gamma, 0.0, 1.0, low_open=True)
+        super().__init__(pc, e_min, sgd())
+        self.e_min, self.e_max = e_min, e_max
         self._it = 0
 
     def _after_update(self) -> None:
@@ -332,28 +418,29 @@ class MomentumSGDTrainer(Trainer):
     """SGD with momentum: v ← mom·v − lr·g; p ← p + v."""
 
     def __init__(self, pc: ParameterCollection, learning_rate: float = 0.01, mom: float = 0.9):
-        super().__init__(pc, learning_rate, momentum(float(mom)))
+        super().__init__(pc, learning_rate, momentum(check_real(type(self).__name__, "mom", mom, 0.0, 1.0,
+                                                                 high_open=True)))
 
 
 class AdagradTrainer(Trainer):
     """Adagrad (Duchi et al. 2011)."""
 
     def __init__(self, pc: ParameterCollection, learning_rate: float = 0.1, eps: float = 1e-20):
-        super().__init__(pc, learning_rate, adagrad(float(eps)))
+        super().__init__(pc, learning_rate, adagrad(_eps(self, eps)))
 
 
 class AdadeltaTrainer(Trainer):
     """Adadelta (Zeiler 2012); DyNet's has no learning rate (here: a multiplier, 1)."""
 
     def __init__(self, pc: ParameterCollection, eps: float = 1e-6, rho: float = 0.95):
-        super().__init__(pc, 1.0, adadelta(float(eps), float(rho)))
+        super().__init__(pc, 1.0, adadelta(_eps(self, eps), _rho(self, rho)))
 
 
 class RMSPropTrainer(Trainer):
     """RMSProp (Hinton): per-entry running mean of g²."""
 
     def __init__(self, pc: ParameterCollection, learning_rate: float = 0.1, eps: float = 1e-20, rho: float = 0.95):
-        super().__init__(pc, learning_rate, rmsprop(float(eps), float(rho)))
+        super().__init__(pc, learning_rate, rmsprop(_eps(self, eps), _rho(self, rho)))
 
 
 class AdamTrainer(Trainer):
@@ -361,7 +448,7 @@ class AdamTrainer(Trainer):
 
     def __init__(self, pc: ParameterCollection, alpha: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  eps: float = 1e-8):
-        super().__init__(pc, alpha, adam(float(beta_1), float(beta_2), float(eps)))
+        super().__init__(pc, alpha, adam(*_betas(self, beta_1, beta_2), _eps(self, eps)))
 
 
 class AmsgradTrainer(Trainer):
@@ -369,7 +456,7 @@ class AmsgradTrainer(Trainer):
 
     def __init__(self, pc: ParameterCollection, alpha: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  eps: float = 1e-8):
-        super().__init__(pc, alpha, adam(float(beta_1), float(beta_2), float(eps), amsgrad=True))
+        super().__init__(pc, alpha, adam(*_betas(self, beta_1, beta_2), _eps(self, eps), amsgrad=True))
 
 
 class OptaxTrainer(Trainer):

@@ -225,29 +225,35 @@ class CharLM:
         return "".join(out)
 
 
-def _progress(total: float, enabled: bool):
+def _progress(total: float, unit: str, enabled: bool):
+    if not enabled:
+        return None
     try:
         from tqdm import tqdm
-        return tqdm(total=total, unit="s", disable=not enabled, leave=False, file=sys.stderr,
-                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+        return tqdm(total=total, unit=unit, leave=False, file=sys.stderr,
+                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} " + unit + " {postfix}")
     except ImportError:  # tqdm is an optional extra
         return None
 
 
-def train_lm(lines: list[str], held_out: list[str], *, seconds: float = 45.0, max_epochs: int = 1000,
+def train_lm(lines: list[str], held_out: list[str], *, seconds: float | None = None, max_epochs: int = 1000,
              batch_size: int = 32, layers: int = 2, embed: int = 32, hidden: int = 128, learning_rate: float = 1e-2,
-             dropout: float = 0.0, seed: int = 0, sample_every: float = 15.0, progress: bool = True,
+             dropout: float = 0.0, seed: int = 0, sample_every: int = 0, progress: bool = True,
              max_steps: int | None = None, log: Callable[[str], None] = print) -> tuple[CharLM, dict]:
-    """Trains a CharLM with Adam for a time budget (or `max_steps` updates, whichever comes
-    first); returns (model, history)."""
+    """Trains a CharLM with Adam for `max_steps` updates or `max_epochs` epochs, or for a time
+    budget of `seconds` (whichever ends first; None: no time limit). A sample is logged every
+    `sample_every` updates (0: never). Budgets in updates give the same model on any machine.
+    Returns (model, history)."""
     model = CharLM("".join(lines + held_out), layers=layers, embed=embed, hidden=hidden, seed=seed)
     if dropout:
         model.rnn.set_dropout(dropout)
     trainer = dy.AdamTrainer(model.pc, alpha=learning_rate)
     rng = np.random.default_rng(seed)
     history: dict[str, list] = {"step": [], "loss": [], "seconds": [], "compile_seconds": 0.0}
-    start = last_sample = time.perf_counter()
-    bar = _progress(seconds, progress)
+    start = time.perf_counter()
+    by_steps = max_steps is not None
+    bar = _progress(max_steps if by_steps else (seconds or 0), "updates" if by_steps else "s", progress)
+    say = log if bar is None or log is not print else bar.write  # lines above the bar, not through it
     step = chars = 0
     last_bar = start
     for epoch in range(max_epochs):
@@ -264,13 +270,12 @@ def train_lm(lines: list[str], held_out: list[str], *, seconds: float = 45.0, ma
             chars += int(lengths.sum())
             if bar is not None and now - last_bar > 0.5:
                 last_bar = now
-                bar.n = min(now - start, seconds)
+                bar.n = step if by_steps else min(now - start, seconds or 0)
                 bar.set_postfix_str(f"epoch {epoch + 1} step {step} loss {loss:.3f}", refresh=False)
                 bar.refresh()
-            if sample_every and now - last_sample > sample_every:
-                last_sample = now
-                log(f"  [{now - start:5.1f} s, step {step}] sample: {model.sample(80, seed=step)!r}")
-            if now - start > seconds or (max_steps is not None and step >= max_steps):
+            if sample_every and step % sample_every == 0:
+                say(f"  [{now - start:5.1f} s, step {step}] sample: {model.sample(80, seed=step)!r}")
+            if (seconds is not None and now - start > seconds) or (by_steps and step >= max_steps):
                 break
         else:
             continue
@@ -312,7 +317,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--part", choices=["tutorial", "alice", "both"], default="both")
     ap.add_argument("--iterations", type=int, default=200, help="tutorial: SGD iterations per model")
     ap.add_argument("--text", default=ALICE, help="part 2: a UTF-8 text file (default: bundled Alice)")
-    ap.add_argument("--seconds", type=float, default=30.0, help="part 2: training time budget")
+    ap.add_argument("--seconds", type=float, default=30.0,
+                    help="part 2: training time budget in seconds (default: %(default)s; ignored with --steps)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="part 2: train for exactly this many updates instead (same result on any machine)")
+    ap.add_argument("--sample-every", type=int, default=100, help="part 2: print a sample every N updates (0: never)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=128)
@@ -343,8 +352,10 @@ def main(argv: list[str] | None = None) -> dict:
         lines = load_lines(args.text)
         train, held = split(lines)
         print(f"\nPart 2 — {args.layers}-layer LSTM ({args.embed}/{args.hidden}) on {os.path.basename(args.text)}: "
-              f"{len(train)} training lines, {len(held)} held out; {args.seconds:.0f} s budget")
-        model, hist = train_lm(train, held, seconds=args.seconds, batch_size=args.batch_size, layers=args.layers,
+              f"{len(train)} training lines, {len(held)} held out; "
+              + (f"{args.steps} updates" if args.steps else f"{args.seconds:.0f} s budget"))
+        model, hist = train_lm(train, held, seconds=None if args.steps else args.seconds, max_steps=args.steps,
+                               sample_every=args.sample_every, batch_size=args.batch_size, layers=args.layers,
                                embed=args.embed, hidden=args.hidden, learning_rate=args.learning_rate,
                                dropout=args.dropout, seed=args.seed, progress=not args.no_progress)
         print(f"  {hist['steps']} updates in {hist['train_seconds']:.1f} s ({hist['epochs']} epochs, "

@@ -465,7 +465,7 @@ def evaluate(parser: Parser, sentences: Sequence[conllu.Sentence]) -> dict:
 
 
 def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Sequence[conllu.Sentence] = (), *,
-          minutes: float = 40.0, max_epochs: int = 100, batch_size: int = 32, learning_rate: float = 1e-3,
+          minutes: float | None = 40.0, max_epochs: int = 100, max_updates: int | None = None, batch_size: int = 32, learning_rate: float = 1e-3,
           lr_decay: float = 0.5, seed: int = 0, log=print) -> dict:
     """Adam on projective training sentences, evaluating on dev after each epoch (the step
     size is multiplied by `lr_decay` after an epoch that does not improve dev LAS); keeps
@@ -478,12 +478,19 @@ def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Seq
     history = {"epochs": [], "sentences_per_second": [], "dev": []}
     best, best_values = -1.0, None
     t_start = time.perf_counter()
+    updates = 0
+
+    def out_of_budget() -> bool:  # minutes=None: no time limit (tests budget in updates/epochs)
+        return ((minutes is not None and time.perf_counter() - t_start > 60 * minutes)
+                or (max_updates is not None and updates >= max_updates))
+
     for epoch in range(1, max_epochs + 1):
         t0, total, count = time.perf_counter(), 0.0, 0
         for batch, capacity in training_batches(parser.vocab, examples, batch_size, rng, parser.config.unk_prob):
             total += trainer.step(parser.loss(capacity), *batch) * batch_size
             count += int((batch[2] > 0).sum())
-            if time.perf_counter() - t_start > 60 * minutes:
+            updates += 1
+            if out_of_budget():
                 break
         seconds = time.perf_counter() - t0
         entry = {"epoch": epoch, "loss": total / max(count, 1), "seconds": seconds, "sentences": count}
@@ -496,11 +503,12 @@ def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Seq
         history["epochs"].append(entry)
         log(f"epoch {epoch}: loss/sentence {entry['loss']:.3f}, {count / seconds:.0f} sentences/s"
             + (f", dev UAS {entry['dev']['uas']:.2f} LAS {entry['dev']['las']:.2f}" if dev_sents else ""))
-        if time.perf_counter() - t_start > 60 * minutes:
+        if out_of_budget():
             break
     if best_values is not None:
         parser.pc.set_parameter_values(best_values)
     history["train_seconds"] = time.perf_counter() - t_start
+    history["updates"] = updates
     return history
 
 

@@ -259,8 +259,8 @@ def evaluate_bleu(model: Translator, src: Sequence[list[str]], refs: Sequence[li
 
 
 def train(model: Translator, src: Sequence[list[str]], tgt: Sequence[list[str]], dev_src=(), dev_tgt=(), *,
-          minutes: float = 45.0, max_epochs: int = 100, batch_size: int = 64, learning_rate: float = 2e-3,
-          seed: int = 0, log=print) -> dict:
+          minutes: float | None = 45.0, max_epochs: int = 100, max_updates: int | None = None,
+          batch_size: int = 64, learning_rate: float = 2e-3, seed: int = 0, log=print) -> dict:
     """Adam with teacher forcing; greedy dev BLEU after each epoch; keeps the best parameters
     and halves the step size when dev BLEU does not improve."""
     s_ids = [model.src_vocab.encode(s) for s in src]
@@ -268,13 +268,20 @@ def train(model: Translator, src: Sequence[list[str]], tgt: Sequence[list[str]],
     trainer = dy.AdamTrainer(model.pc, learning_rate)
     rng = np.random.default_rng(seed)
     history, best, best_values, t_start = {"epochs": []}, -1.0, None, time.perf_counter()
+    updates = 0
+
+    def out_of_budget() -> bool:  # minutes=None: no time limit (tests budget in updates/epochs)
+        return ((minutes is not None and time.perf_counter() - t_start > 60 * minutes)
+                or (max_updates is not None and updates >= max_updates))
+
     for epoch in range(1, max_epochs + 1):
         t0, total, words = time.perf_counter(), 0.0, 0
         for batch in batches(s_ids, t_ids, batch_size, rng):
             n = int(batch[4].sum())
             total += trainer.step(model.loss, *batch) * n
             words += n
-            if time.perf_counter() - t_start > 60 * minutes:
+            updates += 1
+            if out_of_budget():
                 break
         entry = {"epoch": epoch, "loss": total / max(words, 1), "seconds": time.perf_counter() - t0,
                  "target_words_per_second": words / (time.perf_counter() - t0)}
@@ -287,11 +294,12 @@ def train(model: Translator, src: Sequence[list[str]], tgt: Sequence[list[str]],
         history["epochs"].append(entry)
         log(f"epoch {epoch}: loss/word {entry['loss']:.3f}, {entry['target_words_per_second']:,.0f} target words/s"
             + (f", dev BLEU (greedy) {entry['dev_bleu_greedy']:.2f}" if dev_src else ""))
-        if time.perf_counter() - t_start > 60 * minutes:
+        if out_of_budget():
             break
     if best_values is not None:
         model.pc.set_parameter_values(best_values)
     history["train_seconds"] = time.perf_counter() - t_start
+    history["updates"] = updates
     return history
 
 

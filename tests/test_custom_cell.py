@@ -71,7 +71,7 @@ def test_user_cell_gets_the_builder_and_state_api(rng, tmp_path):
     assert_trees_allclose(got[:3, 1], s0.transduce(xs[::-1][:3]))
     child = s.set_h([jnp.zeros(4)])
     assert_trees_allclose(child.s()[0], s.s()[0])
-    assert_trees_allclose(jax.jit(lambda st, x: st.add_input(x).output())(s, xs[0]), s.add_input(xs[0]).output())
+    assert_trees_allclose(dy.jit(lambda st, x: st.add_input(x).output(), pc)(s, xs[0]), s.add_input(xs[0]).output())
     # saved through its collection
     pc.save(str(tmp_path / "mgu.npz"))
     pc2 = dy.ParameterCollection(seed=1)

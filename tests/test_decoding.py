@@ -90,7 +90,7 @@ def test_compiled_batched_beam_search_equals_the_eager_one(K, penalty):
     pc, rnn, step = _lm(seed=1, eos_bias=2.0)
     B, L = 4, 10
     states = _initial_states(rnn, B, seed=2)
-    out = jax.jit(lambda s: dy.beam_search_batched(step, s, START, EOS, K, L, length_penalty=penalty))(states)
+    out = dy.jit(lambda s: dy.beam_search_batched(step, s, START, EOS, K, L, length_penalty=penalty), pc)(states)
     out = jax.tree_util.tree_map(np.asarray, out)
     for b in range(B):
         eager = dy.beam_search(step, _initial_states(rnn, B, seed=2, row=b), START, EOS, K, L, length_penalty=penalty)

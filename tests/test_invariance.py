@@ -56,11 +56,14 @@ def test_jit_equals_eager(builder, rng):
     xs = jnp.asarray(rng.normal(size=(T, B, I)), jnp.float32)
     s0 = builder.initial_state()
     want, s_end = loop(s0, xs)
-    got = jax.jit(lambda s, xs: loop(s, xs))(s0, xs)
+    pc = builder.param_collection()
+    got = dy.jit(lambda s, xs: loop(s, xs), pc)(s0, xs)
     assert_trees_allclose(got[0], want)
     assert_trees_allclose(got[1].s(), s_end.s())
     assert got[1].prev() is None  # a state out of a transformation starts a fresh history
-    assert_trees_allclose(jax.jit(lambda s, xs: s.transduce(xs))(s0, xs), want)
+    assert_trees_allclose(dy.jit(lambda s, xs: s.transduce(xs), pc)(s0, xs), want)
+    with pytest.raises(dy.StaleParameterError):  # plain jax.jit would freeze the parameters
+        jax.jit(lambda s, xs: s.transduce(xs))(s0, xs)
 
 
 def test_vmap_per_example_equals_batch(builder, rng):
@@ -83,7 +86,7 @@ def test_state_as_lax_scan_carry(builder, rng):
         s = s.add_input(x)
         return s, s.output()
 
-    final, outs = jax.lax.scan(body, s0, xs[1:])
+    final, outs = dy.jit(lambda s, xs: jax.lax.scan(body, s, xs), builder.param_collection())(s0, xs[1:])
     assert_trees_allclose(outs, s0.transduce(xs[1:]))
 
 

@@ -3,7 +3,6 @@ files are pickle-free, written atomically, and bad files give clear errors."""
 
 import json
 import os
-import zipfile
 
 import jax.numpy as jnp
 import numpy as np

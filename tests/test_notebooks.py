@@ -24,3 +24,23 @@ def test_notebook_executes(name, monkeypatch):
                    resources={"metadata": {"path": NOTEBOOKS}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+
+
+def test_the_generator_reproduces_every_committed_cell():
+    """tools/make_notebooks.py is the source of the notebooks: their cells must be its cells
+    (outputs aside), so that an edit made in one place only is caught."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+    import make_notebooks
+    assert sorted(make_notebooks.NOTEBOOKS) == sorted(n for n in os.listdir(NOTEBOOKS) if n.endswith(".ipynb"))
+    for name, cells in make_notebooks.NOTEBOOKS.items():
+        nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
+        assert [(c.cell_type, c.source) for c in nb.cells] == [
+            ("markdown" if kind == "md" else "code", src) for kind, src in cells], name
+
+
+def test_no_machine_paths_in_stored_outputs():
+    for name in sorted(n for n in os.listdir(NOTEBOOKS) if n.endswith(".ipynb")):
+        text = open(os.path.join(NOTEBOOKS, name), encoding="utf-8").read()
+        for marker in ("/tmp/", "/root/", "/home/", "/work/", "site-packages"):
+            assert marker not in text, (name, marker)

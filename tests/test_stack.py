@@ -103,7 +103,7 @@ def _scan_program(builder, ops, xs):
 def test_stack_in_a_jitted_scan_equals_eager(ops):
     _, builder = make("coupled")
     xs = jnp.asarray(np.random.default_rng(1).normal(size=(len(ops), B, I)), jnp.float32)
-    outs, depths = jax.jit(lambda o, x: _scan_program(builder, o, x))(ops, xs)
+    outs, depths = dy.jit(lambda o, x: _scan_program(builder, o, x), builder.param_collection())(ops, xs)
     want = eager_tops(builder, ops, xs)
     for t in range(len(ops)):
         np.testing.assert_allclose(outs[t], np.stack([w[0] for w in want[t]]), rtol=1e-5, atol=1e-6)
@@ -135,7 +135,7 @@ def test_gradients_equal_the_prev_chain_version(name):
         np.testing.assert_allclose(gb[k], ge[k], rtol=1e-4, atol=1e-5, err_msg=k)
     # and with respect to the pushed inputs
     gx_e = jax.grad(eager_loss)(xs)
-    gx_b = jax.grad(batched_loss)(xs)
+    gx_b = dy.jit(jax.grad(batched_loss), pc)(xs)
     np.testing.assert_allclose(gx_b, gx_e, rtol=1e-4, atol=1e-5)
     assert np.abs(np.asarray(gx_b)).sum() > 0
 
@@ -169,7 +169,7 @@ def test_full_and_empty_stacks():
         s.push(x)
     np.testing.assert_allclose(s.output(2)[0], 0.0)  # below the base reads the base state
     # under jit the offending example's operation is skipped, the others happen
-    pushed = jax.jit(lambda st, x: st.push(x))(s, x)
+    pushed = dy.jit(lambda st, x: st.push(x), builder.param_collection())(s, x)
     np.testing.assert_array_equal(pushed.depth, [2, 2])
     np.testing.assert_allclose(pushed.output()[0], s.output()[0])
     empty = dy.RNNStack(builder.initial_state(), 2, batch_size=2)
@@ -234,7 +234,7 @@ def test_gradients_equal_the_prev_chain_version_on_random_programs(ops, seed):
     np.testing.assert_allclose(lb, le, rtol=1e-5, atol=1e-5)
     for k in ge:
         np.testing.assert_allclose(gb[k], ge[k], rtol=1e-4, atol=1e-5, err_msg=k)
-    np.testing.assert_allclose(jax.grad(batched_loss)(xs), jax.grad(eager_loss)(xs), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dy.jit(jax.grad(batched_loss), pc)(xs), jax.grad(eager_loss)(xs), rtol=1e-4, atol=1e-5)
 
 
 def test_push_gradients_match_finite_differences(x64):

@@ -3,7 +3,7 @@ one sentence at a time and minibatched, against the same computation written dir
 `jax.jit(jax.value_and_grad(...))` in this file (and DyNet when its environment exists).
 
 Run: .venv/bin/python benchmarks/char_lm.py [--iterations 300]
-Targets (DESIGN §3): one sentence at a time under DyNet's 0.37 ms (LSTM); minibatched ≥ 5×
+Targets (benchmarks/README.md): one sentence at a time under DyNet's 0.37 ms (LSTM); minibatched ≥ 5×
 ahead of DyNet per sentence; the tutorial model compiles in under 5 s.
 """
 
@@ -130,7 +130,7 @@ def minibatched(iterations: int, batch: int = 32) -> list[dict]:
 def dynet_rows() -> tuple[list[dict], list[str]]:
     out = run_dynet([os.path.join(os.path.dirname(os.path.abspath(__file__)), "dynet_char_lm.py")], timeout=900)
     if out is None:
-        return [], ["DyNet not measured in this run. DESIGN §2's figures from this machine: 0.37 ms (LSTM) and "
+        return [], ["DyNet not measured in this run. benchmarks/README.md's figures from this machine: 0.37 ms (LSTM) and "
                     "0.17 ms (SimpleRNN) per sentence one at a time; 0.54–0.62 ms per sentence with 32 in one graph."]
     rows = []
     for line in out.splitlines():
@@ -141,7 +141,7 @@ def dynet_rows() -> tuple[list[dict], list[str]]:
         if label == "batch32":
             row["chars_per_s"] = 43 / (float(ms) / 1e3)
         rows.append(row)
-    return rows, ["DyNet measured in this run (its own venv, ../shared/DYNET.md)."]
+    return rows, ["DyNet measured in this run (its own venv, benchmarks/README.md, "Building DyNet 2.1.2")."]
 
 
 def run(iterations: int) -> dict:
@@ -150,7 +150,7 @@ def run(iterations: int) -> dict:
     rows += extra
     base = {r["model"]: r["ms_per_sentence"] for r in rows if r["way"].startswith("raw")}
     dynet = {r["model"]: r["ms_per_sentence"] for r in rows if r["way"].startswith("DyNet 2.1.2: renew")}
-    dynet_label = "÷ DyNet (this run)" if dynet else "÷ DyNet (DESIGN figure)"
+    dynet_label = "÷ DyNet (this run)" if dynet else "÷ DyNet (figure measured here earlier)"
     dynet = dynet or {"lstm": 0.37, "simple": 0.17}
     for r in rows:
         r["ratio_vs_raw_jax"] = r["ms_per_sentence"] / base[r["model"]]

@@ -2,7 +2,7 @@
 state kept), against a bare jitted JAX step written here and PyTorch's LSTMCell (eager).
 
 Run: .venv/bin/python benchmarks/step_latency.py [--steps 2000]
-Targets (DESIGN §3): dynrnn ≤ 1.3× the bare jitted step, and faster than PyTorch.
+Targets (benchmarks/README.md): dynrnn ≤ 1.3× the bare jitted step, and faster than PyTorch.
 """
 
 from __future__ import annotations

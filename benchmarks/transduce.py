@@ -3,7 +3,7 @@
 plus the fraction of this machine's float32 matmul rate that the recurrence reaches.
 
 Run: .venv/bin/python benchmarks/transduce.py [--quick]
-Target (DESIGN §3): faster than both peers at T=100, batch 32, 256→256.
+Target (benchmarks/README.md): faster than both peers at T=100, batch 32, 256→256.
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ class _Compiled:
 
 # Computing every step's input projection W·x as one matrix product before the scan
 # (as cuDNN and PyTorch do) halves the per-step weight traffic at small batches, but on
-# XLA:CPU it was slower from batch 32 on (benchmarks/transduce.py, DESIGN §2): measured
+# XLA:CPU it was slower from batch 32 on (benchmarks/transduce.py): measured
 # T=100, 256→256 LSTM: batch 1 1.7 vs 3.3 ms, batch 8 even, batch 64 59 vs 37 ms.
 HOIST_MAX_BATCH = 8
 

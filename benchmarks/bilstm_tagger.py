@@ -5,7 +5,7 @@ training words per second and dev tagging accuracy after the same number of epoc
 * dynrnn: sentences bucketed by length (`dy.length_buckets`, `dy.pad_batch`), `BiRNNBuilder`
   `transduce` with `lengths=`, the MLP once over all positions, `AdamTrainer.step`.
 * DyNet 2.1.2: dynet-benchmark's bilstm-tagger.py (benchmarks/dynet_bilstm_tagger.py), one
-  sentence per graph, in its own environment when built (benchmarks/README.md, "Building DyNet 2.1.2").
+  sentence per graph, in its own environment when built (benchmarks/README.md, 'Building DyNet 2.1.2').
 * PyTorch (optional): nn.LSTM(bidirectional) over packed sequences, the same batches.
 
 Words seen once in training share <unk>. Run:

@@ -141,7 +141,7 @@ def dynet_rows() -> tuple[list[dict], list[str]]:
         if label == "batch32":
             row["chars_per_s"] = 43 / (float(ms) / 1e3)
         rows.append(row)
-    return rows, ["DyNet measured in this run (its own venv, benchmarks/README.md, "Building DyNet 2.1.2")."]
+    return rows, ["DyNet measured in this run (its own venv, benchmarks/README.md, 'Building DyNet 2.1.2')."]
 
 
 def run(iterations: int) -> dict:

@@ -1,6 +1,6 @@
 """DyNet 2.1.2 side of benchmarks/bilstm_tagger.py: neulab/dynet-benchmark's bilstm-tagger
 (word embedding 128, forward and backward LSTMs of 50, an MLP of 32, Adam), one sentence
-per graph. Runs in DyNet's own environment (benchmarks/README.md, "Building DyNet 2.1.2").
+per graph. Runs in DyNet's own environment (benchmarks/README.md, 'Building DyNet 2.1.2').
 
     python dynet_bilstm_tagger.py DATA.json EPOCHS   # prints one JSON line: words/s, dev accuracy
 """

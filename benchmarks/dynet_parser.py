@@ -1,5 +1,5 @@
 """The same stack-LSTM parser in DyNet 2.1.2 (run by benchmarks/parser_speed.py in DyNet's own
-virtual environment; see benchmarks/README.md, "Building DyNet 2.1.2"). Prints one JSON line.
+virtual environment; see benchmarks/README.md, 'Building DyNet 2.1.2'). Prints one JSON line.
 
     python dynet_parser.py TRAIN.conllu --sentences 600 --per-graph 1 [--autobatch]
 

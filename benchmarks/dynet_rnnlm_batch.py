@@ -1,6 +1,6 @@
 """DyNet 2.1.2 side of benchmarks/rnnlm_batch.py: neulab/dynet-benchmark's rnnlm-batch
 (embedding 128, hidden 256, 1-layer VanillaLSTM, Adam, masked minibatches of sentences
-sorted by length). Runs in DyNet's own environment (benchmarks/README.md, "Building DyNet 2.1.2").
+sorted by length). Runs in DyNet's own environment (benchmarks/README.md, 'Building DyNet 2.1.2').
 
     python dynet_rnnlm_batch.py DATA.json MB      # prints one JSON line: words/s, loss/word
 """

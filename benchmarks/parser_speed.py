@@ -8,7 +8,7 @@ UD English EWT train, at the original code's dimensions (coupled LSTMs, token 60
 * batched: B sentences in lockstep in one compiled step (`dy.RNNStack` in a `lax.scan`),
   B = 1, 8, 32, 64, 256, sentence lengths bucketed; compile time and compiled shapes too;
 * DyNet 2.1.2, the same parser (benchmarks/dynet_parser.py), one sentence per graph and 32
-  per graph autobatched, when its environment exists (benchmarks/README.md, "Building DyNet 2.1.2").
+  per graph autobatched, when its environment exists (benchmarks/README.md, 'Building DyNet 2.1.2').
 
 Run: .venv/bin/python benchmarks/parser_speed.py [--sentences 2048] [--batch-sizes 1,8,32,64,256]
 Target (benchmarks/README.md): at least 3,300 training sentences/s (10x DyNet's 327 here).

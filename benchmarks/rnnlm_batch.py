@@ -12,7 +12,7 @@ the issue's DyNet figure was measured on), the rest <unk>; every sentence ends i
   give, chosen by `dy.bucket_lengths` to pad the least; at the largest minibatch a second
   row pads to multiples of 8 plainly.
 * DyNet 2.1.2: dynet-benchmark's rnnlm-batch.py (benchmarks/dynet_rnnlm_batch.py), in its
-  own environment when built (benchmarks/README.md, "Building DyNet 2.1.2").
+  own environment when built (benchmarks/README.md, 'Building DyNet 2.1.2').
 * PyTorch (optional): nn.Embedding + nn.LSTM + nn.Linear on the same padded batches, summed
   masked cross-entropy, torch.optim.Adam — the idiomatic way.
 

@@ -6,7 +6,7 @@ JSON in benchmarks/results/), the machine it ran on, and plots in benchmarks/res
     .venv/bin/python benchmarks/run_all.py --render           # rebuild RESULTS.md from the JSON only
 
 PyTorch, Flax and DyNet columns appear when those are installed (`pip install -e '.[bench]'`;
-DyNet as benchmarks/README.md, "Building DyNet 2.1.2" says); each script notes what it skipped.
+DyNet as benchmarks/README.md, 'Building DyNet 2.1.2' says); each script notes what it skipped.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from . import _params
+from . import _hooks, _params
 from ._compiled import StackSpec
 from ._errors import check_int, check_key, check_rate, check_real
 from ._params import ParameterCollection, Parameters
@@ -99,6 +99,11 @@ class RNNBuilder:
         """Per layer, the current values of `get_parameters()`."""
         return [[p.value for p in ps] for ps in self._layer_params]
 
+    def layer_parameters(self) -> list[list[Parameters]]:
+        """Per layer, every parameter in the order the cell's step takes them (layer-norm
+        gains included, unlike DyNet's `get_parameters()`)."""
+        return [list(ps) for ps in self._layer_params]
+
     def _all_params(self) -> list[Parameters]:
         return [p for ps in self._layer_params for p in ps]
 
@@ -166,6 +171,8 @@ class RNNBuilder:
         state = RNNState(self, spec, self._zeros, key, None)
         if vecs is None:
             return state
+        if _hooks.any_expression(vecs):  # a state of the computation graph
+            return state.set_s(vecs)
         sizes = [c.state_sizes()[k] for k in range(len(self._cells[0].state_sizes())) for c in self._cells]
         vs = state._vectors("initial_state", "vecs", vecs, sizes)
         L = self.num_layers

@@ -138,6 +138,8 @@ class _Compiled:
             inp = ys[-1] if collect else ys
             if alive is not None:
                 inp = jnp.where(alive, inp, jnp.zeros_like(inp))
+        if collect == "stacked":  # every step's state, stacked over time (the graph's chains)
+            return inp, tuple(finals), tuple(tuple(ys) for ys in per_layer)
         outs, states = inp, None
         if unstack:
             outs = tuple(outs[t] for t in range(T))

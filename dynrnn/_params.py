@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _init
+from . import _hooks, _init
 from ._errors import fmt_shape
 
 
@@ -57,6 +57,14 @@ CONFIG_VERSION = [0]
 
 def version() -> int:
     return _VERSION[0]
+
+
+def graph_mode() -> bool:
+    """Is a parameter read here a node of DyNet's computation graph? Yes once `renew_cg()`
+    has opened the graph, when the code runs eagerly: not inside `pc.bind` (a compiled
+    training step) and not while JAX traces."""
+    return (_hooks.GRAPH is not None and _hooks.GRAPH.active() and not _REGISTRY.bindings
+            and not staging())
 
 
 def bindings_active() -> bool:
@@ -157,13 +165,14 @@ def matvec(W: jax.Array, x: jax.Array) -> jax.Array:
 class _Param:
     """What Parameters and LookupParameters share: a named, shaped, mutable value."""
 
-    __slots__ = ("_name", "_value", "_collection", "_updated", "__weakref__")
+    __slots__ = ("_name", "_value", "_collection", "_updated", "_grad", "__weakref__")
 
     def __init__(self, name: str, value: jax.Array, collection: "ParameterCollection"):
         self._name = name
         self._value = value
         self._collection = collection
         self._updated = True
+        self._grad: jax.Array | None = None
 
     # -- reading ---------------------------------------------------------------------
     @property
@@ -213,6 +222,22 @@ class _Param:
         """The stored value (never a bound one), for code that updates parameters."""
         return self._value
 
+    # -- gradients accumulated by the graph's backward() ------------------------------
+    def accumulate_grad(self, g: jax.Array) -> None:
+        """Adds `g` to this parameter's gradient (what `Expression.backward()` does)."""
+        self._grad = g if self._grad is None else self._grad + g
+
+    def grad(self) -> jax.Array | None:
+        """The gradient accumulated since the last `trainer.update()`, or None."""
+        return self._grad
+
+    def grad_as_array(self) -> np.ndarray:
+        """DyNet's `grad_as_array()`: the accumulated gradient (zeros if none)."""
+        return np.zeros(self.shape(), self.dtype) if self._grad is None else np.array(self._grad)
+
+    def clear_grad(self) -> None:
+        self._grad = None
+
     # -- writing ---------------------------------------------------------------------
     def store(self, value: jax.Array) -> None:
         """The one write path for values: stores a `jax.Array` of this parameter's shape and
@@ -237,16 +262,20 @@ class _Param:
         self.store(jnp.asarray(a, dtype=self._value.dtype))
 
     # -- arithmetic, so that `W @ h + b` works on parameters directly ----------------
-    def __add__(self, o): return self.value + o
-    def __radd__(self, o): return o + self.value
-    def __sub__(self, o): return self.value - o
-    def __rsub__(self, o): return o - self.value
+    # With an expression of the computation graph on the other side, the graph does it.
+    def __add__(self, o): return _hooks.GRAPH.add(self, o) if _hooks.is_expression(o) else self.value + o
+    def __radd__(self, o): return _hooks.GRAPH.add(o, self) if _hooks.is_expression(o) else o + self.value
+    def __sub__(self, o): return _hooks.GRAPH.sub(self, o) if _hooks.is_expression(o) else self.value - o
+    def __rsub__(self, o): return _hooks.GRAPH.sub(o, self) if _hooks.is_expression(o) else o - self.value
     def __mul__(self, o):
         """DyNet's `*`: a matrix parameter times a vector (or a batch `(..., d)` of them) is the
         matrix product `W·x`; times a scalar, a scaling. Elementwise: `dy.cmult`.
 
         Only the parameter on the left has DyNet's meaning: `x * W` with a JAX array `x`
-        follows JAX's (elementwise, broadcasting) rule, as `x * y` does for two arrays."""
+        follows JAX's (elementwise, broadcasting) rule, as `x * y` does for two arrays.
+        With an expression of the computation graph, the product is a node of the graph."""
+        if _hooks.is_expression(o):
+            return _hooks.GRAPH.mul(self, o)
         v = self.value
         o = o.value if isinstance(o, _Param) else o
         if not isinstance(o, jax.Array):
@@ -267,11 +296,13 @@ class _Param:
                         f"{fmt_shape(o.shape)}. Use dy.cmult(a, b) for an elementwise product.")
 
     def __rmul__(self, o):
+        if _hooks.is_expression(o):
+            return _hooks.GRAPH.mul(o, self)
         if isinstance(o, (int, float, np.integer, np.floating)) or (hasattr(o, "ndim") and o.ndim == 0):
             return o * self.value
         raise TypeError(f"x * {self._name!r}: write the parameter on the left (W * x is DyNet's W·x), or use "
                         f"dy.cmult for an elementwise product.")
-    def __truediv__(self, o): return self.value / o
+    def __truediv__(self, o): return _hooks.GRAPH.div(self, o) if _hooks.is_expression(o) else self.value / o
     def __matmul__(self, o): return self.value @ o
     def __rmatmul__(self, o): return o @ self.value
     def __neg__(self): return -self.value
@@ -335,7 +366,10 @@ class LookupParameters(_Param):
         return jnp.where(jnp.reshape(valid, valid.shape + (1,) * (rows.ndim - valid.ndim)), rows, jnp.nan)
 
     def __getitem__(self, i: Any) -> jax.Array:
-        """Row `i`, shape (dim,)."""
+        """Row `i`, shape (dim,). Run eagerly (not in a compiled step or under jit), it is
+        DyNet's `lookup(E, i)`: an expression of the computation graph."""
+        if graph_mode():
+            return _hooks.GRAPH.lookup(self, i)
         return self._rows(self._check_ids("LookupParameters[i]", i))
 
     def batch(self, ids: Any) -> jax.Array:

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _hooks
 from ._compiled import compiled
 from ._errors import as_float_array, check_indices, check_sequence, check_vector
 
@@ -66,6 +67,21 @@ class RNNState:
     builder = property(b)
 
     @property
+    def spec(self) -> Any:
+        """The static description of the stack (cells and dropout rates)."""
+        return self._spec
+
+    @property
+    def layers(self) -> tuple:
+        """Per layer, the tuple of state arrays (the last is the output h)."""
+        return self._layers
+
+    @property
+    def key(self) -> Any:
+        """The sequence's dropout key (None without dropout)."""
+        return self._key
+
+    @property
     def batch_size(self) -> int | None:
         """None for an unbatched state, else the batch size."""
         a = self._layers[0][0]
@@ -89,8 +105,12 @@ class RNNState:
     def add_input(self, x: Any) -> "RNNState":
         """One step of every layer (one compiled call). x: `(input_dim,)` or `(batch, input_dim)`.
 
-        Returns the new state; this one is unchanged and becomes its `prev()`.
+        Returns the new state; this one is unchanged and becomes its `prev()`. With an
+        expression of the computation graph (`dy.lookup`, `dy.inputTensor`, ...) the step
+        is a node of the graph and the result a graph state.
         """
+        if _hooks.is_expression(x):
+            return _hooks.GRAPH.state(self).add_input(x)
         x = self._check_x("add_input", x)
         layers = self._spec_fns().step(self._builder._param_tree(), self._layers, self._key, x)
         return RNNState(self._builder, self._spec, layers, self._key, self)
@@ -119,6 +139,10 @@ class RNNState:
           A list of outputs if `xs` was a list, else an array `(time, [batch,] hidden_dim)`;
           with `return_state`, `(outputs, final_state)`.
         """
+        if not isinstance(xs, (jax.Array, np.ndarray)) and not isinstance(xs, (list, tuple)):
+            xs = list(xs) if hasattr(xs, "__iter__") else xs
+        if _hooks.any_expression(xs):
+            return _hooks.GRAPH.state(self).transduce(xs)
         xs, was_list, lengths = self._check_sequence("transduce", xs, lengths)
         outs, final, _ = self._spec_fns().scan(self._builder._param_tree(), self._layers, self._key, xs,
                                                lengths, collect=False, unstack=was_list)
@@ -130,6 +154,10 @@ class RNNState:
     def add_inputs(self, xs: Any) -> list["RNNState"]:
         """`[s := s.add_input(x) for x in xs]`, computed as one compiled scan; each returned
         state's `prev()` is the one before it (the first's is this state)."""
+        if not isinstance(xs, (jax.Array, np.ndarray)) and not isinstance(xs, (list, tuple)):
+            xs = list(xs) if hasattr(xs, "__iter__") else xs
+        if _hooks.any_expression(xs):
+            return _hooks.GRAPH.state(self).add_inputs(xs)
         xs, _, _ = self._check_sequence("add_inputs", xs, None)
         _, _, per_step = self._spec_fns().scan(self._builder._param_tree(), self._layers, self._key, xs,
                                                None, collect=True, unstack=True)
@@ -187,6 +215,8 @@ class RNNState:
     def set_h(self, hs: Sequence[Any]) -> "RNNState":
         """A child of **this** state whose per-layer outputs h are `hs`; every other part
         (an LSTM's c) is taken from this state (DyNet took it from the newest state)."""
+        if _hooks.any_expression(hs):
+            return _hooks.GRAPH.state(self).set_h(hs)
         L = len(self._layers)
         order = ", ".join(f"h_{l + 1}" for l in range(L))
         hs = self._vectors("set_h", "hs", hs, [layer[-1].shape[-1] for layer in self._layers], order)
@@ -198,6 +228,8 @@ class RNNState:
 
     def set_s(self, ss: Sequence[Any]) -> "RNNState":
         """A child of this state with every state vector replaced, in `s()` order."""
+        if _hooks.any_expression(ss):
+            return _hooks.GRAPH.state(self).set_s(ss)
         n, L = len(self._layers[0]), len(self._layers)
         sizes = [self._layers[l][k].shape[-1] for k in range(n) for l in range(L)]
         ss = self._vectors("set_s", "ss", ss, sizes)

@@ -43,6 +43,18 @@ def _zeros(params: Tree) -> Tree:
     return jax.tree_util.tree_map(jnp.zeros_like, params)
 
 
+_ZEROS: dict = {}
+
+
+def _zeros_like(v: jax.Array) -> jax.Array:
+    """A cached zero gradient (parameters a graph did not use)."""
+    key = (v.shape, v.dtype, getattr(v, "sharding", None))
+    z = _ZEROS.get(key)
+    if z is None:
+        z = _ZEROS[key] = jnp.zeros_like(v)
+    return z
+
+
 def _map(f: Callable, *trees: Tree) -> Tree:
     return jax.tree_util.tree_map(f, *trees)
 
@@ -267,19 +279,31 @@ class Trainer:
     def _after_update(self) -> None:
         pass
 
-    def update(self, grads: dict[str, Any]) -> None:
-        """Applies `grads` (`{parameter name: gradient}`, as from `dynrnn.value_and_grad`).
+    def update(self, grads: dict[str, Any] | None = None) -> None:
+        """Applies `grads` (`{parameter name: gradient}`, as from `dynrnn.value_and_grad`),
+        or, as in DyNet, with no argument: the gradients that `loss.backward()` accumulated
+        in the parameters since the last update (then cleared; a parameter that no loss
+        used gets a zero gradient).
 
         Raises:
           NonFiniteError: a gradient holds NaN or ±inf; parameters are left untouched.
         """
         params = self._trainable()
+        from_graph = grads is None
+        if from_graph:
+            grads = {n: (p.grad() if p.grad() is not None else _zeros_like(p.stored_value()))
+                     for n, p in params.items()}
         g = self._check_grads(params, grads)
         self._prepare(params)
         values = {n: p.stored_value() for n, p in params.items()}
-        new, state, stats = self._apply(values, g, self._state, self._current_lr(), self._clip,
-                                        sparse_rows=self._sparse_rows(params))
-        self._commit("update", params, new, state, stats)
+        try:
+            new, state, stats = self._apply(values, g, self._state, self._current_lr(), self._clip,
+                                            sparse_rows=self._sparse_rows(params))
+            self._commit("update", params, new, state, stats)
+        finally:
+            if from_graph:  # DyNet clears the gradients after an update, applied or refused
+                for p in self._pc.all_parameters():
+                    p.clear_grad()
 
     def _check_grads(self, params: dict[str, Any], grads: Any) -> dict[str, Any]:
         """The gradients of the trained parameters, each checked against its parameter."""

@@ -31,3 +31,11 @@ def _doctest_namespace(doctest_namespace):
     import jax.numpy as jnp
     import dynrnn as dy
     doctest_namespace.update(dy=dy, jnp=jnp, np=np, jax=jax)
+
+
+@pytest.fixture(autouse=True)
+def _leave_graph_mode():
+    """Each test starts outside graph mode (a DyNet-style test opens it with renew_cg)."""
+    import dynrnn as dy
+    yield
+    dy.graph.end_graph()

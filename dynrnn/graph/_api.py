@@ -1,0 +1,219 @@
+"""The public DyNet vocabulary: one name, two modes.
+
+Each function builds a node of the computation graph when it is given an expression
+(or, for the constructors — `inputTensor`, `lookup`, `parameter`, ... — when it runs
+eagerly), and otherwise runs the array function of `dynrnn._expressions` on `jax.Array`s:
+inside `jax.jit`, `Trainer.step` and `value_and_grad` nothing changes, no graph is built.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from .. import _expr_losses as AL
+from .. import _expressions as A
+from .._hooks import any_expression, is_expression
+from .._params import graph_mode
+from . import _ops as G
+from ._graph import CURRENT, cg_version, renew_cg as _renew
+
+
+def _uses_graph(args: tuple, kwargs: dict) -> bool:
+    for a in args:
+        if is_expression(a) or any_expression(a):
+            return True
+    return any(is_expression(v) for v in kwargs.values())
+
+
+def _dual(array_fn: Callable, graph_fn: Callable, *, constructor: bool = False) -> Callable:
+    """A public name: `graph_fn` for expressions (and eagerly, for constructors), else
+    `array_fn`."""
+    if constructor:
+        def f(*args, **kwargs):
+            if graph_mode() or _uses_graph(args, kwargs):
+                return graph_fn(*args, **kwargs)
+            return array_fn(*args, **kwargs)
+    else:
+        def f(*args, **kwargs):
+            if _uses_graph(args, kwargs):
+                return graph_fn(*args, **kwargs)
+            return array_fn(*args, **kwargs)
+    functools.update_wrapper(f, array_fn)
+    f.__doc__ = (array_fn.__doc__ or "").rstrip() + "\n\n    On expressions: " + (graph_fn.__doc__ or "a graph node.")
+    return f
+
+
+def _graph_only(graph_fn: Callable, *, constructor: bool = False) -> Callable:
+    name = graph_fn.__name__
+
+    def f(*args, **kwargs):
+        if constructor or _uses_graph(args, kwargs) or any(G.is_param(a) for a in args):
+            return graph_fn(*args, **kwargs)
+        raise TypeError(f"dy.{name}: expected expressions of the computation graph (dy.inputTensor, dy.lookup, "
+                        f"dy.parameter, ...); given {', '.join(type(a).__name__ for a in args)}.")
+    functools.update_wrapper(f, graph_fn)
+    return f
+
+
+def renew_cg(immediate_compute: bool = False, check_validity: bool = False, autobatching: Any = None) -> None:
+    """Starts a new computation graph: expressions of the previous one can no longer be
+    used (as in DyNet). Arrays, parameters and array-mode states are unaffected."""
+    _renew()
+
+
+def config(autobatch: Any = None, **ignored: Any) -> dict:
+    """Graph-mode settings (DyNet's `dynet_config.set`): `autobatch=1` (the default) runs
+    same-signature nodes of a graph as one kernel call, and recurrent chains as scans;
+    `autobatch=0` runs every node on its own, in creation order. Returns the settings.
+    DyNet's memory, device and seed options have no meaning here and are ignored."""
+    if autobatch is not None:
+        CURRENT.autobatch = bool(autobatch)
+    return {"autobatch": int(CURRENT.autobatch)}
+
+
+class _DynetConfig:
+    """DyNet's `dynet_config` module: `dy.dynet_config.set(autobatch=1)`."""
+
+    @staticmethod
+    def set(autobatch: Any = None, **ignored: Any) -> None:
+        config(autobatch=autobatch)
+
+    @staticmethod
+    def set_gpu(flag: bool = True) -> None:
+        """Devices follow JAX (a GPU jaxlib runs on the GPU): nothing to set."""
+
+
+dynet_config = _DynetConfig()
+
+
+def forward(exprs: list, recalculate: bool = False) -> None:
+    """Runs the graph forward up to the last of `exprs`."""
+    if exprs:
+        max(exprs, key=lambda e: e.index).forward()
+
+
+def values(exprs: list, recalculate: bool = False) -> list:
+    forward(exprs)
+    return [e.value() for e in exprs]
+
+
+def npvalues(exprs: list, recalculate: bool = False) -> list:
+    forward(exprs)
+    return [e.npvalue() for e in exprs]
+
+
+# -- constructors ------------------------------------------------------------------------------
+inputTensor = _dual(A.inputTensor, G.inputTensor, constructor=True)
+inputVector = _dual(A.inputVector, G.inputVector, constructor=True)
+vecInput = _dual(A.vecInput, G.vecInput, constructor=True)
+scalarInput = _dual(A.scalarInput, G.scalarInput, constructor=True)
+zeros = _dual(A.zeros, G.zeros, constructor=True)
+ones = _dual(A.ones, G.ones, constructor=True)
+random_normal = _dual(A.random_normal, G.random_normal, constructor=True)
+lookup = _dual(A.lookup, G.lookup, constructor=True)
+lookup_batch = _dual(A.lookup_batch, G.lookup_batch, constructor=True)
+parameter = _dual(A.parameter, G.parameter, constructor=True)
+const_parameter = _dual(A.const_parameter, G.const_parameter, constructor=True)
+matInput = _graph_only(G.matInput, constructor=True)
+constant = _graph_only(G.constant, constructor=True)
+random_uniform = _graph_only(G.random_uniform, constructor=True)
+random_bernoulli = _graph_only(G.random_bernoulli, constructor=True)
+
+
+def parameters_from_numpy(arr: Any, pc: Any = None, name: str = "") -> Any:
+    raise NotImplementedError("dy.parameters_from_numpy: use pc.add_parameters(arr.shape, init=dy.NumpyInitializer(arr)).")
+
+
+# -- operations present in both modes ----------------------------------------------------------
+affine_transform = _dual(A.affine_transform, G.affine_transform)
+concatenate = _dual(A.concatenate, G.concatenate)
+concatenate_cols = _dual(A.concatenate_cols, G.concatenate_cols)
+reshape = _dual(A.reshape, G.reshape)
+transpose = _dual(A.transpose, G.transpose)
+cmult = _dual(A.cmult, G.cmult)
+cdiv = _dual(A.cdiv, G.cdiv)
+dot_product = _dual(A.dot_product, G.dot_product)
+sum_elems = _dual(A.sum_elems, G.sum_elems)
+mean_elems = _dual(A.mean_elems, G.mean_elems)
+esum = _dual(A.esum, G.esum)
+average = _dual(A.average, G.average)
+sum_batches = _dual(A.sum_batches, G.sum_batches)
+pick = _dual(A.pick, G.pick)
+pick_batch = _dual(A.pick_batch, G.pick_batch)
+select_rows = _dual(A.select_rows, G.select_rows)
+max_dim = _dual(A.max_dim, G.max_dim)
+emax = _dual(A.emax, G.emax)
+elu = _dual(A.elu, G.elu)
+softmax = _dual(A.softmax, G.softmax)
+log_softmax = _dual(A.log_softmax, G.log_softmax)
+pickneglogsoftmax = _dual(AL.pickneglogsoftmax, G.pickneglogsoftmax)
+pickneglogsoftmax_batch = _dual(AL.pickneglogsoftmax_batch, G.pickneglogsoftmax_batch)
+binary_log_loss = _dual(AL.binary_log_loss, G.binary_log_loss)
+squared_distance = _dual(AL.squared_distance, G.squared_distance)
+l1_distance = _dual(AL.l1_distance, G.l1_distance)
+hinge = _dual(AL.hinge, G.hinge)
+dropout = _dual(AL.dropout, G.dropout)
+block_dropout = _dual(AL.block_dropout, G.block_dropout)
+noise = _dual(AL.noise, G.noise)
+
+
+def _unary(name: str, array_fn: Callable | None) -> Callable:
+    def graph_fn(x):
+        return G.unary(name, x)
+    graph_fn.__name__ = name
+    graph_fn.__doc__ = f"{name}(x) elementwise, as a node of the graph."
+    return _dual(array_fn, graph_fn) if array_fn is not None else _graph_only(graph_fn)
+
+
+tanh = _unary("tanh", A.tanh)
+logistic = _unary("logistic", A.logistic)
+rectify = _unary("rectify", A.rectify)
+selu = _unary("selu", A.selu)
+exp = _unary("exp", A.exp)
+log = _unary("log", A.log)
+square = _unary("square", A.square)
+sqrt = _unary("sqrt", A.sqrt)
+abs = _unary("abs", A.abs)  # noqa: A001 - DyNet's name
+cube = _unary("cube", None)
+erf = _unary("erf", None)
+softsign = _unary("softsign", None)
+sin = _unary("sin", None)
+cos = _unary("cos", None)
+tan = _unary("tan", None)
+asin = _unary("asin", None)
+acos = _unary("acos", None)
+atan = _unary("atan", None)
+sinh = _unary("sinh", None)
+cosh = _unary("cosh", None)
+asinh = _unary("asinh", None)
+acosh = _unary("acosh", None)
+atanh = _unary("atanh", None)
+lgamma = _unary("lgamma", None)
+log_sigmoid = _unary("log_sigmoid", None)
+silu = _unary("silu", None)
+round = _unary("round", None)  # noqa: A001
+ceil = _unary("ceil", None)
+floor = _unary("floor", None)
+
+# -- graph-only operations -----------------------------------------------------------------------
+squared_norm = _graph_only(G.squared_norm)
+l2_norm = _graph_only(G.l2_norm)
+colwise_add = _graph_only(G.colwise_add)
+layer_norm = _graph_only(G.layer_norm)
+pick_batch_elem = _graph_only(G.pick_batch_elem)
+pick_batch_elems = _graph_only(G.pick_batch_elems)
+pickrange = _graph_only(G.pickrange)
+select_cols = _graph_only(G.select_cols)
+concatenate_to_batch = _graph_only(G.concatenate_to_batch)
+sum_dim = _graph_only(G.sum_dim)
+mean_dim = _graph_only(G.mean_dim)
+min_dim = _graph_only(G.min_dim)
+mean_batches = _graph_only(G.mean_batches)
+logsumexp = _graph_only(G.logsumexp)
+huber_distance = _graph_only(G.huber_distance)
+nobackprop = _graph_only(G.nobackprop)
+flip_gradient = _graph_only(G.flip_gradient)
+sparsemax = _graph_only(G.sparsemax)
+pow = _graph_only(G.pow)  # noqa: A001
+cg_version = cg_version

@@ -1,0 +1,28 @@
+"""What the array layer calls when it meets an expression (see `dynrnn._hooks`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _ops
+from ._graph import graph_open
+from ._rnn import GraphState
+
+
+class Bridge:
+    active = staticmethod(graph_open)
+    add = staticmethod(_ops.add)
+    sub = staticmethod(_ops.sub)
+    div = staticmethod(_ops.div)
+
+    @staticmethod
+    def mul(x: Any, y: Any) -> Any:
+        return _ops.mul(x, y)
+
+    @staticmethod
+    def lookup(p: Any, index: Any) -> Any:
+        return _ops.lookup(p, index)
+
+    @staticmethod
+    def state(array_state: Any) -> GraphState:
+        return GraphState.from_array_state(array_state)

@@ -1,0 +1,253 @@
+"""The computation graph and its expressions (DyNet's `ComputationGraph` / `Expression`).
+
+An `Expression` is a node: an operation, its argument expressions, host constants (ids,
+indices) and static settings, DyNet's dimensions `(dims, batch)`, and — once the graph has
+run forward up to it — its value. Nodes are created in topological order; `value()` runs
+the graph forward up to the node (`_schedule.forward`), `backward()` runs it back from a
+scalar node into the parameters' gradients (`_schedule.backward`).
+
+Layout of a value: a node of DyNet dims `d` and batch size `B` holds an array of shape
+`d` when `B == 1` and `(B,) + d` otherwise (the batch leads, as everywhere in dynrnn);
+DyNet's scalars are dims `(1,)`. `npvalue()` returns DyNet's layout (batch last).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import jax
+import numpy as np
+
+from ._kernels import Sig
+
+
+class GraphError(RuntimeError):
+    """An expression was used outside the computation graph it belongs to."""
+
+
+class Graph:
+    """One computation graph: the nodes since the last `renew_cg()`."""
+
+    __slots__ = ("version", "nodes", "evaluated", "launches", "params", "grads", "owners", "rows",
+                 "__weakref__")
+
+    def __init__(self, version: int):
+        self.version = version
+        self.nodes: list[Expression] = []
+        self.evaluated = 0  # nodes[:evaluated] all have values
+        self.launches: list = []  # the kernel calls that computed them, for backward
+        self.params: dict = {}  # id(parameter) -> its leaf node in this graph
+        self.grads: dict = {}  # node or launch -> gradient, from the last backward()
+        self.owners: dict = {}  # id(stacked output) -> (launch, slot)
+        self.rows: dict = {}  # id(stacked output) -> its rows as separate arrays
+
+
+class _Current(threading.local):
+    def __init__(self) -> None:
+        self.graph = Graph(0)
+        self.opened = False  # renew_cg() opens graph mode for eager code in this thread
+        self.autobatch = True
+        self.rng: Any = None  # host RNG for noise/dropout keys and random inputs
+
+
+CURRENT = _Current()
+
+
+def current_graph() -> Graph:
+    return CURRENT.graph
+
+
+def renew_cg(immediate_compute: bool = False, check_validity: bool = False) -> Graph:
+    """Starts a new computation graph; expressions of the old one become unusable. From
+    the first call on, eager code in this thread builds graph nodes (`E[i]`,
+    `dy.inputTensor`, ... return expressions)."""
+    CURRENT.graph = Graph(CURRENT.graph.version + 1)
+    CURRENT.opened = True
+    return CURRENT.graph
+
+
+def end_graph() -> None:
+    """Leaves graph mode in this thread: until the next `renew_cg()`, eager code works on
+    arrays again (`E[i]` is an array)."""
+    CURRENT.graph = Graph(CURRENT.graph.version + 1)
+    CURRENT.opened = False
+
+
+def graph_open() -> bool:
+    return CURRENT.opened
+
+
+def cg_version() -> int:
+    return CURRENT.graph.version
+
+
+class Expression:
+    """A node of the current computation graph, with DyNet's semantics.
+
+    `dim()` is DyNet's `((dims...), batch_size)`; `*` is DyNet's product (matrix × matrix or
+    vector, or scaling by a number); `+`, `-` broadcast a batch of one against a batch of B;
+    `value()`, `npvalue()`, `scalar_value()`, `vec_value()` run the graph forward as far as
+    needed; `backward()` accumulates the gradient of a scalar into the parameters, for
+    `trainer.update()`. NumPy and JAX see the value (`np.asarray(e)`, `jnp.asarray(e)`) in
+    dynrnn's layout: the batch axis first.
+    """
+
+    __slots__ = ("graph", "index", "op", "args", "consts", "static", "dims", "batch", "val", "depth",
+                 "sig", "const", "child", "extra", "dt", "part", "__weakref__")
+    __array_priority__ = 1000  # numpy defers `array + expr` to Expression.__radd__
+    __dynrnn_expression__ = True
+
+    def __init__(self, graph: Graph, op: Any, args: tuple, consts: tuple, static: Any, dims: tuple,
+                 batch: int, sig: Sig | None, value: Any = None, const: bool = True, dtype: Any = None):
+        self.graph = graph
+        self.index = len(graph.nodes)
+        self.op, self.args, self.consts, self.static = op, args, consts, static
+        self.dims, self.batch, self.sig = dims, batch, sig
+        self.val = value
+        depth = -1
+        for a in args:
+            if a.depth > depth:
+                depth = a.depth
+        self.depth = depth + 1
+        self.const = const
+        self.child: Any = None  # recurrent steps: the one step that continues from this one
+        self.extra: Any = None
+        self.dt = np.dtype(dtype if dtype is not None else value[0].dtype if isinstance(value, tuple)
+                           else value.dtype)
+        self.part = (dims, batch, self.dt.str)  # this node as an argument of a signature
+        graph.nodes.append(self)
+        if value is not None and graph.evaluated == self.index:
+            graph.evaluated += 1
+
+    # -- lifetime ------------------------------------------------------------------------
+    def _check_live(self, what: str) -> None:
+        if self.graph is not CURRENT.graph:
+            raise GraphError(f"Expression.{what}: this expression belongs to computation graph "
+                             f"{self.graph.version}, but dy.renew_cg() has since started graph "
+                             f"{CURRENT.graph.version} (stale expression). Build it again in the new graph.")
+
+    # -- DyNet's reading methods ---------------------------------------------------------
+    def dim(self) -> tuple[tuple[int, ...], int]:
+        """DyNet's dimensions: `((d1, d2, ...), batch_size)`."""
+        self._check_live("dim")
+        return self.dims, self.batch
+
+    def _array(self, what: str) -> jax.Array:
+        self._check_live(what)
+        from . import _schedule
+        if self.val is None:
+            _schedule.forward(self)
+        return _schedule.materialize(self.graph, self.val)
+
+    def forward(self, recalculate: bool = False) -> None:
+        """Runs the graph forward up to this expression (DyNet's incremental forward)."""
+        self._array("forward")
+
+    def npvalue(self, recalculate: bool = False) -> np.ndarray:
+        """The value as a NumPy array in DyNet's layout: `dims`, then the batch axis last
+        when the batch size is above one."""
+        a = np.asarray(self._array("npvalue"))
+        return np.moveaxis(a, 0, -1) if self.batch > 1 else a
+
+    def scalar_value(self, recalculate: bool = False) -> float:
+        """The value of a scalar expression (dims (1,), batch 1) as a float."""
+        a = np.asarray(self._array("scalar_value"))
+        if a.size != 1:
+            raise ValueError(f"Expression.scalar_value: the expression has dims {self.dims} and batch size "
+                             f"{self.batch}; a scalar (dims (1,), batch 1) was expected. Use npvalue().")
+        return float(a.reshape(()))
+
+    def vec_value(self, recalculate: bool = False) -> list[float]:
+        """All values as a flat list, column-major as DyNet lists them (batch last)."""
+        return [float(v) for v in np.ravel(self.npvalue(), order="F")]
+
+    def value(self, recalculate: bool = False) -> Any:
+        """A float for a one-element expression, a list for a vector, else `npvalue()`."""
+        self._array("value")
+        if len(self.dims) >= 2:
+            return self.npvalue()
+        vec = self.vec_value()
+        return vec[0] if len(vec) == 1 else vec
+
+    def tensor_value(self, recalculate: bool = False) -> jax.Array:
+        """The value as a `jax.Array` in dynrnn's layout (batch first)."""
+        return self._array("tensor_value")
+
+    def gradient(self) -> np.ndarray:
+        """The gradient of the last `backward()` with respect to this expression (DyNet
+        layout); zeros where nothing flowed back."""
+        self._check_live("gradient")
+        from . import _schedule
+        g = _schedule.gradient_of(self)
+        a = np.asarray(g)
+        return np.moveaxis(a, 0, -1) if self.batch > 1 else a
+
+    def backward(self, full: bool = False) -> None:
+        """Accumulates d(this)/d(parameter) into every parameter used; `trainer.update()`
+        applies and clears them. This expression must be a scalar (dims (1,)); a batch of
+        scalars backpropagates their sum, as in DyNet."""
+        self._check_live("backward")
+        if self.dims != (1,):
+            raise ValueError(f"Expression.backward: backward() can only be called on scalar nodes (dims (1,)); "
+                             f"this one has dims {self.dims}. Reduce it first, e.g. dy.sum_elems(e).")
+        self._array("backward")
+        from . import _schedule
+        _schedule.backward(self, full)
+
+    # -- NumPy / JAX interoperation ------------------------------------------------------
+    def __jax_array__(self) -> jax.Array:
+        return self._array("__jax_array__")
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = np.asarray(self._array("__array__"))
+        return a if dtype is None else a.astype(dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the value in dynrnn's layout (`dims`, with the batch first if > 1)."""
+        return self.dims if self.batch == 1 else (self.batch,) + self.dims
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self.dt
+
+    def __float__(self) -> float:
+        return self.scalar_value()
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        live = "" if self.graph is CURRENT.graph else ", stale"
+        return f"Expression({self.op.name}, dims={self.dims}, batch={self.batch}{live})"
+
+    __str__ = __repr__
+
+    # -- DyNet's operators (the operations live in _ops) ---------------------------------
+    def __add__(self, o): return _ops().add(self, o)
+    def __radd__(self, o): return _ops().add(o, self)
+    def __sub__(self, o): return _ops().sub(self, o)
+    def __rsub__(self, o): return _ops().sub(o, self)
+    def __mul__(self, o): return _ops().mul(self, o)
+    def __rmul__(self, o): return _ops().rmul(self, o)
+    def __truediv__(self, o): return _ops().div(self, o)
+    def __rtruediv__(self, o): return _ops().div(o, self)
+    def __neg__(self): return _ops().neg(self)
+    def __pow__(self, o): return _ops().pow(self, o)
+    def __matmul__(self, o): return _ops().mul(self, o)
+    def __getitem__(self, index): return _ops().getitem(self, index)
+    __hash__ = object.__hash__
+
+
+def _ops():
+    from . import _ops as ops
+    return ops
+
+
+def is_expression(x: Any) -> bool:
+    return type(x) is Expression

@@ -1,0 +1,263 @@
+"""The kernel cache: one `jax.jit` function per (operation, shapes) signature.
+
+A graph never compiles the user's program. Each node's operation is a pure function of
+one example's arrays (DyNet's dimensions); this module turns it into compiled kernels:
+
+* `node_kernel(sig)` — one node: the operation, `vmap`-ed over DyNet's minibatch axis
+  when the node is batched;
+* `group_kernel(sig, shared, modes, n)` — `n` nodes of the same signature as one call
+  (autobatching): the node function `vmap`-ed over a stacking axis, with the arguments
+  that every node shares (a parameter) passed once;
+* `chain_kernel(sig, shared, modes, n, t, state_pos, x_pos)` — `n` chains of `t`
+  recurrent steps (each step's state is the previous step's output) as one `lax.scan`;
+
+and, for each, its VJP (`jax.vjp` of the same function, recomputing the forward inside
+the kernel). A group's results stay stacked on the device — the row i of the output is
+node i's value — and the next group reads its arguments from such stacks by index
+(mode "take": one gather inside the kernel) instead of passing every row as an argument
+(mode "list"). Group sizes and chain lengths are rounded up to `bucket(n)` so that the
+number of compiled kernels stays bounded whatever the data.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+# Group sizes and chain lengths are padded to one of these: small sizes exactly, then
+# steps of at most 25% (so at most 1/5 of a padded call is padding).
+_BUCKETS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16]
+
+tree_map = jax.tree_util.tree_map
+
+
+def bucket(n: int, fine: bool = True) -> int:
+    """The padded size for `n` items: exact up to 6, then ≤ 25% larger than n; with
+    `fine=False` (groups of cheap nodes, where a call's cost is its dispatch) the next
+    power of two, for fewer compilations."""
+    if not fine:
+        return 1 << max(0, (n - 1).bit_length())
+    if n <= 16:
+        for b in _BUCKETS:
+            if b >= n:
+                return b
+    step = 2 ** (int(math.log2(n)) - 2)
+    return -(-n // step) * step
+
+
+class Sig:
+    """A node's kernel signature — what its compiled code depends on — interned, with its
+    hash computed once (it keys every cache and every autobatching group).
+
+    op: the Op; static: hashable settings of the op; args: per expression argument
+    (dims, batch, dtype); consts: per host constant (ids, indices) (shape, dtype);
+    batch: the node's own batch size."""
+
+    __slots__ = ("op", "static", "args", "consts", "batch", "_t", "_h")
+
+    def __init__(self, t: tuple):
+        self._t, self._h = t, hash(t)
+        self.op, self.static, self.args, self.consts, self.batch = t
+
+    def __hash__(self) -> int:
+        return self._h
+
+    def __eq__(self, other: Any) -> bool:
+        return self is other or (type(other) is Sig and self._h == other._h and self._t == other._t)
+
+    def __repr__(self) -> str:
+        return f"Sig({self.op!r}, {self.static!r}, {self.args}, batch={self.batch})"
+
+
+def node_function(sig: Sig) -> Callable:
+    """The node's function on its arguments' full arrays (batch axis first when batched)."""
+    op = sig.op
+    f = functools.partial(op.fn, sig.static)
+    if op.batch_level or sig.batch == 1:
+        return f
+    in_axes = tuple(0 if a[1] > 1 else None for a in sig.args) + (None,) * len(sig.consts)
+    return jax.vmap(f, in_axes=in_axes)
+
+
+@functools.lru_cache(maxsize=None)
+def node_kernel(sig: Sig) -> Callable:
+    return jax.jit(node_function(sig))
+
+
+@functools.lru_cache(maxsize=None)
+def node_vjp(sig: Sig) -> Callable:
+    f = node_function(sig)
+
+    def vjp(args, consts, ct):
+        _, pull = jax.vjp(lambda *a: f(*a, *consts), *args)
+        return pull(ct)
+
+    return jax.jit(vjp)
+
+
+def unpack(mode: str, diff: Any, aux: Any) -> Any:
+    """One argument position of a group, stacked: "take" gathers rows `aux` of the stack
+    `diff` (a group's output); "list" stacks the tuple of arrays `diff`."""
+    if mode == "take":
+        return tree_map(lambda a: a[aux], diff)
+    return tree_map(lambda *xs: jnp.stack(xs), *diff)
+
+
+def _group_function(sig: Sig, shared: tuple, modes: tuple) -> Callable:
+    """`(shared_args, diffs, auxs, stacked_consts) -> stacked outputs`; diffs/auxs hold,
+    for each argument that is not shared, its packed rows (see `unpack`)."""
+    f = node_function(sig)
+    in_axes = tuple(None if s else 0 for s in shared) + (0,) * len(sig.consts)
+
+    def group(shared_args, diffs, auxs, consts):
+        it_s, it_p = iter(shared_args), iter(zip(modes, diffs, auxs))
+        args = [next(it_s) if s else unpack(*next(it_p)) for s in shared]
+        return jax.vmap(f, in_axes=in_axes)(*args, *consts)
+
+    return group
+
+
+@functools.lru_cache(maxsize=None)
+def group_kernel(sig: Sig, shared: tuple, modes: tuple) -> Callable:
+    return jax.jit(_group_function(sig, shared, modes))
+
+
+@functools.lru_cache(maxsize=None)
+def group_vjp(sig: Sig, shared: tuple, modes: tuple) -> Callable:
+    g = _group_function(sig, shared, modes)
+
+    def vjp(shared_args, diffs, auxs, consts, ct):
+        _, pull = jax.vjp(lambda s, d: g(s, d, auxs, consts), shared_args, diffs)
+        return pull(ct)
+
+    return jax.jit(vjp)
+
+
+def _chain_function(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int,
+                    x_pos: int) -> Callable:
+    """n chains of t steps of a recurrent node (argument `state_pos` is the state, which
+    each step takes from the previous one; `x_pos` is the step's input): one `lax.scan`
+    over time, `vmap`-ed over the chains. Returns every step's state, stacked (n·t, ...):
+    row i·t + j is step j of chain i. `modes` packs, in order, the per-chain fixed
+    arguments, the initial states and the n·t inputs."""
+    f = node_function(sig)
+    n_args = len(sig.args)
+    fixed = [k for k in range(n_args) if k not in (state_pos, x_pos)]
+    if sig.op.scan is not None and all(shared[k] for k in fixed) and not sig.consts:
+        return _merged_chains(sig, modes, n, t)
+
+    def one_chain(fixed_args, state, xs, consts):
+        def body(s, x):
+            args = [None] * n_args
+            for k, a in zip(fixed, fixed_args):
+                args[k] = a
+            args[state_pos], args[x_pos] = s, x
+            new = f(*args, *consts)
+            return new, new
+
+        return jax.lax.scan(body, state, xs)[1]
+
+    axes_fixed = tuple(None if shared[k] else 0 for k in fixed)
+
+    def chains(shared_args, diffs, auxs, consts):
+        packed = iter(zip(modes, diffs, auxs))
+        it_s = iter(shared_args)
+        fixed_args = tuple(next(it_s) if shared[k] else unpack(*next(packed)) for k in fixed)
+        state = unpack(*next(packed))
+        xs = tree_map(lambda a: a.reshape((n, t) + a.shape[1:]), unpack(*next(packed)))
+        out = jax.vmap(one_chain, in_axes=(axes_fixed, 0, 0, (0,) * len(consts)))(fixed_args, state, xs,
+                                                                                   tuple(consts))
+        return tree_map(lambda o: o.reshape((n * t,) + o.shape[2:]), out)
+
+    return chains
+
+
+def _merged_chains(sig: Sig, modes: tuple, n: int, t: int) -> Callable:
+    """Chains that share every fixed argument run as one minibatch: the n chains (times
+    the node's own batch) become the batch axis of the op's own scan (`Op.scan`, e.g. the
+    compiled path's layer-by-layer scan with its input projection hoisted)."""
+    bshape = () if sig.batch == 1 else (sig.batch,)
+    m = n * (sig.batch if bshape else 1)
+
+    def chains(shared_args, diffs, auxs, consts):
+        packed = iter(zip(modes, diffs, auxs))
+        state = unpack(*next(packed))  # per slot (n, [B,] size)
+        xs = unpack(*next(packed))     # (n·t, [B,] d)
+        xs = jnp.broadcast_to(xs.reshape((n, t) + xs.shape[1:]), (n, t) + bshape + xs.shape[-1:])
+        xs = jnp.moveaxis(xs, 1, 0).reshape((t, m) + xs.shape[-1:])
+        init = tuple(a.reshape((m,) + a.shape[-1:]) for a in state)
+        out = sig.op.scan(sig.static, shared_args, init, xs)  # per slot (t, m, size)
+        return tuple(jnp.moveaxis(o.reshape((t, n) + bshape + o.shape[-1:]), 0, 1).reshape((n * t,) + bshape
+                                                                                           + o.shape[-1:])
+                     for o in out)
+
+    return chains
+
+
+@functools.lru_cache(maxsize=None)
+def chain_kernel(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int, x_pos: int) -> Callable:
+    return jax.jit(_chain_function(sig, shared, modes, n, t, state_pos, x_pos))
+
+
+@functools.lru_cache(maxsize=None)
+def chain_vjp(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int, x_pos: int) -> Callable:
+    g = _chain_function(sig, shared, modes, n, t, state_pos, x_pos)
+
+    def vjp(shared_args, diffs, auxs, consts, ct):
+        _, pull = jax.vjp(lambda s, d: g(s, d, auxs, consts), shared_args, diffs)
+        return pull(ct)
+
+    return jax.jit(vjp)
+
+
+@functools.lru_cache(maxsize=None)
+def _rows_kernel(n: int) -> Callable:
+    return jax.jit(lambda a: tuple(a[i] for i in range(n)))
+
+
+def rows(a: jax.Array) -> tuple:
+    """Every row of a stacked array, as separate arrays, in one call."""
+    return _rows_kernel(a.shape[0])(a)
+
+
+@functools.lru_cache(maxsize=None)
+def zeros(shape: tuple, dtype: Any) -> jax.Array:
+    """A cached zero array (cotangents of outputs that nothing used)."""
+    return jnp.zeros(shape, dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _adder(n: int) -> Callable:
+    return jax.jit(lambda *xs: functools.reduce(jnp.add, xs))
+
+
+def add_all(xs: list) -> Any:
+    """The sum of a list of same-shaped arrays, in few calls."""
+    while len(xs) > 1:
+        k = min(len(xs), 8)
+        xs = [_adder(k)(*xs[:k])] + xs[k:]
+    return xs[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _scatter_kernel(n: int) -> Callable:
+    return jax.jit(lambda base, idx, *rows_: base.at[idx].add(jnp.stack(rows_)))
+
+
+def scatter_add(base: jax.Array, idx: list, rows_: list) -> jax.Array:
+    """`base` with `rows_[k]` added at row `idx[k]` (one call; the count is bucketed)."""
+    import numpy as np
+    nb = bucket(len(rows_))
+    z = zeros(tuple(rows_[0].shape), rows_[0].dtype)
+    idx = np.asarray(list(idx) + [0] * (nb - len(idx)), np.int32)
+    return _scatter_kernel(nb)(base, idx, *rows_, *([z] * (nb - len(rows_))))
+
+
+def compile_count() -> int:
+    """How many kernels have been built (each compiles once per call signature)."""
+    return sum(f.cache_info().currsize for f in (node_kernel, node_vjp, group_kernel, group_vjp,
+                                                 chain_kernel, chain_vjp, _rows_kernel, _adder, _scatter_kernel))

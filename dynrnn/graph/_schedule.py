@@ -1,0 +1,369 @@
+"""Running a graph: forward by compiled kernels (with autobatching), backward by their VJPs.
+
+Forward (`forward(target)`) evaluates every node up to `target` that has no value yet,
+as DyNet's incremental forward does. With autobatching on (the default) it follows
+DyNet's agenda strategy (Neubig et al., 2017): nodes whose arguments are ready are
+grouped by signature, and the group of lowest average depth runs first, as one kernel
+call. Recurrent steps go further: a ready step whose next steps' inputs are already known
+extends into a chain, and the chains of a group run as one `lax.scan` — the recurrence of
+a sentence becomes one call however long it is. With autobatching off, every node runs
+alone, in creation order (the reference the tests compare against).
+
+A group's output stays one stacked array on the device; its nodes hold `Slice(stack, i)`.
+The next group takes its rows by index inside its kernel, so values cross the host
+boundary only when the user asks for them. Every call is recorded as a launch;
+`backward(loss)` walks the launches in reverse, assembles each one's output cotangent
+(whole stacks from gathering consumers, single rows from the others) and calls its VJP.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from . import _kernels as K
+from ._graph import CURRENT, Expression, Graph
+from ._rnn import PACK
+
+
+class Slice:
+    """Row `i` of `base`, a group's stacked output (an array, or a tuple of arrays for
+    recurrent states)."""
+
+    __slots__ = ("base", "i")
+
+    def __init__(self, base: Any, i: int):
+        self.base, self.i = base, i
+
+
+def materialize(g: Graph, v: Any) -> Any:
+    """A node's value as plain arrays (rows of a stack are cut once per stack)."""
+    if isinstance(v, Slice):
+        if isinstance(v.base, tuple):
+            return tuple(materialize(g, Slice(b, v.i)) for b in v.base)
+        rows = g.rows.get(id(v.base))
+        if rows is None:
+            rows = g.rows[id(v.base)] = K.rows(v.base)
+        return rows[v.i]
+    if isinstance(v, tuple):
+        return tuple(materialize(g, x) for x in v)
+    return v
+
+
+def _host_value(n: Expression) -> Any:
+    """The value of a node computed on the host: a slot of a state, or a state packed
+    from expressions."""
+    if n.op is PACK:
+        return tuple(a.val for a in n.args)
+    v = n.args[0].val
+    return Slice(v.base[n.static], v.i) if isinstance(v, Slice) else v[n.static]
+
+
+class Launch:
+    """One kernel call: what backward needs to call its VJP and route the cotangents."""
+
+    __slots__ = ("kind", "key", "call_args", "out", "outputs", "shared", "positions")
+
+    def __init__(self, kind: str, key: tuple, call_args: tuple, out: Any, outputs: list,
+                 shared: list, positions: list):
+        self.kind, self.key, self.call_args, self.out = kind, key, call_args, out
+        self.outputs = outputs      # the nodes computed (for 'node': [the node])
+        self.shared = shared        # nodes passed once (their cotangent is whole)
+        self.positions = positions  # per packed argument: ('take', base) or ('list', [node or None])
+
+
+# -- forward --------------------------------------------------------------------------------
+
+def forward(target: Expression) -> None:
+    g = target.graph
+    pending = [n for n in g.nodes[g.evaluated:target.index + 1] if n.val is None]
+    if pending:
+        if CURRENT.autobatch:
+            _agenda(g, pending, target.index)
+        else:
+            for n in pending:
+                if n.op.view:
+                    n.val = _host_value(n)
+                else:
+                    _run_group(g, n.sig, [n])
+    while g.evaluated < len(g.nodes) and g.nodes[g.evaluated].val is not None:
+        g.evaluated += 1
+
+
+def _agenda(g: Graph, pending: list, hi: int) -> None:
+    waiting: dict[Expression, int] = {}
+    consumers: dict[Expression, list] = defaultdict(list)
+    ready: dict[Any, list] = {}
+    depth_sum: dict[Any, int] = {}
+
+    def make_ready(n: Expression) -> None:
+        if n.val is not None:  # computed inside a chain already
+            return
+        if n.op.view:
+            n.val = _host_value(n)
+            done(n)
+            return
+        ready.setdefault(n.sig, []).append(n)
+        depth_sum[n.sig] = depth_sum.get(n.sig, 0) + n.depth
+
+    def done(n: Expression) -> None:
+        for c in consumers.pop(n, ()):
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                del waiting[c]
+                make_ready(c)
+
+    for n in pending:
+        count = 0
+        for a in n.args:
+            if a.val is None:
+                count += 1
+                consumers[a].append(n)
+        if count:
+            waiting[n] = count
+        else:
+            make_ready(n)
+    while ready:
+        sig = min(ready, key=lambda s: depth_sum[s] / len(ready[s]))
+        group = ready.pop(sig)
+        del depth_sum[sig]
+        rec = sig.op.recurrent(sig.static) if sig.op.recurrent is not None else None
+        computed = _run_chains(g, sig, group, rec, hi) if rec is not None else None
+        if computed is None:
+            _run_group(g, sig, group)
+            computed = group
+        for n in computed:
+            done(n)
+
+
+def _pack(g: Graph, vals: list) -> tuple:
+    """(mode, diff, aux) for one argument position: rows of one stack are gathered inside
+    the kernel ('take'); anything else is passed as a list of arrays ('list')."""
+    first = vals[0]
+    if isinstance(first, Slice):
+        b = first.base
+        if all(type(v) is Slice and v.base is b for v in vals):
+            return "take", b, np.fromiter((v.i for v in vals), np.int32, len(vals))
+    return "list", tuple(materialize(g, v) for v in vals), None
+
+
+def _register(g: Graph, launch: Launch, out: Any) -> None:
+    if isinstance(out, tuple):
+        g.owners[id(out)] = (launch, "all")
+        for k, o in enumerate(out):
+            g.owners[id(o)] = (launch, k)
+    else:
+        g.owners[id(out)] = (launch, None)
+    g.launches.append(launch)
+
+
+def _run_group(g: Graph, sig: Any, nodes: list) -> None:
+    if len(nodes) == 1:
+        n = nodes[0]
+        args = tuple(materialize(g, a.val) for a in n.args)
+        n.val = K.node_kernel(sig)(*args, *n.consts)
+        g.launches.append(Launch("node", (sig,), (args, n.consts), n.val, [n], [], []))
+        return
+    nb = K.bucket(len(nodes), fine=False)
+    padded = nodes + [nodes[-1]] * (nb - len(nodes))
+    real = nodes + [None] * (nb - len(nodes))
+    first = nodes[0].args
+    shared = tuple(all(n.args[k] is first[k] for n in nodes) for k in range(len(sig.args)))
+    shared_args = tuple(materialize(g, first[k].val) for k, s in enumerate(shared) if s)
+    modes, diffs, auxs, positions = [], [], [], []
+    for k, s in enumerate(shared):
+        if not s:
+            mode, diff, aux = _pack(g, [n.args[k].val for n in padded])
+            modes.append(mode)
+            diffs.append(diff)
+            auxs.append(aux)
+            positions.append(("take", diff) if mode == "take" else
+                             ("list", [n.args[k] if n is not None else None for n in real]))
+    consts = tuple(np.stack([n.consts[c] for n in padded]) for c in range(len(sig.consts)))
+    key = (sig, shared, tuple(modes))
+    call = (shared_args, tuple(diffs), tuple(auxs), consts)
+    out = K.group_kernel(*key)(*call)
+    for i, n in enumerate(nodes):
+        n.val = Slice(out, i)
+    _register(g, Launch("group", key, call, out, nodes, [first[k] for k, s in enumerate(shared) if s], positions),
+              out)
+
+
+def _run_chains(g: Graph, sig: Any, heads: list, rec: tuple, hi: int) -> list | None:
+    """Extends each ready recurrent step into the chain of steps that follow it and whose
+    inputs are known, and runs all chains as one scan. None when no chain is longer than 1."""
+    state_pos, x_pos = rec
+    fixed = [k for k in range(len(sig.args)) if k not in rec]
+    chains = []
+    for h in heads:
+        chain, c = [h], h.child
+        while (isinstance(c, Expression) and c.sig == sig and c.val is None and c.index <= hi
+               and c.args[x_pos].val is not None and all(c.args[k] is h.args[k] for k in fixed)):
+            chain.append(c)
+            c = c.child
+        chains.append(chain)
+    if max(len(c) for c in chains) == 1:
+        return None
+    nb, tb = K.bucket(len(chains)), K.bucket(max(len(c) for c in chains))
+    padded = chains + [chains[-1]] * (nb - len(chains))
+    real = chains + [None] * (nb - len(chains))
+    head0 = chains[0][0].args
+    shared = tuple(k in fixed and all(c[0].args[k] is head0[k] for c in chains) for k in range(len(sig.args)))
+    shared_args = tuple(materialize(g, head0[k].val) for k in fixed if shared[k])
+    modes, diffs, auxs, positions = [], [], [], []
+
+    def add_position(vals: list, nodes: list) -> None:
+        mode, diff, aux = _pack(g, vals)
+        modes.append(mode)
+        diffs.append(diff)
+        auxs.append(aux)
+        positions.append(("take", diff) if mode == "take" else ("list", nodes))
+
+    for k in fixed:
+        if not shared[k]:
+            add_position([c[0].args[k].val for c in padded], [c[0].args[k] if c else None for c in real])
+    add_position([c[0].args[state_pos].val for c in padded], [c[0].args[state_pos] if c else None for c in real])
+    xs = [c[min(t, len(c) - 1)].args[x_pos] for c in padded for t in range(tb)]
+    add_position([x.val for x in xs], [c[t].args[x_pos] if c and t < len(c) else None
+                                       for c in real for t in range(tb)])
+    consts = tuple(np.stack([c[0].consts[j] for c in padded]) for j in range(len(sig.consts)))
+    key = (sig, shared, tuple(modes), nb, tb, state_pos, x_pos)
+    call = (shared_args, tuple(diffs), tuple(auxs), consts)
+    out = K.chain_kernel(*key)(*call)
+    computed = []
+    for i, c in enumerate(chains):
+        for t, n in enumerate(c):
+            n.val = Slice(out, i * tb + t)
+            computed.append(n)
+    _register(g, Launch("chain", key, call, out, computed, [head0[k] for k in fixed if shared[k]], positions), out)
+    return computed
+
+
+# -- backward -------------------------------------------------------------------------------
+
+class _Cotangents:
+    """Cotangent contributions: per node for values held as plain arrays, per launch
+    (whole stacks and single rows, per output slot) for values held as rows of a stack."""
+
+    def __init__(self, g: Graph, full: bool):
+        self.g, self.full = g, full
+        self.nodes: dict[Expression, Any] = {}
+        self.whole: dict[Launch, dict] = defaultdict(lambda: defaultdict(list))
+        self.rows: dict[Launch, dict] = defaultdict(lambda: defaultdict(list))
+
+    def add(self, node: Expression | None, ct: Any) -> None:
+        if node is None or ct is None or (node.const and not self.full):
+            return
+        if node.op is PACK:  # a state made of expressions: each slot to its expression
+            for a, c in zip(node.args, ct):
+                self.add(a, c)
+            return
+        v = node.val
+        if isinstance(v, Slice):
+            self._add_row(v, ct)
+        elif node.op.view:  # a slot of a state held as plain arrays
+            parent = node.args[0]
+            if parent.op is PACK:
+                self.add(parent.args[node.static], ct)
+            else:
+                self.nodes.setdefault(parent, {}).setdefault(node.static, []).append(ct)
+        elif isinstance(v, tuple):
+            slots = self.nodes.setdefault(node, {})
+            for k, c in enumerate(ct):
+                slots.setdefault(k, []).append(c)
+        else:
+            self.nodes.setdefault(node, []).append(ct)
+
+    def _add_row(self, v: Slice, ct: Any) -> None:
+        if isinstance(v.base, tuple):
+            for b, c in zip(v.base, ct):
+                self._add_row(Slice(b, v.i), c)
+            return
+        launch, slot = self.g.owners[id(v.base)]
+        self.rows[launch][slot].append((v.i, ct))
+
+    def add_stack(self, base: Any, ct: Any) -> None:
+        """The cotangent of a whole stack (from a kernel that gathered rows of it)."""
+        launch, slot = self.g.owners[id(base)]
+        if slot == "all":
+            for k, c in enumerate(ct):
+                self.whole[launch][k].append(c)
+        else:
+            self.whole[launch][slot].append(ct)
+
+    def node_total(self, node: Expression) -> Any:
+        parts = self.nodes.get(node)
+        if parts is None:
+            return None
+        if isinstance(parts, dict):
+            return tuple(K.add_all(parts[k]) if k in parts else K.zeros(v.shape, v.dtype)
+                         for k, v in enumerate(node.val))
+        return K.add_all(parts)
+
+    def launch_total(self, launch: Launch) -> Any:
+        whole, rows = self.whole.get(launch), self.rows.get(launch)
+        if not whole and not rows:
+            return None
+
+        def slot_total(slot: Any, template: Any) -> Any:
+            w = whole.get(slot) if whole else None
+            acc = K.add_all(w) if w else K.zeros(template.shape, template.dtype)
+            r = rows.get(slot) if rows else None
+            if r:
+                acc = K.scatter_add(acc, [i for i, _ in r], [c for _, c in r])
+            return acc
+
+        if isinstance(launch.out, tuple):
+            return tuple(slot_total(k, o) for k, o in enumerate(launch.out))
+        return slot_total(None, launch.out)
+
+
+def backward(loss: Expression, full: bool = False) -> None:
+    g = loss.graph
+    cts = _Cotangents(g, full)
+    cts.add(loss, jnp.ones(loss.shape, loss.dt))
+    for launch in reversed(g.launches):
+        if launch.kind == "node":
+            n = launch.outputs[0]
+            ct = cts.node_total(n)
+            if ct is None or n.index > loss.index:
+                continue
+            args, consts = launch.call_args
+            for a, c in zip(n.args, K.node_vjp(launch.key[0])(args, consts, ct)):
+                cts.add(a, c)
+            continue
+        ct = cts.launch_total(launch)
+        if ct is None:
+            continue
+        g.grads[launch] = ct
+        vjp = (K.group_vjp if launch.kind == "group" else K.chain_vjp)(*launch.key)
+        s_ct, d_ct = vjp(*launch.call_args, ct)
+        for node, c in zip(launch.shared, s_ct):
+            cts.add(node, c)
+        for (mode, where), c in zip(launch.positions, d_ct):
+            if mode == "take":
+                cts.add_stack(where, c)
+            else:
+                for node, ci in zip(where, c):
+                    cts.add(node, ci)
+    for n, parts in list(cts.nodes.items()):
+        total = cts.node_total(n)
+        if n.op.leaf_param is not None:
+            n.op.leaf_param(n, total)
+        g.grads[n] = total
+
+
+def gradient_of(node: Expression) -> Any:
+    """The gradient from the last backward() (zeros where none flowed)."""
+    g = node.graph
+    v = node.val
+    if isinstance(v, Slice) and not isinstance(v.base, tuple):
+        launch, slot = g.owners[id(v.base)]
+        ct = g.grads.get(launch)
+        if ct is not None:
+            return (ct[slot] if slot is not None else ct)[v.i]
+    ct = g.grads.get(node)
+    return np.zeros(node.shape, np.float32) if ct is None else ct

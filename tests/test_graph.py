@@ -1,0 +1,372 @@
+"""Graph mode: DyNet's expressions, checked against plain NumPy (values and DyNet dims),
+finite differences (gradients), the unbatched schedule (autobatching) and DyNet's rules
+(graph lifetime, scalar backward, `*` as a matrix product)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dynrnn as dy
+
+from . import references as ref
+from .helpers import count_compiles, layer_params, randomize
+
+
+@contextlib.contextmanager
+def autobatch(flag: bool):
+    old = dy.config()["autobatch"]
+    dy.config(autobatch=flag)
+    try:
+        yield
+    finally:
+        dy.config(autobatch=old)
+
+
+def _softmax(v, axis=0):
+    e = np.exp(v - v.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+R = np.random.default_rng(42)
+A = R.normal(size=(3, 4)).astype(np.float32)
+B = R.normal(size=(4, 2)).astype(np.float32)
+U = R.normal(size=4).astype(np.float32)
+V = R.normal(size=4).astype(np.float32)
+W3 = R.normal(size=3).astype(np.float32)
+P = (np.abs(R.normal(size=4)) + 0.1).astype(np.float32)
+UB = R.normal(size=(4, 3)).astype(np.float32)  # DyNet layout: 3 batch elements of a (4,) vector
+I = dy.inputTensor
+
+# name -> (expression builder, NumPy reference (DyNet layout), DyNet dim)
+CASES = {
+    "matrix*vector": (lambda: I(A) * I(U), lambda: A @ U, ((3,), 1)),
+    "matrix*matrix": (lambda: I(A) * I(B), lambda: A @ B, ((3, 2), 1)),
+    "vector*row (outer)": (lambda: I(W3) * dy.transpose(I(U)), lambda: np.outer(W3, U), ((3, 4), 1)),
+    "transpose of a vector": (lambda: dy.transpose(I(U)), lambda: U[None, :], ((1, 4), 1)),
+    "transpose of a matrix": (lambda: dy.transpose(I(A)), lambda: A.T, ((4, 3), 1)),
+    "scale": (lambda: I(U) * 2.5, lambda: U * 2.5, ((4,), 1)),
+    "rscale": (lambda: 2.5 * I(U), lambda: U * 2.5, ((4,), 1)),
+    "add": (lambda: I(U) + I(V), lambda: U + V, ((4,), 1)),
+    "sub": (lambda: I(U) - I(V), lambda: U - V, ((4,), 1)),
+    "number minus": (lambda: 1.0 - I(U), lambda: 1.0 - U, ((4,), 1)),
+    "divide": (lambda: I(U) / I(P), lambda: U / P, ((4,), 1)),
+    "neg": (lambda: -I(U), lambda: -U, ((4,), 1)),
+    "cmult": (lambda: dy.cmult(I(U), I(V)), lambda: U * V, ((4,), 1)),
+    "cdiv": (lambda: dy.cdiv(I(U), I(P)), lambda: U / P, ((4,), 1)),
+    "colwise_add": (lambda: dy.colwise_add(I(A), I(W3)), lambda: A + W3[:, None], ((3, 4), 1)),
+    "affine_transform": (lambda: dy.affine_transform([I(W3), I(A), I(U)]), lambda: W3 + A @ U, ((3,), 1)),
+    "tanh": (lambda: dy.tanh(I(U)), lambda: np.tanh(U), ((4,), 1)),
+    "logistic": (lambda: dy.logistic(I(U)), lambda: 1 / (1 + np.exp(-U)), ((4,), 1)),
+    "rectify": (lambda: dy.rectify(I(U)), lambda: np.maximum(U, 0), ((4,), 1)),
+    "exp": (lambda: dy.exp(I(U)), lambda: np.exp(U), ((4,), 1)),
+    "log": (lambda: dy.log(I(P)), lambda: np.log(P), ((4,), 1)),
+    "sqrt": (lambda: dy.sqrt(I(P)), lambda: np.sqrt(P), ((4,), 1)),
+    "square": (lambda: dy.square(I(U)), lambda: U ** 2, ((4,), 1)),
+    "cube": (lambda: dy.cube(I(U)), lambda: U ** 3, ((4,), 1)),
+    "abs": (lambda: dy.abs(I(U)), lambda: np.abs(U), ((4,), 1)),
+    "softmax": (lambda: dy.softmax(I(U)), lambda: _softmax(U), ((4,), 1)),
+    "softmax of a matrix (columns)": (lambda: dy.softmax(I(A)), lambda: _softmax(A, 0), ((3, 4), 1)),
+    "log_softmax": (lambda: dy.log_softmax(I(U)), lambda: np.log(_softmax(U)), ((4,), 1)),
+    "log_softmax restricted": (lambda: dy.log_softmax(I(U), [0, 2]),
+                               lambda: np.where([1, 0, 1, 0], U - np.log(np.exp(U[[0, 2]]).sum()), -np.inf),
+                               ((4,), 1)),
+    "sum_elems": (lambda: dy.sum_elems(I(A)), lambda: np.array([A.sum()]), ((1,), 1)),
+    "mean_elems": (lambda: dy.mean_elems(I(U)), lambda: np.array([U.mean()]), ((1,), 1)),
+    "squared_norm": (lambda: dy.squared_norm(I(U)), lambda: np.array([(U ** 2).sum()]), ((1,), 1)),
+    "l2_norm": (lambda: dy.l2_norm(I(U)), lambda: np.array([np.sqrt((U ** 2).sum())]), ((1,), 1)),
+    "dot_product": (lambda: dy.dot_product(I(U), I(V)), lambda: np.array([U @ V]), ((1,), 1)),
+    "sum_dim 1": (lambda: dy.sum_dim(I(A), [1]), lambda: A.sum(1), ((3,), 1)),
+    "max_dim": (lambda: dy.max_dim(I(A), 0), lambda: A.max(0), ((4,), 1)),
+    "esum": (lambda: dy.esum([I(U), I(V), I(P)]), lambda: U + V + P, ((4,), 1)),
+    "average": (lambda: dy.average([I(U), I(V)]), lambda: (U + V) / 2, ((4,), 1)),
+    "emax": (lambda: dy.emax([I(U), I(V)]), lambda: np.maximum(U, V), ((4,), 1)),
+    "logsumexp": (lambda: dy.logsumexp([I(U), I(V)]), lambda: np.logaddexp(U, V), ((4,), 1)),
+    "concatenate": (lambda: dy.concatenate([I(U), I(W3)]), lambda: np.concatenate([U, W3]), ((7,), 1)),
+    "concatenate_cols": (lambda: dy.concatenate_cols([I(U), I(V)]), lambda: np.stack([U, V], 1), ((4, 2), 1)),
+    "reshape (column-major)": (lambda: dy.reshape(I(A), (4, 3)), lambda: A.reshape((4, 3), order="F"),
+                               ((4, 3), 1)),
+    "pick": (lambda: dy.pick(I(U), 2), lambda: U[2:3], ((1,), 1)),
+    "indexing": (lambda: I(U)[1], lambda: U[1:2], ((1,), 1)),
+    "pickrange": (lambda: dy.pickrange(I(U), 1, 3), lambda: U[1:3], ((2,), 1)),
+    "select_rows": (lambda: dy.select_rows(I(A), [2, 0]), lambda: A[[2, 0]], ((2, 4), 1)),
+    "select_cols": (lambda: dy.select_cols(I(A), [3, 1]), lambda: A[:, [3, 1]], ((3, 2), 1)),
+    "pickneglogsoftmax": (lambda: dy.pickneglogsoftmax(I(U), 1), lambda: -np.log(_softmax(U))[1:2], ((1,), 1)),
+    "squared_distance": (lambda: dy.squared_distance(I(U), I(V)), lambda: np.array([((U - V) ** 2).sum()]),
+                         ((1,), 1)),
+    "l1_distance": (lambda: dy.l1_distance(I(U), I(V)), lambda: np.array([np.abs(U - V).sum()]), ((1,), 1)),
+    "binary_log_loss": (lambda: dy.binary_log_loss(dy.logistic(I(U)), dy.logistic(I(V))),
+                        lambda: np.array([-(_sig(V) * np.log(_sig(U)) + (1 - _sig(V)) * np.log(1 - _sig(U))).sum()]),
+                        ((1,), 1)),
+    "hinge": (lambda: dy.hinge(I(U), 0, 1.0),
+              lambda: np.array([np.maximum(0, 1.0 - U[0] + U)[1:].sum()]), ((1,), 1)),
+    "layer_norm": (lambda: dy.layer_norm(I(U), I(P), I(V)),
+                   lambda: P * (U - U.mean()) / np.sqrt(((U - U.mean()) ** 2).mean() + 1e-8) + V, ((4,), 1)),
+    # minibatches: DyNet's layout puts the batch last
+    "batched input": (lambda: I(UB, batched=True), lambda: UB, ((4,), 3)),
+    "batch + vector broadcast": (lambda: I(UB, batched=True) + I(V), lambda: UB + V[:, None], ((4,), 3)),
+    "matrix * batch": (lambda: I(A[:, :4]) * I(UB, batched=True), lambda: A @ UB, ((3,), 3)),
+    "sum_batches": (lambda: dy.sum_batches(I(UB, batched=True)), lambda: UB.sum(1), ((4,), 1)),
+    "pick per batch element": (lambda: dy.pick(I(UB, batched=True), [0, 3, 1]),
+                               lambda: UB[[0, 3, 1], [0, 1, 2]][None, :], ((1,), 3)),
+    "pickneglogsoftmax_batch": (lambda: dy.pickneglogsoftmax_batch(I(UB, batched=True), [0, 3, 1]),
+                                lambda: -np.log(_softmax(UB, 0))[[0, 3, 1], [0, 1, 2]][None, :], ((1,), 3)),
+    "pick_batch_elem": (lambda: dy.pick_batch_elem(I(UB, batched=True), 2), lambda: UB[:, 2], ((4,), 1)),
+    "pick_batch_elems": (lambda: dy.pick_batch_elems(I(UB, batched=True), [2, 0]), lambda: UB[:, [2, 0]],
+                         ((4,), 2)),
+    "concatenate_to_batch": (lambda: dy.concatenate_to_batch([I(U), I(V)]), lambda: np.stack([U, V], 1),
+                             ((4,), 2)),
+    "sum_elems of a batch": (lambda: dy.sum_elems(I(UB, batched=True)), lambda: UB.sum(0)[None, :], ((1,), 3)),
+    "reshape to a batch": (lambda: dy.reshape(I(U), (2,), batch_size=2), lambda: U.reshape((2, 2), order="F"),
+                           ((2,), 2)),
+}
+
+
+def _sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("batched", [True, False], ids=["autobatch", "sequential"])
+def test_expression_value_and_dim_match_numpy(name, batched):
+    build, reference, dim = CASES[name]
+    with autobatch(batched):
+        dy.renew_cg()
+        e = build()
+        assert isinstance(e, dy.Expression)
+        assert e.dim() == dim
+        np.testing.assert_allclose(e.npvalue(), reference(), rtol=1e-5, atol=1e-6)
+
+
+def test_value_forms_follow_dynet():
+    dy.renew_cg()
+    s = dy.scalarInput(3.5)
+    assert s.dim() == ((1,), 1) and s.value() == 3.5 and s.scalar_value() == 3.5
+    v = dy.inputVector([1.0, 2.0])
+    assert v.value() == [1.0, 2.0] and v.vec_value() == [1.0, 2.0]
+    m = dy.inputTensor(A)
+    assert isinstance(m.value(), np.ndarray) and m.value().shape == (3, 4)
+    assert m.vec_value() == [float(x) for x in A.ravel(order="F")]  # column-major, as DyNet
+    b = dy.inputTensor(UB, batched=True)
+    assert b.npvalue().shape == (4, 3)  # batch last
+    assert np.asarray(b).shape == (3, 4)  # dynrnn's layout for NumPy/JAX: batch first
+    np.testing.assert_allclose(np.asarray(jax.numpy.tanh(jax.numpy.asarray(dy.inputTensor(U)))), np.tanh(U), rtol=1e-6)
+
+
+def test_graph_misuse_errors_say_what_happened():
+    dy.renew_cg()
+    x = dy.inputVector([1.0, 2.0])
+    dy.renew_cg()
+    with pytest.raises(dy.GraphError, match="renew_cg"):
+        x.value()
+    with pytest.raises(dy.GraphError, match="stale"):
+        dy.tanh(x)
+    y = dy.inputVector([1.0, 2.0])
+    with pytest.raises(ValueError, match="scalar"):
+        y.backward()
+    with pytest.raises(ValueError, match="matrix product"):
+        dy.inputTensor(A) * dy.inputVector([1.0, 2.0])
+    np.testing.assert_allclose((y + np.ones(2, np.float32)).npvalue(), [2.0, 3.0])  # an array is a constant
+    with pytest.raises(TypeError, match="Expression"):
+        y + "a"
+    with pytest.raises(ValueError, match="batch sizes"):
+        dy.inputTensor(UB, batched=True) + dy.inputTensor(np.ones((4, 2)), batched=True)
+    with pytest.raises(ValueError, match="dims"):
+        dy.cmult(y, dy.inputVector([1.0, 2.0, 3.0]))
+
+
+# -- gradients --------------------------------------------------------------------------------
+
+def _model(dtype):
+    pc = dy.ParameterCollection(seed=3, dtype=dtype)
+    W = pc.add_parameters((5, 4))
+    b = pc.add_parameters((5,))
+    E = pc.add_lookup_parameters((7, 4))
+    lstm = dy.LSTMBuilder(2, 4, 5, pc)
+    return pc, W, b, E, lstm
+
+
+def _loss(W, b, E, lstm, words, tags):
+    dy.renew_cg()
+    s = lstm.initial_state()
+    errs = []
+    for w, t in zip(words, tags):
+        s = s.add_input(E[w])
+        h = dy.tanh(W * dy.inputTensor(np.linspace(-1, 1, 4)) + b)
+        r = dy.affine_transform([b, W, E[w]]) + dy.cmult(h, s.output())
+        errs.append(dy.pickneglogsoftmax(r, t))
+    return dy.esum(errs)
+
+
+def test_backward_matches_finite_differences(x64):
+    import jax.numpy as jnp
+    pc, W, b, E, lstm = _model(jnp.float64)
+    words, tags = [1, 4, 2, 6], [0, 3, 3, 1]
+    loss = _loss(W, b, E, lstm, words, tags)
+    loss.backward()
+    params = [W, b, E] + [p for layer in lstm.layer_parameters() for p in layer]
+    grads = {p.name(): np.asarray(p.grad()) for p in params}
+    rng = np.random.default_rng(0)
+    for p in params:
+        base = p.as_array()
+        for _ in range(3):
+            idx = tuple(rng.integers(0, d) for d in base.shape)
+            eps = 1e-6
+            plus, minus = base.copy(), base.copy()
+            plus[idx] += eps
+            minus[idx] -= eps
+            p.set_value(plus)
+            fp = _loss(W, b, E, lstm, words, tags).scalar_value()
+            p.set_value(minus)
+            fm = _loss(W, b, E, lstm, words, tags).scalar_value()
+            p.set_value(base)
+            np.testing.assert_allclose(grads[p.name()][idx], (fp - fm) / (2 * eps), rtol=1e-5, atol=1e-8,
+                                       err_msg=f"{p.name()}{idx}")
+        p.clear_grad()
+
+
+def test_graph_lstm_equals_array_lstm_and_numpy(rng):
+    pc = dy.ParameterCollection(seed=0)
+    lstm = dy.LSTMBuilder(2, 3, 4, pc)
+    randomize(lstm, rng)
+    xs = rng.normal(size=(6, 3)).astype(np.float32)
+    expected = ref.run_stack(ref.vanilla_lstm, layer_params(lstm), xs.astype(np.float64))[0]
+    for flag in (True, False):
+        with autobatch(flag):
+            dy.renew_cg()
+            outs = lstm.initial_state().transduce([dy.inputTensor(x) for x in xs])
+            np.testing.assert_allclose(np.stack([o.npvalue() for o in outs]), expected, rtol=1e-5, atol=1e-6)
+            s = lstm.initial_state()
+            for x in xs[:3]:
+                s = s.add_input(dy.inputTensor(x))
+            np.testing.assert_allclose(s.output().npvalue(), expected[2], rtol=1e-5, atol=1e-6)
+            assert len(s.s()) == 4 and s.prev().prev().prev().prev() is not None
+
+
+def test_backward_equals_value_and_grad_of_the_array_program():
+    """The same loss written for the compiled path (arrays, jax.grad) and as a DyNet graph."""
+    pc, W, b, E, lstm = _model(np.float32)
+    words, tags = [1, 4, 2, 6, 0], [0, 3, 3, 1, 2]
+
+    def array_loss(words, tags):
+        s = lstm.initial_state()
+        total = 0.0
+        for w, t in zip(words, tags):
+            s = s.add_input(E[w])
+            h = dy.tanh(W * dy.inputTensor(np.linspace(-1, 1, 4)) + b)
+            r = dy.affine_transform([b, W, E[w]]) + dy.cmult(h, s.output())
+            total = total + dy.pickneglogsoftmax(r, t)
+        return total
+
+    value, grads = dy.value_and_grad(array_loss, pc)(words, tags)
+    loss = _loss(W, b, E, lstm, words, tags)
+    np.testing.assert_allclose(loss.scalar_value(), float(value), rtol=1e-5)
+    loss.backward()
+    for p in pc.all_parameters():
+        np.testing.assert_allclose(np.asarray(p.grad()), np.asarray(grads[p.name()]), rtol=2e-4, atol=1e-6,
+                                   err_msg=p.name())
+        p.clear_grad()
+
+
+@settings(max_examples=12)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(1, 6)), min_size=1, max_size=5),
+       st.integers(0, 2 ** 31 - 1))
+def test_autobatched_equals_sequential_on_random_graphs(examples, seed):
+    """Many examples of different lengths in one graph: the same loss and the same
+    gradients whether same-signature nodes run together or one by one."""
+    pc, W, b, E, lstm = _model(np.float32)
+    rng = np.random.default_rng(seed)
+    results = []
+    for flag in (True, False):
+        with autobatch(flag):
+            dy.renew_cg()
+            losses = []
+            for first, n in examples:
+                words = [int(w) for w in rng.integers(0, 7, size=n)]
+                s = lstm.initial_state()
+                for w in [first] + words:
+                    s = s.add_input(E[w])
+                    losses.append(dy.squared_norm(s.output() + b) * 0.1 + dy.sum_elems(dy.tanh(W * E[w])))
+            total = dy.esum(losses)
+            v = total.scalar_value()
+            total.backward()
+            grads = {p.name(): np.asarray(p.grad()) for p in pc.all_parameters() if p.grad() is not None}
+            for p in pc.all_parameters():
+                p.clear_grad()
+            results.append((v, grads))
+        rng = np.random.default_rng(seed)
+    (v1, g1), (v2, g2) = results
+    np.testing.assert_allclose(v1, v2, rtol=1e-5)
+    assert g1.keys() == g2.keys()
+    for k in g1:
+        np.testing.assert_allclose(g1[k], g2[k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def test_autobatching_runs_many_examples_in_few_calls():
+    pc, W, b, E, lstm = _model(np.float32)
+    dy.renew_cg()
+    losses = []
+    for k in range(8):
+        s = lstm.initial_state()
+        for w in range(k + 3):
+            s = s.add_input(E[w % 7])
+            losses.append(dy.pickneglogsoftmax(s.output() + b, w % 5))
+    total = dy.esum(losses)
+    total.forward()
+    # lookups, one scan for all 8 chains, W*h, +b, pickneglogsoftmax, esum
+    assert len(total.graph.launches) <= 8, [la.kind for la in total.graph.launches]
+
+
+# -- training ---------------------------------------------------------------------------------
+
+def test_backward_then_update_trains_and_clears_gradients(rng):
+    pc, W, b, E, lstm = _model(np.float32)
+    trainer = dy.AdamTrainer(pc, 0.02)
+    data = [([int(w) for w in rng.integers(0, 7, size=n)], None) for n in rng.integers(2, 9, size=30)]
+    data = [(ws, [w % 5 for w in ws]) for ws, _ in data]
+    first = last = 0.0
+    for epoch in range(8):
+        total = 0.0
+        for ws, ts in data:
+            loss = _loss(W, b, E, lstm, ws, ts)
+            total += loss.scalar_value()
+            loss.backward()
+            trainer.update()
+            assert all(p.grad() is None for p in pc.all_parameters())
+        first = total if epoch == 0 else first
+        last = total
+    assert last < 0.5 * first, (first, last)
+    assert trainer.updates == 8 * len(data)
+
+
+def test_new_lengths_add_no_compilation_after_warm_up(rng):
+    pc = dy.ParameterCollection(seed=0)
+    lstm = dy.LSTMBuilder(1, 6, 8, pc)
+    E = pc.add_lookup_parameters((11, 6))
+    Wo = pc.add_parameters((11, 8))
+    trainer = dy.SimpleSGDTrainer(pc, 0.1)
+
+    def step(sent):
+        dy.renew_cg()
+        s = lstm.initial_state()
+        errs = []
+        for cw, nw in zip(sent, sent[1:]):
+            s = s.add_input(E[cw])
+            errs.append(dy.pickneglogsoftmax(Wo * s.output(), nw))
+        loss = dy.esum(errs)
+        loss.scalar_value()
+        loss.backward()
+        trainer.update()
+
+    # warm up on every length bucket up to 64, then 50 new lengths (2..51) compile nothing
+    for n in (2, 3, 4, 5, 6, 7, 9, 11, 13, 17, 21, 25, 29, 33, 41, 49, 57, 65):
+        step([int(w) for w in rng.integers(0, 11, size=n)])
+    with count_compiles() as compiled:
+        for n in range(2, 52):
+            step([int(w) for w in rng.integers(0, 11, size=n)])
+    assert compiled == []

@@ -96,8 +96,11 @@ class RNNBuilder:
         return [list(ps) for ps in self._layer_params]
 
     def get_parameter_expressions(self) -> list[list[jax.Array]]:
-        """Per layer, the current values of `get_parameters()`."""
-        return [[p.value for p in ps] for ps in self._layer_params]
+        """Per layer, `get_parameters()` as expressions of the current graph (graph mode),
+        else as their current values."""
+        if _params.graph_mode():
+            return [[_hooks.GRAPH.parameter(p) for p in ps] for ps in self.get_parameters()]
+        return [[p.value for p in ps] for ps in self.get_parameters()]
 
     def layer_parameters(self) -> list[list[Parameters]]:
         """Per layer, every parameter in the order the cell's step takes them (layer-norm

@@ -249,6 +249,8 @@ def save(basename: str, objects: Sequence[Any]) -> None:
         arrays[k] = p.as_array()
         return k
 
+    if not isinstance(objects, (list, tuple)) and hasattr(objects, "__next__"):
+        objects = list(objects)  # a generator, as DyNet allows
     if not isinstance(objects, (list, tuple)):
         raise TypeError(f"{where}: objects must be a list of builders and parameters; given {type(objects).__name__}.")
     for i, obj in enumerate(objects):

@@ -238,6 +238,20 @@ class _Param:
     def clear_grad(self) -> None:
         self._grad = None
 
+    # -- DyNet's expression methods on parameters (graph mode) ------------------------
+    def _graph_expr(self, method: str) -> Any:
+        if _hooks.GRAPH is None:
+            raise RuntimeError(f"{type(self).__name__}.{method}: the graph layer is not loaded (import dynrnn).")
+        return _hooks.GRAPH.parameter(self)
+
+    def forward(self) -> None:
+        """DyNet's `p.forward()`: the parameter as a node of the current graph, evaluated."""
+        self._graph_expr("forward").forward()
+
+    def backward(self, full: bool = False) -> None:
+        """DyNet's `p.backward()` on a one-element parameter: d p / d p = 1 into its gradient."""
+        self._graph_expr("backward").backward(full)
+
     # -- writing ---------------------------------------------------------------------
     def store(self, value: jax.Array) -> None:
         """The one write path for values: stores a `jax.Array` of this parameter's shape and
@@ -339,6 +353,19 @@ class LookupParameters(_Param):
     def row_count(self) -> int:
         return len(self)
 
+    def row_as_array(self, row: int) -> np.ndarray:
+        """Row `row` of the table (DyNet's name)."""
+        return np.array(self._value[self._check_ids("LookupParameters.row_as_array", row)])
+
+    def rows_as_array(self, rows: Any) -> np.ndarray:
+        return np.array(self._value[self._check_ids("LookupParameters.rows_as_array", np.asarray(rows))])
+
+    def row_grad_as_array(self, row: int) -> np.ndarray:
+        return self.grad_as_array()[self._check_ids("LookupParameters.row_grad_as_array", row)]
+
+    def rows_grad_as_array(self, rows: Any) -> np.ndarray:
+        return self.grad_as_array()[self._check_ids("LookupParameters.rows_grad_as_array", np.asarray(rows))]
+
     def _check_ids(self, where: str, ids: Any) -> Any:
         if isinstance(ids, jax.core.Tracer):
             if not jnp.issubdtype(ids.dtype, jnp.integer):
@@ -375,6 +402,8 @@ class LookupParameters(_Param):
     def batch(self, ids: Any) -> jax.Array:
         """Rows `ids` stacked: ids `(batch,)` give `(batch, dim)` (DyNet's `lookup_batch`);
         any integer array gives `ids.shape + (dim,)`, e.g. `(time, batch)` token ids."""
+        if graph_mode():
+            return _hooks.GRAPH.lookup_batch(self, ids)
         ids = self._check_ids("LookupParameters.batch", ids)
         if np.ndim(ids) == 0:
             raise ValueError("LookupParameters.batch: ids must have at least one axis (batch,); given a scalar "
@@ -501,6 +530,15 @@ class ParameterCollection:
         yield from self._params
         for s in self._subs:
             yield from s._all()
+
+    def parameters_from_numpy(self, array: Any, name: str = "") -> "Parameters":
+        """DyNet's `parameters_from_numpy`: new parameters holding `array` (its shape)."""
+        a = np.asarray(array, dtype=np.dtype(self.dtype))
+        return self.add_parameters(a.shape, init=_init.NumpyInitializer(a), name=name)
+
+    def lookup_parameters_from_numpy(self, array: Any, name: str = "") -> "LookupParameters":
+        a = np.asarray(array, dtype=np.dtype(self.dtype))
+        return self.add_lookup_parameters(a.shape, init=_init.NumpyInitializer(a), name=name)
 
     def parameters_list(self) -> list[Parameters]:
         """Every `Parameters` here and in subcollections, in creation order per collection."""

@@ -24,5 +24,13 @@ class Bridge:
         return _ops.lookup(p, index)
 
     @staticmethod
+    def lookup_batch(p: Any, ids: Any) -> Any:
+        return _ops.lookup_batch(p, ids)
+
+    @staticmethod
+    def parameter(p: Any) -> Any:
+        return _ops.parameter(p)
+
+    @staticmethod
     def state(array_state: Any) -> GraphState:
         return GraphState.from_array_state(array_state)

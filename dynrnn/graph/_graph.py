@@ -222,6 +222,9 @@ class Expression:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def __bool__(self) -> bool:  # `e or default` must not evaluate anything
+        return True
+
     def __repr__(self) -> str:
         live = "" if self.graph is CURRENT.graph else ", stale"
         return f"Expression({self.op.name}, dims={self.dims}, batch={self.batch}{live})"

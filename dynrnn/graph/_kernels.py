@@ -239,7 +239,11 @@ def add_all(xs: list) -> Any:
     """The sum of a list of same-shaped arrays, in few calls."""
     while len(xs) > 1:
         k = min(len(xs), 8)
-        xs = [_adder(k)(*xs[:k])] + xs[k:]
+        part = xs[:k]
+        kb = bucket(k, fine=False)  # 2, 4 or 8 terms: few kernels per shape
+        if kb > k:
+            part = part + [zeros(tuple(part[0].shape), part[0].dtype)] * (kb - k)
+        xs = [_adder(kb)(*part)] + xs[k:]
     return xs[0]
 
 
@@ -251,7 +255,7 @@ def _scatter_kernel(n: int) -> Callable:
 def scatter_add(base: jax.Array, idx: list, rows_: list) -> jax.Array:
     """`base` with `rows_[k]` added at row `idx[k]` (one call; the count is bucketed)."""
     import numpy as np
-    nb = bucket(len(rows_))
+    nb = bucket(len(rows_), fine=False)
     z = zeros(tuple(rows_[0].shape), rows_[0].dtype)
     idx = np.asarray(list(idx) + [0] * (nb - len(idx)), np.int32)
     return _scatter_kernel(nb)(base, idx, *rows_, *([z] * (nb - len(rows_))))

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._compiled import broadcast_layers, compiled, dropout_masks, step_layers
 from ._graph import CURRENT, Expression
-from ._ops import Op, expr, exprs, node, parameter
+from ._ops import Op, expr, exprs, node, parameter, reshape
 
 
 def _regroup(flat: Sequence[Any], counts: Sequence[int]) -> tuple:
@@ -171,6 +171,8 @@ class GraphState:
         """One step of every layer: one node of the graph. x: dims (input_dim,)."""
         b = self._builder
         x = expr(x, self._where("add_input"))
+        if x.dims == (b.input_dim, 1):  # DyNet's column matrix is a vector
+            x = reshape(x, (b.input_dim,), x.batch)
         if x.dims != (b.input_dim,):
             raise ValueError(f"{self._where('add_input')}: x has dims {x.dims}, but this builder was created with "
                              f"input_dim={b.input_dim}; expected dims ({b.input_dim},).")

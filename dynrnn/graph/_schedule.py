@@ -207,7 +207,28 @@ def _run_chains(g: Graph, sig: Any, heads: list, rec: tuple, hi: int) -> list | 
         chains.append(chain)
     if max(len(c) for c in chains) == 1:
         return None
-    nb, tb = K.bucket(len(chains)), K.bucket(max(len(c) for c in chains))
+    # Segments of SEGMENT_LONG (or, near the end, SEGMENT_SHORT) steps: the kernels depend
+    # on the segment length, never on a sentence's, so new lengths compile nothing; each
+    # segment starts from the states the previous one left on the device.
+    computed, pos, alive = [], 0, chains
+    while alive:
+        left = max(len(c) - pos for c in alive)
+        t = SEGMENT_LONG if left > SEGMENT_SHORT else SEGMENT_SHORT  # a short segment only ends a chain
+        segs = [c[pos:pos + t] for c in alive]
+        _run_segment(g, sig, segs, fixed, state_pos, x_pos, t)
+        for seg in segs:
+            computed.extend(seg)
+        pos += t
+        alive = [c for c in alive if len(c) > pos]
+    return computed
+
+
+SEGMENT_LONG, SEGMENT_SHORT = 16, 4
+
+
+def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, x_pos: int, tb: int) -> None:
+    """One scan of `tb` steps over every chain (each at most tb steps; shorter ones padded)."""
+    nb = K.bucket(len(chains), fine=False)
     padded = chains + [chains[-1]] * (nb - len(chains))
     real = chains + [None] * (nb - len(chains))
     head0 = chains[0][0].args
@@ -233,13 +254,12 @@ def _run_chains(g: Graph, sig: Any, heads: list, rec: tuple, hi: int) -> list | 
     key = (sig, shared, tuple(modes), nb, tb, state_pos, x_pos)
     call = (shared_args, tuple(diffs), tuple(auxs), consts)
     out = K.chain_kernel(*key)(*call)
-    computed = []
+    nodes = []
     for i, c in enumerate(chains):
         for t, n in enumerate(c):
             n.val = Slice(out, i * tb + t)
-            computed.append(n)
-    _register(g, Launch("chain", key, call, out, computed, [head0[k] for k in fixed if shared[k]], positions), out)
-    return computed
+            nodes.append(n)
+    _register(g, Launch("chain", key, call, out, nodes, [head0[k] for k in fixed if shared[k]], positions), out)
 
 
 # -- backward -------------------------------------------------------------------------------

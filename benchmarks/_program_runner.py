@@ -1,0 +1,64 @@
+"""Runs one of DyNet's own example programs, unchanged but for its import line, under a
+budget of updates, and records when each update finished and the loss it applied.
+
+Usage: python _program_runner.py BACKEND PROGRAM BUDGET OUT.json [PROGRAM ARGS...]
+BACKEND is `dynet` or `dynrnn`; the program's `import dynet as dy` is its import line.
+The budget is counted by wrapping the trainer classes' `update` (a subclass put in the
+module's place), and the loss is the last `dy.esum(...)` the program built before it
+(every example program returns its loss from `dy.esum`). Nothing else is touched.
+"""
+
+import json
+import os
+import runpy
+import sys
+import time
+
+
+class _Budget(BaseException):
+    """Stops the program (a BaseException, so that the program's own `except` clauses
+    do not catch it)."""
+
+
+def main() -> None:
+    backend, program, budget, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    started = time.perf_counter()
+    mod = __import__(backend)
+    record = {"backend": backend, "program": os.path.basename(program), "times": [], "losses": []}
+    last = [None]
+    esum = mod.esum
+
+    def recording_esum(xs, *args, **kwargs):
+        e = esum(xs, *args, **kwargs)
+        last[0] = e
+        return e
+
+    mod.esum = recording_esum
+    for name in ("SimpleSGDTrainer", "AdamTrainer", "MomentumSGDTrainer", "AdagradTrainer"):
+        base = getattr(mod, name)
+
+        def make(base):
+            class Counting(base):
+                def update(self, *args, **kwargs):
+                    loss = last[0].value() if last[0] is not None else None
+                    base.update(self, *args, **kwargs)
+                    record["times"].append(time.perf_counter() - started)
+                    record["losses"].append(loss if not isinstance(loss, list) else sum(loss))
+                    if len(record["times"]) >= budget:
+                        raise _Budget()
+            Counting.__name__ = base.__name__
+            return Counting
+
+        setattr(mod, name, make(base))
+    sys.argv = [program] + sys.argv[5:]
+    sys.path.insert(0, os.path.dirname(program))
+    try:
+        runpy.run_path(program, run_name="__main__")
+    except _Budget:
+        pass
+    with open(out, "w") as f:
+        json.dump(record, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""DyNet 2.1.2's own example programs, run with only the import line changed, under DyNet
+and under dynrnn, side by side: updates per second including every compilation, time to
+the first update, and the loss over the last updates.
+
+The programs come from DyNet's source distribution (see README.md, 'Building DyNet
+2.1.2'); their data paths point at ../shared/data: rnnlm.py reads tiny Shakespeare
+(one sentence per line), bilstmtagger.py reads UD English EWT written in its
+"word<TAB>tag" format, attention.py trains on its own built-in sentence.
+
+    python benchmarks/dynet_programs.py [--updates N] [--only rnnlm,tagger,attention]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import _harness as H  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "..", "..", "shared", "data")
+EXAMPLES = os.path.join(H.DYNET_DIR, "dyNET-2.1.2", "examples")
+RUNNER = os.path.join(HERE, "_program_runner.py")
+
+
+def _conllu_to_tagger(src: str, dst: str, limit: int | None = None) -> None:
+    """UD's CoNLL-U as the tagger's input: "word<TAB>tag" lines, a blank line after each sentence."""
+    n = 0
+    with open(src) as f, open(dst, "w") as g:
+        sent = []
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                if sent:
+                    g.write("\n".join(sent) + "\n\n")
+                    n += 1
+                    if limit and n >= limit:
+                        return
+                sent = []
+            elif not line.startswith("#"):
+                cols = line.split("\t")
+                if cols[0].isdigit():
+                    sent.append(f"{cols[1].replace(' ', '_')}\t{cols[3]}")
+
+
+def _program(name: str, work: str) -> tuple[str, list[str]]:
+    """(path of the program's source, its arguments), with data paths pointed here."""
+    if name == "rnnlm":
+        src = open(os.path.join(EXAMPLES, "rnnlm", "rnnlm.py")).read()
+        args = [os.path.join(DATA, "tinyshakespeare", "input.txt")]
+    elif name == "tagger":
+        train, test = os.path.join(work, "train.tags"), os.path.join(work, "test.tags")
+        _conllu_to_tagger(os.path.join(DATA, "ud-english-ewt", "en_ewt-ud-train.conllu"), train)
+        _conllu_to_tagger(os.path.join(DATA, "ud-english-ewt", "en_ewt-ud-dev.conllu"), test)
+        src = open(os.path.join(EXAMPLES, "tagger", "bilstmtagger.py")).read()
+        src = src.replace('"/Users/yogo/Vork/Research/corpora/pos/WSJ.TRAIN"', repr(train))
+        src = src.replace('"/Users/yogo/Vork/Research/corpora/pos/WSJ.TEST"', repr(test))
+        args = []
+    else:
+        src = open(os.path.join(EXAMPLES, "sequence-to-sequence", "attention.py")).read()
+        args = []
+    path = os.path.join(work, f"{name}.py")
+    with open(path, "w") as f:
+        f.write(src)
+    # DyNet's helper module (util.py) beside the program
+    with open(os.path.join(EXAMPLES, "python-utils", "util.py")) as f, open(os.path.join(work, "util.py"), "w") as g:
+        g.write(f.read())
+    return path, args
+
+
+def _run(backend: str, name: str, updates: int, work: str) -> dict | None:
+    path, args = _program(name, work)
+    out = os.path.join(work, f"{name}-{backend}.json")
+    if backend == "dynet":
+        if H.run_dynet([RUNNER, "dynet", path, str(updates), out, *args], timeout=3600) is None:
+            return None
+    else:
+        if backend == "dynrnn":
+            src = open(path).read()
+            assert src.count("import dynet as dy") == 1
+            with open(path, "w") as f:
+                f.write(src.replace("import dynet as dy", "import dynrnn as dy"))
+        r = subprocess.run([sys.executable, RUNNER, "dynrnn", path, str(updates), out, *args],
+                           capture_output=True, text=True, timeout=3600)
+        if r.returncode != 0:
+            print(f"note: the dynrnn run of {name} failed: {r.stderr[-2000:]}")
+            return None
+    return json.load(open(out))
+
+
+def _summary(rec: dict, tail: int) -> dict:
+    t, losses = rec["times"], [x for x in rec["losses"] if x is not None]
+    n = len(t)
+    k = min(tail, n - 1)
+    return {"updates": n, "first_s": t[0], "total_s": t[-1], "updates_per_s": n / t[-1],
+            "steady_updates_per_s": k / (t[-1] - t[-1 - k]) if k > 0 else None,
+            "tail_loss": sum(losses[-tail:]) / max(len(losses[-tail:]), 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--updates", type=int, default=400)
+    ap.add_argument("--only", default="rnnlm,tagger,attention")
+    a = ap.parse_args()
+    if not os.path.isdir(EXAMPLES):
+        print(f"note: DyNet's source distribution is not at {EXAMPLES}; nothing to run.")
+        return
+    rows = []
+    for name in a.only.split(","):
+        with tempfile.TemporaryDirectory() as work:
+            got = {b: _run(b, name, a.updates, work) for b in ("dynet", "dynrnn")}
+        tail = max(a.updates // 4, 1)
+        s = {b: _summary(r, tail) for b, r in got.items() if r is not None}
+        row = {"program": name, "updates": a.updates}
+        for b, v in s.items():
+            for k, x in v.items():
+                row[f"{b}_{k}"] = x
+        if len(s) == 2:
+            row["ratio_updates_per_s"] = s["dynrnn"]["updates_per_s"] / s["dynet"]["updates_per_s"]
+            if s["dynrnn"]["steady_updates_per_s"] and s["dynet"]["steady_updates_per_s"]:
+                row["ratio_steady"] = s["dynrnn"]["steady_updates_per_s"] / s["dynet"]["steady_updates_per_s"]
+        rows.append(row)
+    H.report("dynet_programs", rows, [
+        ("program", "program"), ("updates", "updates"),
+        ("dynet_updates_per_s", "DyNet upd/s"), ("dynrnn_updates_per_s", "dynrnn upd/s"),
+        ("ratio_updates_per_s", "ratio (all)"), ("ratio_steady", "ratio (last 1/4)"),
+        ("dynet_first_s", "DyNet 1st (s)"), ("dynrnn_first_s", "dynrnn 1st (s)"),
+        ("dynet_tail_loss", "DyNet loss"), ("dynrnn_tail_loss", "dynrnn loss")],
+        notes=["each program as DyNet ships it, import line changed; one example per graph, as written",
+               "updates/s counts everything from the interpreter's start: imports, data, compilation",
+               "loss: mean over the last quarter of the updates (the program's own dy.esum loss)"])
+
+
+if __name__ == "__main__":
+    main()

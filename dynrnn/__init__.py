@@ -29,6 +29,7 @@ from ._init import UniformInitializer as UniformInitializer
 
 # builders and states
 from ._builders import CoupledLSTMBuilder as CoupledLSTMBuilder
+from ._builders import FastLSTMBuilder as FastLSTMBuilder
 from ._builders import GRUBuilder as GRUBuilder
 from ._builders import LSTMBuilder as LSTMBuilder
 from ._builders import RNNBuilder as RNNBuilder
@@ -79,6 +80,8 @@ from ._losses import sequence_cross_entropy as sequence_cross_entropy
 # (dynrnn/graph/_api.py; the array functions are in dynrnn/_expressions.py)
 from . import graph as graph
 from .graph import Expression as Expression
+from .graph._softmax import ClassFactoredSoftmaxBuilder as ClassFactoredSoftmaxBuilder
+from .graph._softmax import StandardSoftmaxBuilder as StandardSoftmaxBuilder
 from .graph import GraphError as GraphError
 from .graph._api import renew_cg as renew_cg
 from .graph._api import inputTensor as inputTensor
@@ -132,6 +135,7 @@ from .graph._api import dropout as dropout
 from .graph._api import block_dropout as block_dropout
 from .graph._api import noise as noise
 from .graph._api import matInput as matInput
+from .graph._api import sparse_inputTensor as sparse_inputTensor
 from .graph._api import constant as constant
 from .graph._api import random_uniform as random_uniform
 from .graph._api import random_bernoulli as random_bernoulli
@@ -199,12 +203,12 @@ __all__ = [
     "ParameterCollection", "Model", "Parameters", "LookupParameters",
     "Initializer", "GlorotInitializer", "HeInitializer", "UniformInitializer", "NormalInitializer",
     "ConstInitializer", "IdentityInitializer", "SaxeInitializer", "NumpyInitializer",
-    "RNNStack", "greedy_decode", "beam_search", "beam_search_batched", "Hypothesis", "RNNBuilder", "SimpleRNNBuilder", "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder",
+    "RNNStack", "greedy_decode", "beam_search", "beam_search_batched", "Hypothesis", "RNNBuilder", "SimpleRNNBuilder", "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder", "FastLSTMBuilder",
     "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState",
     "jit", "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
     "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",
     "sequence_cross_entropy", "norm_stabilizer", "perplexity", "bits_per_char",
-    "graph", "Expression", "GraphError", "matInput", "constant", "random_uniform", "random_bernoulli", "cube", "erf", "softsign", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "log_sigmoid", "silu", "round", "ceil", "floor", "squared_norm", "l2_norm", "colwise_add", "layer_norm", "pick_batch_elem", "pick_batch_elems", "pickrange", "select_cols", "concatenate_to_batch", "sum_dim", "mean_dim", "min_dim", "mean_batches", "logsumexp", "huber_distance", "nobackprop", "flip_gradient", "sparsemax", "pow", "config", "dynet_config", "forward", "values", "npvalues", "cg_version", "parameters_from_numpy", "renew_cg", "inputTensor", "inputVector", "vecInput", "scalarInput", "lookup", "lookup_batch", "parameter", "const_parameter", "zeros", "ones", "random_normal", "affine_transform", "concatenate", "concatenate_cols", "reshape", "transpose", "cmult", "cdiv", "dot_product", "sum_elems", "mean_elems", "esum", "average", "sum_batches", "pick", "pick_batch", "select_rows", "max_dim", "emax", "tanh", "logistic", "rectify", "elu", "selu", "softmax", "log_softmax", "exp", "log", "square", "sqrt", "abs", "pickneglogsoftmax", "pickneglogsoftmax_batch", "binary_log_loss", "squared_distance", "l1_distance", "hinge", "dropout", "block_dropout", "noise", "set_random_seed",
+    "graph", "Expression", "GraphError", "StandardSoftmaxBuilder", "ClassFactoredSoftmaxBuilder", "matInput", "sparse_inputTensor", "constant", "random_uniform", "random_bernoulli", "cube", "erf", "softsign", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "lgamma", "log_sigmoid", "silu", "round", "ceil", "floor", "squared_norm", "l2_norm", "colwise_add", "layer_norm", "pick_batch_elem", "pick_batch_elems", "pickrange", "select_cols", "concatenate_to_batch", "sum_dim", "mean_dim", "min_dim", "mean_batches", "logsumexp", "huber_distance", "nobackprop", "flip_gradient", "sparsemax", "pow", "config", "dynet_config", "forward", "values", "npvalues", "cg_version", "parameters_from_numpy", "renew_cg", "inputTensor", "inputVector", "vecInput", "scalarInput", "lookup", "lookup_batch", "parameter", "const_parameter", "zeros", "ones", "random_normal", "affine_transform", "concatenate", "concatenate_cols", "reshape", "transpose", "cmult", "cdiv", "dot_product", "sum_elems", "mean_elems", "esum", "average", "sum_batches", "pick", "pick_batch", "select_rows", "max_dim", "emax", "tanh", "logistic", "rectify", "elu", "selu", "softmax", "log_softmax", "exp", "log", "square", "sqrt", "abs", "pickneglogsoftmax", "pickneglogsoftmax_batch", "binary_log_loss", "squared_distance", "l1_distance", "hinge", "dropout", "block_dropout", "noise", "set_random_seed",
     "save", "load", "load_metadata",
     "NonFiniteError", "StaleParameterError",
     "__version__",

@@ -16,7 +16,7 @@ from ._compiled import StackSpec
 from ._errors import check_int, check_key, check_rate, check_real
 from ._params import ParameterCollection, Parameters
 from ._state import RNNState
-from .cells import CoupledLSTMCell, GRUCell, LSTMCell, SimpleRNNCell
+from .cells import CoupledLSTMCell, FastLSTMCell, GRUCell, LSTMCell, SimpleRNNCell
 
 
 class RNNBuilder:
@@ -99,6 +99,9 @@ class RNNBuilder:
         """Per layer, `get_parameters()` as expressions of the current graph (graph mode),
         else as their current values."""
         if _params.graph_mode():
+            if getattr(self, "_graph_version", None) != _hooks.GRAPH.version():
+                raise ValueError(f"{type(self).__name__}.get_parameter_expressions: call initial_state() in the "
+                                 f"current computation graph first (as DyNet requires).")
             return [[_hooks.GRAPH.parameter(p) for p in ps] for ps in self.get_parameters()]
         return [[p.value for p in ps] for ps in self.get_parameters()]
 
@@ -165,6 +168,8 @@ class RNNBuilder:
             supplies one. Unused when dropout is off.
         """
         spec = self._spec
+        if _params.graph_mode():
+            self._graph_version = _hooks.GRAPH.version()
         if key is not None:
             check_key(f"{type(self).__name__}.initial_state", key)
         if spec.uses_key and key is None:
@@ -236,6 +241,15 @@ class CoupledLSTMBuilder(RNNBuilder):
 
     def __init__(self, layers: int, input_dim: int, hidden_dim: int, pc: ParameterCollection):
         super().__init__(layers, input_dim, hidden_dim, pc, cell=CoupledLSTMCell)
+
+
+class FastLSTMBuilder(RNNBuilder):
+    """DyNet's `FastLSTMBuilder`: coupled gates (f = 1 − i), no peepholes (`FastLSTMCell`)."""
+
+    _collection_name = "fast-lstm-builder"
+
+    def __init__(self, layers: int, input_dim: int, hidden_dim: int, pc: ParameterCollection):
+        super().__init__(layers, input_dim, hidden_dim, pc, cell=FastLSTMCell)
 
 
 class GRUBuilder(RNNBuilder):

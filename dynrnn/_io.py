@@ -227,8 +227,8 @@ def populate_collection(pc: ParameterCollection, path: str, key: str = "") -> No
 
 def _builder_registry() -> dict[str, type]:
     from ._bidirectional import BiRNNBuilder
-    from ._builders import CoupledLSTMBuilder, GRUBuilder, SimpleRNNBuilder, VanillaLSTMBuilder
-    classes = (SimpleRNNBuilder, VanillaLSTMBuilder, CoupledLSTMBuilder, GRUBuilder, BiRNNBuilder)
+    from ._builders import CoupledLSTMBuilder, FastLSTMBuilder, GRUBuilder, SimpleRNNBuilder, VanillaLSTMBuilder
+    classes = (SimpleRNNBuilder, VanillaLSTMBuilder, CoupledLSTMBuilder, FastLSTMBuilder, GRUBuilder, BiRNNBuilder)
     return {c.__name__: c for c in classes}
 
 

@@ -46,6 +46,15 @@ def _zeros(params: Tree) -> Tree:
 _ZEROS: dict = {}
 
 
+def _keep_old(old: Any, fresh: Any) -> Any:
+    """`fresh` optimizer state with every entry that `old` has taken from `old`."""
+    if isinstance(fresh, dict):
+        return {k: old[k] if k in old else v for k, v in fresh.items()}
+    if isinstance(fresh, tuple):
+        return tuple(_keep_old(o, f) for o, f in zip(old, fresh))
+    return old
+
+
 def _zeros_like(v: jax.Array) -> jax.Array:
     """A cached zero gradient (parameters a graph did not use)."""
     key = (v.shape, v.dtype, getattr(v, "sharding", None))
@@ -215,8 +224,13 @@ class Trainer:
     def _trainable(self) -> dict[str, Any]:
         return {p.name(): p for p in self._pc.all_parameters() if p.is_updated()}
 
-    def _prepare(self, params: dict[str, Any]) -> None:
+    def _prepare(self, params: dict[str, Any], grow: bool = False) -> None:
         names = tuple(params)
+        if grow and self._state is not None and names != self._names and set(self._names or ()) < set(names):
+            # DyNet's way (graph mode): parameters added since the last update join with fresh state
+            fresh = self._rule.init({n: params[n].stored_value() for n in names})
+            self._state = _keep_old(self._state, fresh)
+            self._names = names
         if self._state is None:
             self._state = self._rule.init({n: params[n].stored_value() for n in names})
             if self._mesh is not None:
@@ -294,7 +308,7 @@ class Trainer:
             grads = {n: (p.grad() if p.grad() is not None else _zeros_like(p.stored_value()))
                      for n, p in params.items()}
         g = self._check_grads(params, grads)
-        self._prepare(params)
+        self._prepare(params, grow=from_graph)
         values = {n: p.stored_value() for n, p in params.items()}
         try:
             new, state, stats = self._apply(values, g, self._state, self._current_lr(), self._clip,

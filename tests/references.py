@@ -49,6 +49,15 @@ def coupled_lstm(p, state, x):
     return c_new, o * np.tanh(c_new)
 
 
+def fast_lstm(p, state, x):
+    """DyNet 2.1.2's FastLSTM: coupled gates, the c2i/c2o peepholes created but unused."""
+    x2i, h2i, _, bi, x2o, h2o, _, bo, x2c, h2c, bc = p
+    c, h = state
+    i = sigmoid(x2i @ x + h2i @ h + bi)
+    c_new = (1 - i) * c + i * np.tanh(x2c @ x + h2c @ h + bc)
+    return c_new, sigmoid(x2o @ x + h2o @ h + bo) * np.tanh(c_new)
+
+
 def gru(p, state, x):
     """Cho form: h = (1 - z) h + z tanh(W_hx x + W_hh (r ⊙ h) + b_h)."""
     W_zx, W_zh, b_z, W_rx, W_rh, b_r, W_hx, W_hh, b_h = p
@@ -62,7 +71,7 @@ def run_stack(cell, layer_params, xs, state0=None, **kw):
     """Runs a multi-layer stack on one sequence xs (T, I); returns (outputs (T, H), per-step
     states as lists of per-layer tuples). state0: per-layer tuples (zeros if None)."""
     L = len(layer_params)
-    n_comp = 2 if cell in (vanilla_lstm, coupled_lstm) else 1
+    n_comp = 2 if cell in (vanilla_lstm, coupled_lstm, fast_lstm) else 1
     H = layer_params[0][1].shape[1] if cell is not coupled_lstm else layer_params[0][1].shape[0]
     if state0 is None:
         state0 = [tuple(np.zeros(H) for _ in range(n_comp)) for _ in range(L)]

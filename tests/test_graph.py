@@ -372,3 +372,57 @@ def test_new_lengths_add_no_compilation_after_warm_up(rng):
             if n not in warm:
                 step([int(w) for w in rng.integers(0, 11, size=n)])
     assert compiled == []
+
+
+# -- DyNet builders that live beside the graph ---------------------------------------------------
+
+def test_fast_lstm_matches_numpy_in_both_modes(rng):
+    pc = dy.ParameterCollection(seed=0)
+    lstm = dy.FastLSTMBuilder(2, 3, 4, pc)
+    assert [p.shape() for p in lstm.get_parameters()[0]] == [(4, 3), (4, 4), (4, 1), (4,), (4, 3), (4, 4), (4, 1),
+                                                            (4,), (4, 3), (4, 4), (4,)]
+    randomize(lstm, rng)
+    xs = rng.normal(size=(5, 3)).astype(np.float32)
+    expected = ref.run_stack(ref.fast_lstm, layer_params(lstm), xs.astype(np.float64))[0]
+    np.testing.assert_allclose(lstm.initial_state().transduce(xs), expected, rtol=1e-5, atol=1e-6)
+    dy.renew_cg()
+    outs = lstm.initial_state().transduce([dy.inputTensor(x) for x in xs])
+    np.testing.assert_allclose(np.stack([o.npvalue() for o in outs]), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_builders_match_numpy(tmp_path, rng):
+    pc = dy.ParameterCollection(seed=1)
+    rep = rng.normal(size=3).astype(np.float32)
+    sm = dy.StandardSoftmaxBuilder(3, 6, pc)
+    sm.b.set_value(rng.normal(size=6))
+    dy.renew_cg()
+    logits = sm.W.as_array() @ rep + sm.b.as_array()
+    want = -np.log(_softmax(logits))[4]
+    np.testing.assert_allclose(sm.neg_log_softmax(dy.inputTensor(rep), 4).scalar_value(), want, rtol=1e-5)
+    np.testing.assert_allclose(sm.neg_log_softmax(dy.inputTensor(rep), 4, update=False).scalar_value(), want,
+                               rtol=1e-5)
+    # DyNet's cluster file: "CLASS WORD" per line; class 'b' has one word
+    (tmp_path / "clusters").write_text("a w0\na w1\nb w2\nc w3\nc w4\nc w5\n")
+    words = {f"w{i}": i for i in range(6)}
+    cf = dy.ClassFactoredSoftmaxBuilder(3, str(tmp_path / "clusters"), words, pc)
+    for p in [cf.r2c, cf.cbias] + [p for p in cf.rc2w + cf.rc2wbias if p is not None]:
+        p.set_value(rng.normal(size=p.shape()))
+    c_logp = np.log(_softmax(cf.r2c.as_array() @ rep + cf.cbias.as_array()))
+    w_logp = np.log(_softmax(cf.rc2w[2].as_array() @ rep + cf.rc2wbias[2].as_array()))
+    np.testing.assert_allclose(cf.neg_log_softmax(dy.inputTensor(rep), 4).scalar_value(), -(c_logp[2] + w_logp[1]),
+                               rtol=1e-5)
+    np.testing.assert_allclose(cf.neg_log_softmax(dy.inputTensor(rep), 2).scalar_value(), -c_logp[1], rtol=1e-5)
+    full = np.exp(cf.full_log_distribution(dy.inputTensor(rep)).npvalue())
+    np.testing.assert_allclose(full.sum(), 1.0, rtol=1e-5)
+    with pytest.raises(KeyError, match="no class"):
+        cf.neg_log_softmax(dy.inputTensor(rep), 9)
+
+
+def test_sparse_input_and_slices_follow_dynet():
+    dy.renew_cg()
+    x = dy.sparse_inputTensor(([0, 2], [1, 0]), [5.0, 7.0], (3, 2))
+    np.testing.assert_array_equal(x.npvalue(), [[0, 5], [0, 0], [7, 0]])
+    data = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    np.testing.assert_array_equal(dy.inputTensor(data)[1:, :3, ::2].npvalue(), data[1:, :3, ::2])
+    with pytest.raises(TypeError, match="slices"):
+        dy.inputTensor(data)[0, 1]

@@ -3,9 +3,10 @@
 from ._base import Cell as Cell, ParamSpec as ParamSpec, cell_dataclass as cell_dataclass
 from ._base import layer_norm as layer_norm, linear as linear
 from ._coupled_lstm import CoupledLSTMCell as CoupledLSTMCell
+from ._fast_lstm import FastLSTMCell as FastLSTMCell
 from ._gru import GRUCell as GRUCell
 from ._lstm import LSTMCell as LSTMCell
 from ._simple import SimpleRNNCell as SimpleRNNCell
 
 __all__ = ["Cell", "ParamSpec", "cell_dataclass", "layer_norm", "linear",
-           "SimpleRNNCell", "LSTMCell", "CoupledLSTMCell", "GRUCell"]
+           "SimpleRNNCell", "LSTMCell", "CoupledLSTMCell", "FastLSTMCell", "GRUCell"]

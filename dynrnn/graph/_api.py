@@ -23,7 +23,10 @@ def _uses_graph(args: tuple, kwargs: dict) -> bool:
     for a in args:
         if is_expression(a) or any_expression(a):
             return True
-    return any(is_expression(v) for v in kwargs.values())
+    if any(is_expression(v) for v in kwargs.values()):
+        return True
+    # parameters used eagerly in graph mode are nodes of the graph (DyNet: dy.sum_elems(W))
+    return any(G.is_param(a) for a in args) and graph_mode()
 
 
 def _dual(array_fn: Callable, graph_fn: Callable, *, constructor: bool = False) -> Callable:
@@ -116,6 +119,7 @@ lookup_batch = _dual(A.lookup_batch, G.lookup_batch, constructor=True)
 parameter = _dual(A.parameter, G.parameter, constructor=True)
 const_parameter = _dual(A.const_parameter, G.const_parameter, constructor=True)
 matInput = _graph_only(G.matInput, constructor=True)
+sparse_inputTensor = _graph_only(G.sparse_inputTensor, constructor=True)
 constant = _graph_only(G.constant, constructor=True)
 random_uniform = _graph_only(G.random_uniform, constructor=True)
 random_bernoulli = _graph_only(G.random_bernoulli, constructor=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from . import _ops
-from ._graph import graph_open
+from ._graph import cg_version, graph_open
 from ._rnn import GraphState
 
 
 class Bridge:
     active = staticmethod(graph_open)
+    version = staticmethod(cg_version)
     add = staticmethod(_ops.add)
     sub = staticmethod(_ops.sub)
     div = staticmethod(_ops.div)

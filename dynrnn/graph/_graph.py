@@ -178,6 +178,9 @@ class Expression:
         """The gradient of the last `backward()` with respect to this expression (DyNet
         layout); zeros where nothing flowed back."""
         self._check_live("gradient")
+        if not self.graph.grads:
+            raise RuntimeError("Expression.gradient: no backward() has run in this graph yet; call "
+                               "loss.backward() (full=True for gradients of inputs) first.")
         from . import _schedule
         g = _schedule.gradient_of(self)
         a = np.asarray(g)

@@ -144,6 +144,12 @@ def input_leaf(arr: np.ndarray, batch: int = 1) -> Expression:
 def inputTensor(arr: Any, batched: bool = False) -> Expression:
     """A constant from an array in DyNet's layout; `batched=True`: the **last** axis is
     the batch. A 0-d array is a scalar (dims (1,))."""
+    if isinstance(arr, list) and arr and all(isinstance(x, np.ndarray) for x in arr):
+        # DyNet: a list of arrays is a minibatch, one element each
+        a = np.stack([_float_array("inputTensor", x) for x in arr])
+        if a.ndim == 1:
+            a = a[:, None]
+        return input_leaf(a, a.shape[0]) if a.shape[0] > 1 else input_leaf(a[0])
     a = _float_array("inputTensor", arr)
     if batched:
         if a.ndim < 1:
@@ -154,6 +160,18 @@ def inputTensor(arr: Any, batched: bool = False) -> Expression:
             a = a[:, None]
         return input_leaf(np.ascontiguousarray(a), b) if b > 1 else input_leaf(a[0])
     return input_leaf(a)
+
+
+def sparse_inputTensor(idxs: Any, values: Any, shape: Sequence[int], batched: bool = False,
+                       defval: float = 0.0) -> Expression:
+    """DyNet's sparse input: an array of `shape` filled with `defval`, with `values` at the
+    coordinates `idxs` (one index list per dimension); `batched=True`: the last is the batch."""
+    a = np.full(tuple(int(d) for d in shape), defval, np.float32)
+    try:
+        a[tuple(np.asarray(i, np.int64) for i in idxs)] = np.asarray(values, np.float32)
+    except (IndexError, ValueError) as e:
+        raise ValueError(f"dy.sparse_inputTensor: the indices do not fit shape {tuple(shape)}: {e}") from None
+    return inputTensor(a, batched)
 
 
 def inputVector(v: Sequence[float]) -> Expression:
@@ -940,8 +958,20 @@ def select_cols(x: Any, cols: Sequence[int]) -> Expression:
     return node(SELECT_COLS, [e], [c])
 
 
+STRIDED = Op("strided_select", lambda s, a: a[tuple(slice(*t) for t in s)])
+
+
 def getitem(x: Expression, index: Any) -> Expression:
-    """`x[i]` is `pick(x, i)`; `x[a:b]` is `pickrange(x, a, b)` (DyNet's indexing)."""
+    """`x[i]` is `pick(x, i)`; `x[a:b]` is `pickrange(x, a, b)`; a tuple of slices selects
+    along each dimension (steps allowed), the batch untouched (DyNet's indexing)."""
+    if isinstance(index, tuple):
+        if len(index) > len(x.dims) or not all(isinstance(i, slice) for i in index):
+            raise TypeError(f"Expression[...]: a tuple index must hold at most {len(x.dims)} slices (one per "
+                            f"dimension of dims {x.dims}); given {index!r}.")
+        ranges = tuple(i.indices(n) for i, n in zip(index, x.dims))
+        if any(len(range(*r)) == 0 for r in ranges):
+            raise ValueError(f"Expression[...]: {index!r} selects nothing from dims {x.dims}.")
+        return node(STRIDED, [x], static=ranges, where="Expression[...]")
     if isinstance(index, slice):
         n = x.dims[0]
         start, stop, step = index.indices(n)

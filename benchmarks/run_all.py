@@ -35,6 +35,8 @@ BENCHMARKS = [
     ("char_lm", "Character LM (DyNet tutorial)", "per-sentence and minibatched training against DyNet."),
     ("parser_speed", "Stack-LSTM parser", "training and parsing sentences/s against DyNet."),
     ("decoding", "Incremental decoding", "tokens/s greedy and beam 5, eager and compiled."),
+    ("dynet_programs", "DyNet's example programs, import changed (graph mode)",
+     "≥ 1× DyNet's updates/s one example per graph; loss curves agree."),
 ]
 
 # benchmark → (x, y, series, y label, log-y): a line or bar plot of its rows

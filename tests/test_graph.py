@@ -426,3 +426,20 @@ def test_sparse_input_and_slices_follow_dynet():
     np.testing.assert_array_equal(dy.inputTensor(data)[1:, :3, ::2].npvalue(), data[1:, :3, ::2])
     with pytest.raises(TypeError, match="slices"):
         dy.inputTensor(data)[0, 1]
+
+
+def test_debug_nans_raises_where_the_nan_is_made():
+    pc = dy.ParameterCollection(seed=0)
+    W = pc.add_parameters((2, 2))
+    trainer = dy.SimpleSGDTrainer(pc)
+    assert dy.config()["debug_nans"] is False
+    dy.config(debug_nans=True)
+    try:
+        with pytest.raises(FloatingPointError):
+            trainer.step(lambda: jax.numpy.sum(jax.numpy.log(W * jax.numpy.asarray([-1.0, -2.0]) - 10.0)))
+        dy.renew_cg()
+        with pytest.raises(FloatingPointError):
+            dy.log(dy.inputVector([-1.0, 2.0])).value()
+    finally:
+        dy.config(debug_nans=False)
+    assert trainer.updates == 0

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
+import jax
+
 from .. import _expr_losses as AL
 from .. import _expressions as A
 from .._hooks import any_expression, is_expression
@@ -65,14 +67,23 @@ def renew_cg(immediate_compute: bool = False, check_validity: bool = False, auto
     _renew()
 
 
-def config(autobatch: Any = None, **ignored: Any) -> dict:
-    """Graph-mode settings (DyNet's `dynet_config.set`): `autobatch=1` (the default) runs
-    same-signature nodes of a graph as one kernel call, and recurrent chains as scans;
-    `autobatch=0` runs every node on its own, in creation order. Returns the settings.
+def config(autobatch: Any = None, debug_nans: Any = None, **ignored: Any) -> dict:
+    """Settings (DyNet's `dynet_config.set`), returned as a dict.
+
+    autobatch: 1 (the default) runs same-signature nodes of a graph as one kernel call, and
+      recurrent chains as scans; 0 runs every node on its own, in creation order.
+    debug_nans: True makes any operation that produces a NaN raise `FloatingPointError` where
+      it happens, in graph mode and inside compiled steps alike (JAX's `jax_debug_nans`: every
+      kernel's result is checked, a device sync per call, and compiled code that produced a
+      NaN is re-run op by op to find it). Off by default: then a NaN reaches the loss, and
+      `Trainer.step`/`update` refuse it with `NonFiniteError`, changing nothing.
+
     DyNet's memory, device and seed options have no meaning here and are ignored."""
     if autobatch is not None:
         CURRENT.autobatch = bool(autobatch)
-    return {"autobatch": int(CURRENT.autobatch)}
+    if debug_nans is not None:
+        jax.config.update("jax_debug_nans", bool(debug_nans))
+    return {"autobatch": int(CURRENT.autobatch), "debug_nans": bool(jax.config.jax_debug_nans)}
 
 
 class _DynetConfig:

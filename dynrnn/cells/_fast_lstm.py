@@ -3,11 +3,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._base import Cell, ParamSpec, cell_dataclass, linear, masked
+from ._base import ParamSpec, cell_dataclass, linear, masked
+from ._coupled_lstm import CoupledLSTMCell
 
 
 @cell_dataclass
-class FastLSTMCell(Cell):
+class FastLSTMCell(CoupledLSTMCell):
     """DyNet's `FastLSTMBuilder` cell (2.1.2): coupled input/forget gates, no peepholes::
 
         i_t = σ(x2i·x_t + h2i·h_{t−1} + bi)
@@ -19,28 +20,12 @@ class FastLSTMCell(Cell):
     Parameters: `[x2i, h2i, c2i, bi, x2o, h2o, c2o, bo, x2c, h2c, bc]` (x2* H×I, h2* H×H,
     c2* H×1, b* H). DyNet 2.1.2 creates the peephole vectors c2i, c2o but leaves them out
     of its equations (a TODO in fast-lstm.cc); so does this cell, so that saved models and
-    results agree. State: `(c, h)`.
+    results agree. State: `(c, h)`. The input projection is `CoupledLSTMCell`'s.
     """
 
-    input_dim: int
-    hidden_dim: int
-
     def param_specs(self):
-        H, I = self.hidden_dim, self.input_dim
-        specs = ()
-        for gate, peephole in (("i", True), ("o", True), ("c", False)):
-            specs += (ParamSpec(f"x2{gate}", (H, I)), ParamSpec(f"h2{gate}", (H, H)))
-            if peephole:
-                specs += (ParamSpec(f"c2{gate}", (H, 1)),)
-            specs += (ParamSpec(f"b{gate}", (H,), 0.0),)
-        return specs
-
-    def state_sizes(self):
-        return (self.hidden_dim, self.hidden_dim)
-
-    def project_input(self, params, x):
-        """[x2i·x; x2o·x; x2c·x], the parts that do not depend on the state."""
-        return linear(jnp.concatenate([params[0], params[4], params[8]]), x)
+        H = self.hidden_dim
+        return tuple(ParamSpec(s.name, (H, 1)) if s.name.startswith("c2") else s for s in super().param_specs())
 
     def step_projected(self, params, state, px, h_mask=None):
         _, h2i, _, bi, _, h2o, _, bo, _, h2c, bc = params
@@ -50,6 +35,3 @@ class FastLSTMCell(Cell):
         i = jax.nn.sigmoid(xi)
         c = (1.0 - i) * c_prev + i * jnp.tanh(xc)
         return c, jax.nn.sigmoid(xo) * jnp.tanh(c)
-
-    def step(self, params, state, x, h_mask=None):
-        return self.step_projected(params, state, self.project_input(params, x), h_mask)

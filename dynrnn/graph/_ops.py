@@ -392,25 +392,31 @@ def _scalar_const(x: Any, like: Expression) -> np.ndarray:
     return np.asarray(x, like.dt)
 
 
-def add(x: Any, y: Any) -> Expression:
+def _with_number(x: Any, y: Any, where: str, left: Op, right: Op, right_value=lambda v: v) -> Expression | None:
+    """`number OP expr` as `left(expr, number)`, `expr OP number` as `right(expr, f(number))`;
+    None when neither side is a number."""
     if _number(x):
-        e = expr(y, "+")
-        return node(SHIFT, [e], [_scalar_const(x, e)], where="+")
+        e = expr(y, where)
+        return node(left, [e], [_scalar_const(x, e)], where=where)
     if _number(y):
-        e = expr(x, "+")
-        return node(SHIFT, [e], [_scalar_const(y, e)], where="+")
+        e = expr(x, where)
+        return node(right, [e], [_scalar_const(right_value(float(y)), e)], where=where)
+    return None
+
+
+def add(x: Any, y: Any) -> Expression:
+    out = _with_number(x, y, "+", SHIFT, SHIFT)
+    if out is not None:
+        return out
     a, b = _operand(x, "+"), _operand(y, "+")
     _check_cwise("+", a, b)
     return node(ADD, [a, b], where="+")
 
 
 def sub(x: Any, y: Any) -> Expression:
-    if _number(x):
-        e = expr(y, "-")
-        return node(RSUB, [e], [_scalar_const(x, e)], where="-")
-    if _number(y):
-        e = expr(x, "-")
-        return node(SHIFT, [e], [_scalar_const(-float(y), e)], where="-")
+    out = _with_number(x, y, "-", RSUB, SHIFT, lambda v: -v)
+    if out is not None:
+        return out
     a, b = _operand(x, "-"), _operand(y, "-")
     _check_cwise("-", a, b)
     return node(SUB, [a, b], where="-")
@@ -425,12 +431,9 @@ def _operand(x: Any, where: str) -> Expression:
 
 def mul(x: Any, y: Any) -> Expression:
     """DyNet's `*`: matrix product of two expressions, or scaling by a number."""
-    if _number(y):
-        e = expr(x, "*")
-        return node(SCALE, [e], [_scalar_const(y, e)], where="*")
-    if _number(x):
-        e = expr(y, "*")
-        return node(SCALE, [e], [_scalar_const(x, e)], where="*")
+    out = _with_number(x, y, "*", SCALE, SCALE)
+    if out is not None:
+        return out
     a, b = _operand(x, "*"), _operand(y, "*")
     ra, ca = (a.dims + (1,))[:2]
     rb = b.dims[0]
@@ -448,12 +451,9 @@ def rmul(x: Any, y: Any) -> Expression:
 
 
 def div(x: Any, y: Any) -> Expression:
-    if _number(y):
-        e = expr(x, "/")
-        return node(SCALE, [e], [_scalar_const(1.0 / float(y), e)], where="/")
-    if _number(x):
-        e = expr(y, "/")
-        return node(RDIV, [e], [_scalar_const(x, e)], where="/")
+    out = _with_number(x, y, "/", RDIV, SCALE, lambda v: 1.0 / v)
+    if out is not None:
+        return out
     a, b = _operand(x, "/"), _operand(y, "/")
     _check_cwise("/", a, b)
     return node(CDIV, [a, b], where="/")

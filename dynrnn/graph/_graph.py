@@ -93,14 +93,17 @@ class Expression:
     dynrnn's layout: the batch axis first.
     """
 
-    __slots__ = ("graph", "index", "op", "args", "consts", "static", "dims", "batch", "val", "depth",
+    __slots__ = ("gv", "index", "op", "args", "consts", "static", "dims", "batch", "val", "depth",
                  "sig", "const", "child", "extra", "dt", "part", "__weakref__")
     __array_priority__ = 1000  # numpy defers `array + expr` to Expression.__radd__
     __dynrnn_expression__ = True
 
     def __init__(self, graph: Graph, op: Any, args: tuple, consts: tuple, static: Any, dims: tuple,
                  batch: int, sig: Sig | None, value: Any = None, const: bool = True, dtype: Any = None):
-        self.graph = graph
+        # The graph's version, not the graph: no reference cycle, so a finished graph is
+        # freed as soon as it is replaced (measured: Python's cycle collector walking old
+        # graphs cost a third of a small decoder's update).
+        self.gv = graph.version
         self.index = len(graph.nodes)
         self.op, self.args, self.consts, self.static = op, args, consts, static
         self.dims, self.batch, self.sig = dims, batch, sig
@@ -111,7 +114,7 @@ class Expression:
                 depth = a.depth
         self.depth = depth + 1
         self.const = const
-        self.child: Any = None  # recurrent steps: the one step that continues from this one
+        self.child: Any = None  # recurrent steps: the index of the one step that continues this one
         self.extra: Any = None
         self.dt = np.dtype(dtype if dtype is not None else value[0].dtype if isinstance(value, tuple)
                            else value.dtype)
@@ -121,10 +124,23 @@ class Expression:
             graph.evaluated += 1
 
     # -- lifetime ------------------------------------------------------------------------
+    @property
+    def graph(self) -> Graph:
+        """The graph this expression belongs to (the current one, while it is live)."""
+        g = CURRENT.graph
+        if g.version != self.gv:
+            raise GraphError(f"Expression: this expression belongs to computation graph {self.gv}, but "
+                             f"dy.renew_cg() has since started graph {g.version} (stale expression). Build "
+                             f"it again in the new graph.")
+        return g
+
+    def live(self) -> bool:
+        return CURRENT.graph.version == self.gv
+
     def _check_live(self, what: str) -> None:
-        if self.graph is not CURRENT.graph:
+        if CURRENT.graph.version != self.gv:
             raise GraphError(f"Expression.{what}: this expression belongs to computation graph "
-                             f"{self.graph.version}, but dy.renew_cg() has since started graph "
+                             f"{self.gv}, but dy.renew_cg() has since started graph "
                              f"{CURRENT.graph.version} (stale expression). Build it again in the new graph.")
 
     # -- DyNet's reading methods ---------------------------------------------------------
@@ -229,7 +245,7 @@ class Expression:
         return True
 
     def __repr__(self) -> str:
-        live = "" if self.graph is CURRENT.graph else ", stale"
+        live = "" if self.live() else ", stale"
         return f"Expression({self.op.name}, dims={self.dims}, batch={self.batch}{live})"
 
     __str__ = __repr__

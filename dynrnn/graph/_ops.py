@@ -88,9 +88,9 @@ def node(op: Op, args: Sequence[Expression], consts: Sequence[Any] = (), static:
                 batch = b
     const = True
     for a in args:
-        if a.graph is not g:
+        if a.gv != g.version:
             raise GraphError(f"dy.{where or op.name}: an argument belongs to computation graph "
-                             f"{a.graph.version}, but dy.renew_cg() has since started graph {g.version} "
+                             f"{a.gv}, but dy.renew_cg() has since started graph {g.version} "
                              f"(stale expression).")
         const = const and a.const
     t = (op, static, tuple([a.part for a in args]), tuple([(c.shape, c.dtype.str) for c in consts]), batch)

@@ -183,7 +183,7 @@ class GraphState:
         n = node(STEP, params + [prev, x], self._consts, self._config, where=self._where("add_input"),
                  batch=max(prev.batch, x.batch))
         if prev.child is None:
-            prev.child = n
+            prev.child = n.index
         return GraphState(b, self._spec, n, self._key, self, self._counts, self._config, self._consts)
 
     def add_inputs(self, xs: Sequence[Any]) -> list["GraphState"]:

@@ -137,6 +137,7 @@ def _agenda(g: Graph, pending: list, hi: int) -> None:
             computed = group
         for n in computed:
             done(n)
+    make_ready = done = None  # the two closures refer to each other: break the cycle  # noqa: F841
 
 
 def _pack(g: Graph, vals: list) -> tuple:
@@ -199,11 +200,11 @@ def _run_chains(g: Graph, sig: Any, heads: list, rec: tuple, hi: int) -> list | 
     fixed = [k for k in range(len(sig.args)) if k not in rec]
     chains = []
     for h in heads:
-        chain, c = [h], h.child
-        while (isinstance(c, Expression) and c.sig == sig and c.val is None and c.index <= hi
+        chain, c = [h], (None if h.child is None else g.nodes[h.child])
+        while (c is not None and c.sig == sig and c.val is None and c.index <= hi
                and c.args[x_pos].val is not None and all(c.args[k] is h.args[k] for k in fixed)):
             chain.append(c)
-            c = c.child
+            c = None if c.child is None else g.nodes[c.child]
         chains.append(chain)
     if max(len(c) for c in chains) == 1:
         return None

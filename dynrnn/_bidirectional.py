@@ -6,7 +6,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from . import _hooks
 from ._builders import RNNBuilder, VanillaLSTMBuilder
 from ._errors import check_int, check_sequence
 from ._params import ParameterCollection, Parameters
@@ -113,6 +115,9 @@ class BiRNNBuilder:
         Returns:
           A list (for a list input) or an array `(time, [batch,] hidden_dim)`.
         """
+        xs = list(xs) if not isinstance(xs, (jax.Array, np.ndarray, list, tuple)) and hasattr(xs, "__iter__") else xs
+        if _hooks.any_expression(xs):  # a graph: each direction is a chain of graph steps
+            return [s for s in self._graph_layers(list(xs))]
         arr, was_list, lengths = self._as_array("transduce", xs, lengths)
         for fb, bb in self.builder_layers:
             fs = fb.initial_state().transduce(arr, lengths)
@@ -123,6 +128,15 @@ class BiRNNBuilder:
     def add_inputs(self, xs: Any) -> list[tuple[RNNState, RNNState]]:
         """Per step, `(forward state, backward state)` of the top layer, as in DyNet: the
         backward state at step t has read inputs T−1 down to t."""
+        xs = list(xs) if not isinstance(xs, (jax.Array, np.ndarray, list, tuple)) and hasattr(xs, "__iter__") else xs
+        if _hooks.any_expression(xs):
+            xs = list(xs)
+            if len(self.builder_layers) > 1:
+                xs = self._graph_layers(xs, self.builder_layers[:-1])
+            fb, bb = self.builder_layers[-1]
+            fwd = fb.initial_state().add_inputs(xs)
+            bwd = bb.initial_state().add_inputs(xs[::-1])
+            return list(zip(fwd, reversed(bwd)))
         arr, _, _ = self._as_array("add_inputs", xs, None)
         for fb, bb in self.builder_layers[:-1]:
             fs = fb.initial_state().transduce(arr)
@@ -132,6 +146,14 @@ class BiRNNBuilder:
         fwd = fb.initial_state().add_inputs(arr)
         bwd = bb.initial_state().add_inputs(arr[::-1])
         return list(zip(fwd, reversed(bwd)))
+
+    def _graph_layers(self, xs: list, layers: Any = None) -> list:
+        """Expressions through `layers` (default all) of the stack, in the graph."""
+        for fb, bb in (self.builder_layers if layers is None else layers):
+            fs = fb.initial_state().transduce(xs)
+            bs = bb.initial_state().transduce(xs[::-1])[::-1]
+            xs = [_hooks.GRAPH.concatenate([f, b]) for f, b in zip(fs, bs)]
+        return xs
 
     def _ctor_args(self) -> tuple[list, dict]:
         return [self.num_layers, self.input_dim, self.hidden_dim], {"builder_class": self.builder_class.__name__}

@@ -443,3 +443,27 @@ def test_debug_nans_raises_where_the_nan_is_made():
     finally:
         dy.config(debug_nans=False)
     assert trainer.updates == 0
+
+
+def test_birnn_in_the_graph_equals_array_mode_and_trains(rng):
+    pc = dy.ParameterCollection(seed=0)
+    bi = dy.BiRNNBuilder(2, 3, 4, pc, dy.LSTMBuilder)
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    want = np.asarray(bi.transduce(list(x)))
+    dy.renew_cg()
+    out = bi.transduce([dy.inputTensor(v) for v in x])
+    assert all(isinstance(o, dy.Expression) for o in out)
+    np.testing.assert_allclose(np.stack([o.npvalue() for o in out]), want, rtol=1e-5, atol=1e-6)
+    dy.esum([dy.sum_elems(o) for o in out]).backward()
+    assert all(p.grad() is not None and np.abs(np.asarray(p.grad())).sum() > 0 for p in pc.all_parameters()
+               if p.shape()[0] > 1)
+    fwd, bwd = bi.add_inputs([dy.inputTensor(v) for v in x])[0]
+    np.testing.assert_allclose(np.concatenate([fwd.output().npvalue(), bwd.output().npvalue()]), want[0],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_jax_array_in_the_graph_is_refused_not_silently_constant():
+    """An array computed outside the graph (from parameters, say) would carry no gradient."""
+    dy.renew_cg()
+    with pytest.raises(TypeError, match="No gradient could flow"):
+        dy.inputVector([1.0, 2.0]) + jax.numpy.ones(2)

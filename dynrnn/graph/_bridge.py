@@ -25,6 +25,10 @@ class Bridge:
         return _ops.lookup(p, index)
 
     @staticmethod
+    def concatenate(xs: Any) -> Any:
+        return _ops.concatenate(xs)
+
+    @staticmethod
     def lookup_batch(p: Any, ids: Any) -> Any:
         return _ops.lookup_batch(p, ids)
 

@@ -313,15 +313,19 @@ def expr(x: Any, where: str) -> Expression:
         return x
     if is_param(x):
         return parameter(x)
-    if isinstance(x, (jax.Array, np.ndarray)) and not isinstance(x, jax.core.Tracer):
+    if isinstance(x, np.ndarray):
         return _array_leaf(where, x)
-    raise TypeError(f"dy.{where}: expected an Expression (or Parameters, or an array as a constant); given "
+    if isinstance(x, jax.Array):
+        raise TypeError(f"dy.{where}: given a jax.Array where the graph needs an Expression. No gradient could "
+                        f"flow through it into the parameters it came from, so it is refused; compute it in "
+                        f"the graph, or make a constant of it with dy.inputTensor(np.asarray(x)).")
+    raise TypeError(f"dy.{where}: expected an Expression (or Parameters, or a NumPy array as a constant); given "
                     f"{type(x).__name__} {x!r:.60}.")
 
 
 def _array_leaf(where: str, x: Any) -> Expression:
-    """An array met in a graph operation: a constant input of its shape (as
-    `dy.inputTensor(x)`; no gradient flows into it)."""
+    """A NumPy array met in a graph operation: a constant input of its shape (as
+    `dy.inputTensor(x)`)."""
     if x.dtype.kind not in "fiub":
         raise TypeError(f"dy.{where}: an array used as a constant must hold numbers; given dtype {x.dtype}.")
     if x.dtype.kind != "f":

@@ -20,6 +20,15 @@ def fmt_shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def refuse_expression(where: str, arg: str, value: Any) -> None:
+    """An expression of the computation graph given to a function that works on arrays
+    would be read as a constant: the gradient would silently stop there. Refuse it."""
+    if getattr(type(value), "__dynrnn_expression__", False):
+        raise TypeError(f"{where}: {arg} is an Expression of the computation graph, but {where} works on arrays "
+                        f"(compiled mode), where no gradient would reach the graph. Use the graph's operations "
+                        f"(dy.pickneglogsoftmax, dy.esum, ...), or np.asarray(expr) for a constant.")
+
+
 def as_float_array(where: str, arg: str, value: Any, dtype: Any) -> jax.Array:
     """Converts `value` to a floating JAX array of `dtype`.
 
@@ -27,6 +36,7 @@ def as_float_array(where: str, arg: str, value: Any, dtype: Any) -> jax.Array:
     is a real vector, and silently casting token ids to floats hides a missing lookup.
     Floating inputs of another precision are cast to `dtype`, the parameters' dtype.
     """
+    refuse_expression(where, arg, value)
     if hasattr(value, "__jax_array__") and not isinstance(value, jax.Array):
         value = value.__jax_array__()
     if not hasattr(value, "dtype"):

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._errors import fmt_shape
+from ._errors import fmt_shape, refuse_expression
 
 
 def _mask(where: str, T: int, batch_shape: tuple, lengths: Any) -> jax.Array | None:
@@ -38,6 +38,7 @@ def _mask(where: str, T: int, batch_shape: tuple, lengths: Any) -> jax.Array | N
 def _as_array(where: str, arg: str, x: Any) -> jax.Array:
     if isinstance(x, jax.Array):
         return x
+    refuse_expression(where, arg, x)
     try:
         return jnp.asarray(x)
     except (TypeError, ValueError) as e:

@@ -467,3 +467,11 @@ def test_a_jax_array_in_the_graph_is_refused_not_silently_constant():
     dy.renew_cg()
     with pytest.raises(TypeError, match="No gradient could flow"):
         dy.inputVector([1.0, 2.0]) + jax.numpy.ones(2)
+
+
+def test_an_expression_given_to_an_array_function_is_refused():
+    """sequence_cross_entropy works on arrays: an expression there would lose its gradient."""
+    dy.renew_cg()
+    logits = dy.inputTensor(np.zeros((3, 4), np.float32))
+    with pytest.raises(TypeError, match="Expression of the computation graph"):
+        dy.sequence_cross_entropy(logits, np.array([0, 1, 2]))

@@ -475,3 +475,18 @@ def test_an_expression_given_to_an_array_function_is_refused():
     logits = dy.inputTensor(np.zeros((3, 4), np.float32))
     with pytest.raises(TypeError, match="Expression of the computation graph"):
         dy.sequence_cross_entropy(logits, np.array([0, 1, 2]))
+
+
+def test_renew_cg_inside_a_compiled_step_leaves_eager_code_on_arrays():
+    pc = dy.ParameterCollection(seed=0)
+    E = pc.add_lookup_parameters((4, 3))
+    trainer = dy.SimpleSGDTrainer(pc)
+
+    def loss():
+        dy.renew_cg()  # DyNet code inside a compiled step: nothing to renew
+        return jax.numpy.sum(dy.tanh(E[1]))
+
+    trainer.step(loss)
+    assert isinstance(E[1], jax.Array)  # eager code still works on arrays
+    dy.renew_cg()
+    assert isinstance(E[1], dy.Expression)  # an eager renew_cg opens the graph

@@ -144,8 +144,10 @@ The code below is the tutorial's. The only lines that changed:
 | `probs = probs.vec_value()` | `probs = np.asarray(probs)` |
 | `pc = dy.ParameterCollection()` | `pc = dy.ParameterCollection(seed=0)` (reproducible; optional) |
 
-`dy.renew_cg()` stays: it is a no-op (there is no graph). `R*s.output()` on a `Parameters` is
-DyNet's matrix product. The sentence is a string, so it is a static argument: the 43-step
+This is the compiled way. The DyNet way runs too: `loss = do_one_sentence(rnn, sentence)`,
+`loss.value()`, `loss.backward()`, `trainer.update()` build and run DyNet's graph (README,
+"graph mode"). Inside `trainer.step`, `dy.renew_cg()` does nothing (a compiled step has no graph).
+`R*s.output()` on a `Parameters` is DyNet's matrix product. The sentence is a string, so it is a static argument: the 43-step
 `add_input` loop is traced once, compiled, and then runs as one call per update."""),
     ("code", """import random
 LAYERS, INPUT_DIM, HIDDEN_DIM = 1, 50, 50

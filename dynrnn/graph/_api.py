@@ -16,7 +16,7 @@ import jax
 from .. import _expr_losses as AL
 from .. import _expressions as A
 from .._hooks import any_expression, is_expression
-from .._params import graph_mode
+from .._params import bindings_active, graph_mode, staging
 from . import _ops as G
 from ._graph import CURRENT, cg_version, renew_cg as _renew
 
@@ -63,7 +63,11 @@ def _graph_only(graph_fn: Callable, *, constructor: bool = False) -> Callable:
 
 def renew_cg(immediate_compute: bool = False, check_validity: bool = False, autobatching: Any = None) -> None:
     """Starts a new computation graph: expressions of the previous one can no longer be
-    used (as in DyNet). Arrays, parameters and array-mode states are unaffected."""
+    used (as in DyNet), and eager code of this thread builds graph nodes from now on.
+    Arrays, parameters and array-mode states are unaffected. Inside compiled code (a
+    training step, `jax.jit`) it does nothing: there is no graph there."""
+    if bindings_active() or staging():
+        return
     _renew()
 
 

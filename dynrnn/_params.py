@@ -165,7 +165,7 @@ def matvec(W: jax.Array, x: jax.Array) -> jax.Array:
 class _Param:
     """What Parameters and LookupParameters share: a named, shaped, mutable value."""
 
-    __slots__ = ("_name", "_value", "_collection", "_updated", "_grad", "__weakref__")
+    __slots__ = ("_name", "_value", "_collection", "_updated", "_grad", "_sparse", "__weakref__")
 
     def __init__(self, name: str, value: jax.Array, collection: "ParameterCollection"):
         self._name = name
@@ -173,6 +173,7 @@ class _Param:
         self._collection = collection
         self._updated = True
         self._grad: jax.Array | None = None
+        self._sparse: list = []  # (row ids, rows) pieces of the gradient (graph-mode lookups)
 
     # -- reading ---------------------------------------------------------------------
     @property
@@ -227,16 +228,34 @@ class _Param:
         """Adds `g` to this parameter's gradient (what `Expression.backward()` does)."""
         self._grad = g if self._grad is None else self._grad + g
 
+    def accumulate_sparse(self, ids: np.ndarray, rows: jax.Array) -> None:
+        """Adds `rows[k]` to row `ids[k]` of this parameter's gradient, kept as rows (what a
+        graph's lookups contribute: trainers then update only those rows, as DyNet does)."""
+        self._sparse.append((np.asarray(ids, np.int32).reshape(-1), rows.reshape((-1,) + self.shape()[1:])))
+
+    def sparse_grad(self) -> tuple[np.ndarray, list] | None:
+        """(row ids, list of row blocks) when the whole gradient is rows, else None."""
+        if not self._sparse or self._grad is not None:
+            return None
+        return np.concatenate([i for i, _ in self._sparse]), [r for _, r in self._sparse]
+
     def grad(self) -> jax.Array | None:
         """The gradient accumulated since the last `trainer.update()`, or None."""
+        if self._sparse:  # fold the rows into a dense gradient
+            ids = jnp.asarray(np.concatenate([i for i, _ in self._sparse]))
+            rows = jnp.concatenate([r for _, r in self._sparse])
+            base = jnp.zeros_like(self._value) if self._grad is None else self._grad
+            self._grad, self._sparse = base.at[ids].add(rows.astype(base.dtype)), []
         return self._grad
 
     def grad_as_array(self) -> np.ndarray:
         """DyNet's `grad_as_array()`: the accumulated gradient (zeros if none)."""
-        return np.zeros(self.shape(), self.dtype) if self._grad is None else np.array(self._grad)
+        g = self.grad()
+        return np.zeros(self.shape(), self.dtype) if g is None else np.array(g)
 
     def clear_grad(self) -> None:
         self._grad = None
+        self._sparse = []
 
     # -- DyNet's expression methods on parameters (graph mode) ------------------------
     def _graph_expr(self, method: str) -> Any:

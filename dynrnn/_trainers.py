@@ -46,6 +46,28 @@ def _zeros(params: Tree) -> Tree:
 _ZEROS: dict = {}
 
 
+def _pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _map_named(state: Any, names: frozenset, f: Callable) -> Any:
+    """`state` with `f(name, array)` applied to the entries of `names` in its dicts."""
+    if isinstance(state, dict):
+        return {k: f(k, v) if k in names else v for k, v in state.items()}
+    if isinstance(state, tuple):
+        return tuple(_map_named(s, names, f) for s in state)
+    return state
+
+
+def _zip_named(old: Any, new: Any, names: frozenset, f: Callable) -> Any:
+    """`new` with the entries of `names` in its dicts replaced by `f(name, old, new)`."""
+    if isinstance(new, dict):
+        return {k: f(k, old[k], v) if k in names else v for k, v in new.items()}
+    if isinstance(new, tuple):
+        return tuple(_zip_named(o, n, names, f) for o, n in zip(old, new))
+    return new
+
+
 def _keep_old(old: Any, fresh: Any) -> Any:
     """`fresh` optimizer state with every entry that `old` has taken from `old`."""
     if isinstance(fresh, dict):
@@ -157,6 +179,7 @@ class Trainer:
         self.clips = 0
         self._since_status = [0, 0]
         self._apply = jax.jit(self._apply_impl, static_argnames=("sparse_rows",))
+        self._apply_rows = jax.jit(self._apply_rows_impl)
         self._steps: dict[Any, Callable] = {}
         self._new_functions: dict[Any, int] = {}
         self._mesh: Any = None
@@ -304,13 +327,17 @@ class Trainer:
         """
         params = self._trainable()
         from_graph = grads is None
-        if from_graph:
-            grads = {n: (p.grad() if p.grad() is not None else _zeros_like(p.stored_value()))
-                     for n, p in params.items()}
-        g = self._check_grads(params, grads)
-        self._prepare(params, grow=from_graph)
-        values = {n: p.stored_value() for n, p in params.items()}
         try:
+            if from_graph:
+                rows = self._row_grads(params)
+                grads = {n: (p.grad() if p.grad() is not None else _zeros_like(p.stored_value()))
+                         for n, p in params.items() if n not in rows}
+                if rows:
+                    self._update_rows(params, grads, rows)
+                    return
+            g = self._check_grads(params, grads)
+            self._prepare(params, grow=from_graph)
+            values = {n: p.stored_value() for n, p in params.items()}
             new, state, stats = self._apply(values, g, self._state, self._current_lr(), self._clip,
                                             sparse_rows=self._sparse_rows(params))
             self._commit("update", params, new, state, stats)
@@ -318,6 +345,57 @@ class Trainer:
             if from_graph:  # DyNet clears the gradients after an update, applied or refused
                 for p in self._pc.all_parameters():
                     p.clear_grad()
+
+    # -- sparse updates of lookup tables (graph mode) ---------------------------------------
+    _ROWS_OK = True  # the rule's state is dicts keyed by parameter name (OptaxTrainer: no)
+
+    def _row_grads(self, params: dict[str, Any]) -> dict[str, tuple]:
+        """Lookup tables whose whole gradient is rows (from a graph's lookups), when sparse
+        updates are on: {name: (row ids, row blocks)}."""
+        if not (self._sparse and self._ROWS_OK and self._mesh is None):
+            return {}
+        out = {}
+        for n, p in params.items():
+            if isinstance(p, LookupParameters):
+                sg = p.sparse_grad()
+                if sg is not None:
+                    out[n] = sg
+        return out
+
+    def _update_rows(self, params: dict[str, Any], dense: dict[str, Any], rows: dict[str, tuple]) -> None:
+        """DyNet's sparse update: the tables in `rows` change only in the rows their lookups
+        used (values and optimizer state alike); everything else as `update` does. Same
+        clipping (the global norm counts each used row once) and the same all-or-nothing check."""
+        self._prepare(params, grow=True)
+        values = {n: p.stored_value() for n, p in params.items()}
+        g = self._check_grads({n: p for n, p in params.items() if n not in rows}, dense)
+        ids, inv, parts = {}, {}, {}
+        for n, (row_ids, blocks) in rows.items():
+            uniq, inverse = np.unique(row_ids, return_inverse=True)
+            u = _pow2(len(uniq))
+            ids[n] = np.concatenate([uniq, np.full(u - len(uniq), values[n].shape[0])]).astype(np.int32)
+            block = jnp.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+            k = _pow2(block.shape[0])
+            inv[n] = np.concatenate([inverse, np.zeros(k - len(inverse), np.int64)]).astype(np.int32)
+            parts[n] = jnp.pad(block, ((0, k - block.shape[0]),) + ((0, 0),) * (block.ndim - 1)).astype(
+                values[n].dtype)
+        new, state, stats = self._apply_rows(values, g, self._state, self._current_lr(), self._clip,
+                                             ids, inv, parts)
+        self._commit("update", params, new, state, stats)
+
+    def _apply_rows_impl(self, values, grads, state, lr, clip, ids, inv, parts):
+        names = frozenset(ids)
+        take = {n: (lambda a, n=n: a.at[ids[n]].get(mode="fill", fill_value=0)) for n in names}
+        sub_values = {n: take[n](v) if n in names else v for n, v in values.items()}
+        sub_grads = dict(grads)
+        for n in names:  # each used row once, its contributions summed
+            sub_grads[n] = jnp.zeros_like(sub_values[n]).at[inv[n]].add(parts[n])
+        sub_grads = {n: sub_grads[n] for n in values}
+        sub_state = _map_named(state, names, lambda n, a: take[n](a))
+        new_sub, new_state_sub, stats = self._apply_impl(sub_values, sub_grads, sub_state, lr, clip, frozenset())
+        new = {n: values[n].at[ids[n]].set(new_sub[n], mode="drop") if n in names else new_sub[n] for n in values}
+        new_state = _zip_named(state, new_state_sub, names, lambda n, old, rows: old.at[ids[n]].set(rows, mode="drop"))
+        return new, new_state, stats
 
     def _check_grads(self, params: dict[str, Any], grads: Any) -> dict[str, Any]:
         """The gradients of the trained parameters, each checked against its parameter."""
@@ -501,6 +579,8 @@ class OptaxTrainer(Trainer):
     """Any optax `GradientTransformation` (or object with optax's `init`/`update`), with
     DyNet's clipping, non-finite checks, `update` and `step`. Its learning rate lives in the
     transformation; `learning_rate` here is unused."""
+
+    _ROWS_OK = False  # optax's state is its own structure: lookup tables update densely
 
     def __init__(self, pc: ParameterCollection, transformation: Any):
         if not (hasattr(transformation, "init") and hasattr(transformation, "update")):

@@ -490,3 +490,59 @@ def test_renew_cg_inside_a_compiled_step_leaves_eager_code_on_arrays():
     assert isinstance(E[1], jax.Array)  # eager code still works on arrays
     dy.renew_cg()
     assert isinstance(E[1], dy.Expression)  # an eager renew_cg opens the graph
+
+
+@pytest.mark.parametrize("trainer_class", [dy.SimpleSGDTrainer, dy.AdamTrainer, dy.MomentumSGDTrainer])
+def test_lookup_rows_update_sparsely_and_like_the_dense_update(trainer_class):
+    """backward() gives a table its gradient as rows; update() changes only those rows
+    (values and optimizer state), with the same result there as a dense update of the
+    same gradient, and the same clipping."""
+    def setup():
+        pc = dy.ParameterCollection(seed=4)
+        E = pc.add_lookup_parameters((50, 3))
+        W = pc.add_parameters((2, 3))
+        return pc, E, W
+
+    def loss_of(E, W):
+        dy.renew_cg()
+        return dy.esum([dy.sum_elems(dy.tanh(W * E[i])) * 3.0 for i in (4, 7, 4, 30)])
+
+    results = []
+    for sparse in (True, False):
+        pc, E, W = setup()
+        trainer = trainer_class(pc, 0.5)
+        trainer.set_clip_threshold(1.0)  # the gradient's norm is above 1: clipped
+        before = E.as_array()
+        for _ in range(2):
+            loss = loss_of(E, W)
+            loss.backward()
+            if sparse:
+                assert E.sparse_grad() is not None
+                trainer.update()
+            else:
+                trainer.update({p.name(): p.grad() for p in pc.all_parameters()})
+                for p in pc.all_parameters():
+                    p.clear_grad()
+        assert trainer.clips == 2
+        results.append((E.as_array(), W.as_array(), before))
+    (E1, W1, before), (E2, W2, _) = results
+    used = [4, 7, 30]
+    np.testing.assert_allclose(E1[used], E2[used], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(W1, W2, rtol=1e-5, atol=1e-7)
+    others = [i for i in range(50) if i not in used]
+    np.testing.assert_array_equal(E1[others], before[others])  # untouched rows never move
+    assert not np.allclose(E1[used], before[used])
+
+
+def test_a_non_finite_row_gradient_changes_nothing():
+    pc = dy.ParameterCollection(seed=4)
+    E = pc.add_lookup_parameters((10, 3))
+    trainer = dy.AdamTrainer(pc)
+    before = E.as_array()
+    dy.renew_cg()
+    loss = dy.sum_elems(dy.sqrt(E[2] - 100.0))  # sqrt of negatives: NaN value and gradient
+    loss.backward()
+    with pytest.raises(dy.NonFiniteError):
+        trainer.update()
+    np.testing.assert_array_equal(E.as_array(), before)
+    assert trainer.updates == 0 and E.grad() is None

@@ -32,16 +32,19 @@ class Op:
     recurrent: `static -> (state_pos, x_pos)` for steps that may run as one scan per chain;
     scan: `(static, fixed_args, init, xs) -> every step's state` for a whole chain at once,
       with a batch axis (chains that share their parameters run as one minibatch);
-    leaf_param: for parameter leaves, how a gradient reaches the parameter.
+    leaf_param: for parameter leaves, how a gradient reaches the parameter;
+    sparse_table: for lookups (argument 0 the table, constant 0 the ids): `static -> bool`,
+      whether the gradient flows; it reaches the table as rows (see `_schedule`).
     """
 
-    __slots__ = ("name", "fn", "batch_level", "view", "recurrent", "scan", "leaf_param")
+    __slots__ = ("name", "fn", "batch_level", "view", "recurrent", "scan", "leaf_param", "sparse_table")
 
     def __init__(self, name: str, fn: Callable | None = None, *, batch_level: bool = False, view: bool = False,
                  recurrent: Callable | None = None, scan: Callable | None = None,
-                 leaf_param: Callable | None = None):
+                 leaf_param: Callable | None = None, sparse_table: Callable | None = None):
         self.name, self.fn, self.batch_level, self.view = name, fn, batch_level, view
         self.recurrent, self.scan, self.leaf_param = recurrent, scan, leaf_param
+        self.sparse_table = sparse_table
 
     def __repr__(self) -> str:
         return f"Op({self.name})"
@@ -258,7 +261,7 @@ def _lookup_fn(static, table, i):
     return row if static else jax.lax.stop_gradient(row)
 
 
-LOOKUP = Op("lookup", _lookup_fn)
+LOOKUP = Op("lookup", _lookup_fn, sparse_table=lambda static: bool(static))
 
 
 def _lookup_batch_fn(static, table, ids):
@@ -266,7 +269,7 @@ def _lookup_batch_fn(static, table, ids):
     return rows if static[1] else jax.lax.stop_gradient(rows)
 
 
-LOOKUP_BATCH = Op("lookup_batch", _lookup_batch_fn, batch_level=True)
+LOOKUP_BATCH = Op("lookup_batch", _lookup_batch_fn, batch_level=True, sparse_table=lambda static: bool(static[1]))
 
 
 def _ids(where: str, p: Any, ids: Any) -> np.ndarray:

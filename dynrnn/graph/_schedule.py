@@ -352,6 +352,8 @@ def backward(loss: Expression, full: bool = False) -> None:
             ct = cts.node_total(n)
             if ct is None or n.index > loss.index:
                 continue
+            if _sparse_lookup(launch, ct):
+                continue
             args, consts = launch.call_args
             for a, c in zip(n.args, K.node_vjp(launch.key[0])(args, consts, ct)):
                 cts.add(a, c)
@@ -360,6 +362,8 @@ def backward(loss: Expression, full: bool = False) -> None:
         if ct is None:
             continue
         g.grads[launch] = ct
+        if _sparse_lookup(launch, ct):
+            continue
         vjp = (K.group_vjp if launch.kind == "group" else K.chain_vjp)(*launch.key)
         s_ct, d_ct = vjp(*launch.call_args, ct)
         for node, c in zip(launch.shared, s_ct):
@@ -375,6 +379,22 @@ def backward(loss: Expression, full: bool = False) -> None:
         if n.op.leaf_param is not None:
             n.op.leaf_param(n, total)
         g.grads[n] = total
+
+
+def _sparse_lookup(launch: Launch, ct: Any) -> bool:
+    """A lookup's gradient goes to its table as rows (ids, cotangent rows), not as a dense
+    table-sized array: trainers then touch only those rows, as DyNet's sparse updates do.
+    True when handled (the launch's only differentiable input is the table)."""
+    sig = launch.key[0]
+    if not getattr(sig.op, "sparse_table", False):
+        return False
+    table = launch.outputs[0].args[0] if launch.kind == "node" else (launch.shared[0] if launch.shared else None)
+    if table is None or table.op.leaf_param is None:
+        return False
+    if not table.const and sig.op.sparse_table(sig.static):
+        ids = launch.call_args[1][0] if launch.kind == "node" else launch.call_args[3][0]
+        table.extra.accumulate_sparse(ids, ct)
+    return True
 
 
 def gradient_of(node: Expression) -> Any:

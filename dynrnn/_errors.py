@@ -26,7 +26,8 @@ def refuse_expression(where: str, arg: str, value: Any) -> None:
     if getattr(type(value), "__dynrnn_expression__", False):
         raise TypeError(f"{where}: {arg} is an Expression of the computation graph, but {where} works on arrays "
                         f"(compiled mode), where no gradient would reach the graph. Use the graph's operations "
-                        f"(dy.pickneglogsoftmax, dy.esum, ...), or np.asarray(expr) for a constant.")
+                        f"(dy.pickneglogsoftmax, dy.esum, ...), np.asarray(expr) for a constant, or "
+                        f"dy.graph.end_graph() to leave graph mode when the code around it is array code.")
 
 
 def as_float_array(where: str, arg: str, value: Any, dtype: Any) -> jax.Array:

@@ -33,7 +33,10 @@ def test_dynet_tutorial_lstm_reaches_loss_below_one_and_reproduces_the_sentence(
 def test_the_ported_dynet_loss_equals_the_transduce_loss():
     model = char_lm.Tutorial(dy.GRUBuilder, FOX, seed=1)
     ids = jnp.array([model.char2int[c] for c in [char_lm.EOS] + list(FOX) + [char_lm.EOS]])
-    a = char_lm.do_one_sentence(model.rnn, model.params, model.char2int, FOX)
+    a = char_lm.do_one_sentence(model.rnn, model.params, model.char2int, FOX)  # DyNet's graph, eagerly
+    assert isinstance(a, dy.Expression)
+    a = a.scalar_value()
+    dy.graph.end_graph()  # back to arrays for the compiled-style loss, run eagerly here
     b = char_lm.sentence_loss(model.rnn, model.params, ids)
     np.testing.assert_allclose(a, b, rtol=1e-5)
 

@@ -140,10 +140,6 @@ random_uniform = _graph_only(G.random_uniform, constructor=True)
 random_bernoulli = _graph_only(G.random_bernoulli, constructor=True)
 
 
-def parameters_from_numpy(arr: Any, pc: Any = None, name: str = "") -> Any:
-    raise NotImplementedError("dy.parameters_from_numpy: use pc.add_parameters(arr.shape, init=dy.NumpyInitializer(arr)).")
-
-
 # -- operations present in both modes ----------------------------------------------------------
 affine_transform = _dual(A.affine_transform, G.affine_transform)
 concatenate = _dual(A.concatenate, G.concatenate)

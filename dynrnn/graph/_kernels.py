@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Group sizes and chain lengths are padded to one of these: small sizes exactly, then
 # steps of at most 25% (so at most 1/5 of a padded call is padding).
@@ -254,7 +255,6 @@ def _scatter_kernel(n: int) -> Callable:
 
 def scatter_add(base: jax.Array, idx: list, rows_: list) -> jax.Array:
     """`base` with `rows_[k]` added at row `idx[k]` (one call; the count is bucketed)."""
-    import numpy as np
     nb = bucket(len(rows_), fine=False)
     z = zeros(tuple(rows_[0].shape), rows_[0].dtype)
     idx = np.asarray(list(idx) + [0] * (nb - len(idx)), np.int32)

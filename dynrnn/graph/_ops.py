@@ -914,10 +914,6 @@ def pickrange(x: Any, s: int, e: int, d: int = 0) -> Expression:
     return node(PICKRANGE, [ex], static=(int(s), int(e), int(d)))
 
 
-def strided_select(x: Any, strides: Sequence[int], range_from: Sequence[int] = (), range_to: Sequence[int] = ()):
-    raise NotImplementedError("dy.strided_select is not provided; use dy.pickrange or dy.select_rows.")
-
-
 PICK_ELEMS = Op("pick_batch_elems", lambda s, a, ids: a[ids] if len(s) < 3 or s[2] else a[ids[0]], batch_level=True)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from . import _hooks
 from ._compiled import compiled
 from ._errors import as_float_array, check_indices, check_sequence, check_vector
+from ._params import graph_mode
 
 
 class RNNState:
@@ -43,16 +44,23 @@ class RNNState:
 
     # -- reading ---------------------------------------------------------------------
     def output(self) -> jax.Array:
-        """The top layer's h: `(hidden_dim,)` or `(batch, hidden_dim)`. Zeros initially."""
+        """The top layer's h: `(hidden_dim,)` or `(batch, hidden_dim)`. Zeros initially.
+        (In graph mode, after `renew_cg()`, an expression, as are `h()` and `s()`.)"""
+        if graph_mode():
+            return _hooks.GRAPH.state(self).output()
         return self._layers[-1][-1]
 
     def h(self) -> tuple[jax.Array, ...]:
         """Each layer's output h, bottom to top."""
+        if graph_mode():
+            return _hooks.GRAPH.state(self).h()
         return tuple(layer[-1] for layer in self._layers)
 
     def s(self) -> tuple[jax.Array, ...]:
         """Every state vector, component-major: an LSTM gives (c_1..c_L, h_1..h_L); a GRU
         or SimpleRNN the same as `h()`. `initial_state(vecs)` and `set_s` take this order."""
+        if graph_mode():
+            return _hooks.GRAPH.state(self).s()
         n = len(self._layers[0])
         return tuple(layer[k] for k in range(n) for layer in self._layers)
 

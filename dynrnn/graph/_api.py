@@ -71,7 +71,7 @@ def renew_cg(immediate_compute: bool = False, check_validity: bool = False, auto
     _renew()
 
 
-def config(autobatch: Any = None, debug_nans: Any = None, **ignored: Any) -> dict:
+def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, **ignored: Any) -> dict:
     """Settings (DyNet's `dynet_config.set`), returned as a dict.
 
     autobatch: 1 (the default) runs same-signature nodes of a graph as one kernel call, and
@@ -81,13 +81,24 @@ def config(autobatch: Any = None, debug_nans: Any = None, **ignored: Any) -> dic
       kernel's result is checked, a device sync per call, and compiled code that produced a
       NaN is re-run op by op to find it). Off by default: then a NaN reaches the loss, and
       `Trainer.step`/`update` refuse it with `NonFiniteError`, changing nothing.
+    replay: "auto" (the default) compiles a graph structure that keeps coming back (same
+      operations, shapes and wiring; other data) as one function, once its graphs have
+      spent on the kernel path what compiling it is estimated to cost; later graphs of that
+      structure run as one call. "always" compiles every structure at first sight (tests),
+      "never" keeps every graph on the kernel path. Results are the same.
 
     DyNet's memory, device and seed options have no meaning here and are ignored."""
     if autobatch is not None:
         CURRENT.autobatch = bool(autobatch)
     if debug_nans is not None:
         jax.config.update("jax_debug_nans", bool(debug_nans))
-    return {"autobatch": int(CURRENT.autobatch), "debug_nans": bool(jax.config.jax_debug_nans)}
+    if replay is not None:
+        modes = {"auto": "auto", "always": "always", "never": "never", True: "auto", False: "never"}
+        if replay not in modes:
+            raise ValueError(f"dy.config: replay must be 'auto', 'always' or 'never'; given {replay!r}.")
+        CURRENT.replay = modes[replay]
+    return {"autobatch": int(CURRENT.autobatch), "debug_nans": bool(jax.config.jax_debug_nans),
+            "replay": CURRENT.replay}
 
 
 class _DynetConfig:

@@ -30,7 +30,7 @@ class Graph:
     """One computation graph: the nodes since the last `renew_cg()`."""
 
     __slots__ = ("version", "nodes", "evaluated", "launches", "params", "grads", "owners", "rows",
-                 "__weakref__")
+                 "ran", "plan", "replayed", "backward_replayed", "__weakref__")
 
     def __init__(self, version: int):
         self.version = version
@@ -41,6 +41,10 @@ class Graph:
         self.grads: dict = {}  # node or launch -> gradient, from the last backward()
         self.owners: dict = {}  # id(stacked output) -> (launch, slot)
         self.rows: dict = {}  # id(stacked output) -> its rows as separate arrays
+        self.ran = False  # whether any kernel has run (a replay needs a graph that ran nothing)
+        self.plan: Any = None  # the replay plan of the structure first evaluated (`_replay`)
+        self.replayed: Any = None  # a replay's state, while the graph holds replayed values
+        self.backward_replayed: Any = None  # the loss of a replayed backward()
 
 
 class _Current(threading.local):
@@ -48,6 +52,7 @@ class _Current(threading.local):
         self.graph = Graph(0)
         self.opened = False  # renew_cg() opens graph mode for eager code in this thread
         self.autobatch = True
+        self.replay = "auto"  # compile recurring graph structures whole: "auto", "always", "never"
         self.rng: Any = None  # host RNG for noise/dropout keys and random inputs
 
 
@@ -194,7 +199,7 @@ class Expression:
         """The gradient of the last `backward()` with respect to this expression (DyNet
         layout); zeros where nothing flowed back."""
         self._check_live("gradient")
-        if not self.graph.grads:
+        if not self.graph.grads and self.graph.backward_replayed is None:
             raise RuntimeError("Expression.gradient: no backward() has run in this graph yet; call "
                                "loss.backward() (full=True for gradients of inputs) first.")
         from . import _schedule

@@ -18,6 +18,7 @@ boundary only when the user asks for them. Every call is recorded as a launch;
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _kernels as K
+from . import _replay
 from ._graph import CURRENT, Expression, Graph
 from ._rnn import PACK
 
@@ -79,6 +81,16 @@ class Launch:
 
 def forward(target: Expression) -> None:
     g = target.graph
+    if g.replayed is not None:  # a value the replay did not keep: run on the kernel path
+        _replay.fall_back(g)
+    elif not g.ran:
+        p = _replay.plan_for(g, target)
+        if p is not None and p.status == "ready":
+            _replay.forward(g, p, target)
+            return
+        g.plan = p if p is not None and p.status != "off" else None
+    started = time.perf_counter()
+    g.ran = True
     pending = [n for n in g.nodes[g.evaluated:target.index + 1] if n.val is None]
     if pending:
         if CURRENT.autobatch:
@@ -91,6 +103,8 @@ def forward(target: Expression) -> None:
                     _run_group(g, n.sig, [n])
     while g.evaluated < len(g.nodes) and g.nodes[g.evaluated].val is not None:
         g.evaluated += 1
+    if g.plan is not None:
+        g.plan.spent += time.perf_counter() - started
 
 
 def _agenda(g: Graph, pending: list, hi: int) -> None:
@@ -342,8 +356,23 @@ class _Cotangents:
         return slot_total(None, launch.out)
 
 
-def backward(loss: Expression, full: bool = False) -> None:
+def backward(loss: Expression, full: bool = False, accumulate: bool = True) -> None:
+    """Accumulates d(loss)/d(parameter) into the parameters (`accumulate=False`: only
+    records every node's gradient, for `gradient()`)."""
     g = loss.graph
+    if g.replayed is not None:
+        if accumulate and _replay.backward(g, loss, full):
+            return
+        _replay.fall_back(g)
+        forward(loss)
+    started = time.perf_counter()
+    _backward(g, loss, full, accumulate)
+    p = g.plan
+    if p is not None and loss.index == len(p.key) - 1:
+        p.spent += time.perf_counter() - started
+
+
+def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
     cts = _Cotangents(g, full)
     cts.add(loss, jnp.ones(loss.shape, loss.dt))
     for launch in reversed(g.launches):
@@ -352,7 +381,7 @@ def backward(loss: Expression, full: bool = False) -> None:
             ct = cts.node_total(n)
             if ct is None or n.index > loss.index:
                 continue
-            if _sparse_lookup(launch, ct):
+            if _sparse_lookup(launch, ct, accumulate):
                 continue
             args, consts = launch.call_args
             for a, c in zip(n.args, K.node_vjp(launch.key[0])(args, consts, ct)):
@@ -362,7 +391,7 @@ def backward(loss: Expression, full: bool = False) -> None:
         if ct is None:
             continue
         g.grads[launch] = ct
-        if _sparse_lookup(launch, ct):
+        if _sparse_lookup(launch, ct, accumulate):
             continue
         vjp = (K.group_vjp if launch.kind == "group" else K.chain_vjp)(*launch.key)
         s_ct, d_ct = vjp(*launch.call_args, ct)
@@ -376,12 +405,12 @@ def backward(loss: Expression, full: bool = False) -> None:
                     cts.add(node, ci)
     for n, parts in list(cts.nodes.items()):
         total = cts.node_total(n)
-        if n.op.leaf_param is not None:
+        if n.op.leaf_param is not None and accumulate:
             n.op.leaf_param(n, total)
         g.grads[n] = total
 
 
-def _sparse_lookup(launch: Launch, ct: Any) -> bool:
+def _sparse_lookup(launch: Launch, ct: Any, accumulate: bool) -> bool:
     """A lookup's gradient goes to its table as rows (ids, cotangent rows), not as a dense
     table-sized array: trainers then touch only those rows, as DyNet's sparse updates do.
     True when handled (the launch's only differentiable input is the table)."""
@@ -391,7 +420,7 @@ def _sparse_lookup(launch: Launch, ct: Any) -> bool:
     table = launch.outputs[0].args[0] if launch.kind == "node" else (launch.shared[0] if launch.shared else None)
     if table is None or table.op.leaf_param is None:
         return False
-    if not table.const and sig.op.sparse_table(sig.static):
+    if accumulate and not table.const and sig.op.sparse_table(sig.static):
         ids = launch.call_args[1][0] if launch.kind == "node" else launch.call_args[3][0]
         table.extra.accumulate_sparse(ids, ct)
     return True
@@ -400,6 +429,12 @@ def _sparse_lookup(launch: Launch, ct: Any) -> bool:
 def gradient_of(node: Expression) -> Any:
     """The gradient from the last backward() (zeros where none flowed)."""
     g = node.graph
+    if g.backward_replayed is not None:  # the replay kept no per-node gradients: compute them
+        loss, g.backward_replayed = g.backward_replayed, None
+        if g.replayed is not None:
+            _replay.fall_back(g)
+        forward(loss)
+        _backward(g, loss, False, accumulate=False)
     v = node.val
     if isinstance(v, Slice) and not isinstance(v.base, tuple):
         launch, slot = g.owners[id(v.base)]

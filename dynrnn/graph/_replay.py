@@ -1,0 +1,313 @@
+"""Replay: a graph structure that recurs runs as one compiled function.
+
+DyNet programs build a new graph per example. When the same structure comes back — the
+same operations on the same shapes, wired the same way; only ids, indices, inputs and
+parameter values differ (think of an example program that trains on one sentence, or of
+sentences of a common length) — running its hundreds of nodes as hundreds of kernel
+calls costs far more than the arithmetic. Such a structure is compiled as a whole, once:
+one function for the forward, one for the forward and every gradient, and later graphs of
+that structure run as one call each.
+
+When to compile is a rent-or-buy choice: a structure is compiled once the time its graphs
+have spent on the kernel path reaches the estimated cost of compiling it (measured from
+earlier compilations, per node). Whatever the data, this spends at most about twice what
+the better of the two choices would have; structures that never recur (every sentence a
+new shape) never compile. `dy.config(replay=...)` switches it: "auto" (the default),
+"always" (compile at first sight; for tests), or "never".
+
+The key of a structure lists, per node, its kernel signature and the indices of its
+arguments (leaves: their kind, dims, batch, dtype and constness). Ids, indices, inputs
+and parameter values are arguments of the compiled functions, never constants in them.
+
+A replayed graph holds values only for the nodes the user asked for. Anything else — the
+value of another node, nodes added after the forward, `gradient()`, `backward(full=True)`
+— makes the graph fall back: it runs again on the kernel path (same results), and the
+structure is not replayed again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._graph import CURRENT, Expression, Graph
+from ._kernels import Sig, node_function
+from ._rnn import PACK
+
+# Seconds per node of compiling a structure's two functions, re-estimated from every
+# compilation; the first guess is what DyNet's attention example measured here (488
+# nodes: 0.2 + 1.0 s tracing, 3 + 16 s XLA:CPU compilation).
+_COST = {"seconds": 0.0, "nodes": 0}
+_FIRST_GUESS_PER_NODE = 40e-3
+_MAX_PLANS = 512  # structures remembered (least recently seen forgotten first)
+
+
+class Plan:
+    """One structure: its key, the time its graphs spent on the kernel path, and — once
+    compiled — its functions and where its gradients go."""
+
+    __slots__ = ("key", "spent", "status", "fwd", "grad", "dense", "sparse", "then_backward", "last", "error")
+
+    def __init__(self, key: tuple):
+        self.key = key
+        self.spent = 0.0
+        self.status = "new"  # -> "ready" once compiled; "off": run on the kernel path for good
+        self.fwd: Any = None
+        self.grad: Any = None
+        self.dense: tuple = ()   # leaf positions (in the leaf list) of the trainable parameters reached
+        self.sparse: tuple = ()  # (table leaf position, lookup node indices) per table reached by lookups
+        self.then_backward = False  # the last forward was followed by backward(): compute both at once
+        self.last: Any = None  # the last replay of this structure
+        self.error: Any = None  # why compiling failed (the structure then stays on the kernel path)
+
+
+_PLANS: OrderedDict[tuple, Plan] = OrderedDict()
+
+
+def structure(g: Graph, hi: int) -> tuple:
+    """The key of nodes[0..hi]."""
+    out = []
+    for n in g.nodes[:hi + 1]:
+        s = n.sig
+        if s is not None:
+            out.append((s, tuple([a.index for a in n.args])))
+        elif n.op.view:
+            out.append((n.op, n.static, tuple([a.index for a in n.args])))
+        else:
+            out.append((n.op, n.part, n.const))
+    return tuple(out)
+
+
+def plan_for(g: Graph, target: Expression) -> Plan | None:
+    """The plan of the graph up to `target`, when replay may apply: replay is on, the
+    graph has run nothing yet, and autobatching is on (off means the reference order).
+    Starts compiling the structure when it is due."""
+    mode = CURRENT.replay
+    if mode == "never" or not CURRENT.autobatch or g.ran:
+        return None
+    key = structure(g, target.index)
+    p = _PLANS.get(key)
+    if p is None:
+        p = _PLANS[key] = Plan(key)
+        if len(_PLANS) > _MAX_PLANS:
+            _PLANS.popitem(last=False)
+    else:
+        _PLANS.move_to_end(key)
+    if p.status == "new" and (mode == "always" or p.spent >= _compile_estimate(len(key))):
+        _compile(p, *_arguments(g, target.index))
+    return p
+
+
+def _compile_estimate(n_nodes: int) -> float:
+    per_node = _COST["seconds"] / _COST["nodes"] if _COST["nodes"] else _FIRST_GUESS_PER_NODE
+    return per_node * n_nodes
+
+
+def forget() -> None:
+    """Forgets every structure seen (and its compiled functions)."""
+    _PLANS.clear()
+
+
+def compiled_count() -> int:
+    """How many structures have been compiled whole."""
+    return sum(1 for p in _PLANS.values() if p.status == "ready")
+
+
+# -- building the compiled functions ---------------------------------------------------------
+
+def _evaluate(key: tuple, leaves: list, consts: list, given: dict) -> list:
+    """Every node's value (traced), in order; `given`: node index -> value to use instead."""
+    vals: list = [None] * len(key)
+    li = ci = 0
+    for i, e in enumerate(key):
+        head = e[0]
+        if type(head) is Sig:
+            k = len(head.consts)
+            if i in given:
+                vals[i] = given[i]
+            else:
+                vals[i] = node_function(head)(*[vals[j] for j in e[1]], *consts[ci:ci + k])
+            ci += k
+        elif len(e) == 3 and head.view:
+            if head is PACK:
+                vals[i] = tuple(vals[j] for j in e[2])
+            else:
+                vals[i] = vals[e[2][0]][e[1]]
+        else:
+            vals[i] = leaves[li]
+            li += 1
+    return vals
+
+
+def _is_sparse_lookup(key: tuple, e: tuple) -> bool:
+    """A lookup whose table is a parameter leaf: its gradient goes to the table as rows."""
+    head = e[0]
+    if type(head) is not Sig or head.op.sparse_table is None:
+        return False
+    t = key[e[1][0]]
+    return type(t[0]) is not Sig and t[0].leaf_param is not None
+
+
+def _routes(key: tuple) -> tuple[tuple, tuple, dict]:
+    """Which trainable parameter leaves receive a dense gradient and which lookups send
+    rows, counting only what the target reaches (as the kernel path's backward does)."""
+    leaf_pos, li = {}, 0
+    for i, e in enumerate(key):
+        if type(e[0]) is not Sig and not (len(e) == 3 and e[0].view):
+            leaf_pos[i] = li
+            li += 1
+    reached = [False] * len(key)
+    reached[-1] = True
+    dense, sparse = set(), {}
+    for i in range(len(key) - 1, -1, -1):
+        if not reached[i]:
+            continue
+        e = key[i]
+        head = e[0]
+        if type(head) is Sig:
+            if _is_sparse_lookup(key, e):
+                table = e[1][0]
+                if not key[table][2] and head.op.sparse_table(head.static):
+                    sparse.setdefault(leaf_pos[table], []).append(i)
+                continue
+            for j in e[1]:
+                reached[j] = True
+        elif len(e) == 3 and head.view:
+            for j in e[2]:
+                reached[j] = True
+        elif head.leaf_param is not None and not e[2]:
+            dense.add(leaf_pos[i])
+    return tuple(sorted(dense)), tuple((t, tuple(sorted(ix))) for t, ix in sorted(sparse.items())), leaf_pos
+
+
+def _build(p: Plan) -> tuple:
+    """The plan's forward and gradient functions of (leaves, consts)."""
+    key = p.key
+    dense, sparse, leaf_pos = _routes(key)
+    p.dense, p.sparse = dense, sparse
+    const_at, ci = {}, 0
+    for i, e in enumerate(key):
+        if type(e[0]) is Sig:
+            const_at[i] = ci
+            ci += len(e[0].consts)
+
+    def fwd(leaves, consts):
+        return _evaluate(key, leaves, consts, {})[-1]
+
+    def grad(leaves, consts):
+        rows_in = {}
+        for _, idx in sparse:
+            for i in idx:
+                sig = key[i][0]
+                c = const_at[i]
+                table = leaves[leaf_pos[key[i][1][0]]]
+                rows_in[i] = node_function(sig)(table, *consts[c:c + len(sig.consts)])
+
+        def f(dvals, rvals):
+            lv = list(leaves)
+            for pos, v in zip(dense, dvals):
+                lv[pos] = v
+            return _evaluate(key, lv, consts, rvals)[-1]
+
+        out, pull = jax.vjp(f, [leaves[pos] for pos in dense], rows_in)
+        d_dense, d_rows = pull(jnp.ones_like(out))
+        tables = []
+        for t, idx in sparse:
+            shape = leaves[t].shape[1:]
+            tables.append(jnp.concatenate([d_rows[i].reshape((-1,) + shape) for i in idx]))
+        return out, d_dense, tables
+
+    return fwd, grad
+
+
+def _compile(p: Plan, leaves: list, consts: list) -> None:
+    """Compiles the plan's two functions for the shapes of `leaves`, `consts`; a failure
+    leaves the structure on the kernel path (and in `p.error`)."""
+    try:
+        t0 = time.perf_counter()
+        fwd, grad = _build(p)
+        spec = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), (leaves, consts))
+        p.fwd, p.grad = (jax.jit(f).lower(*spec).compile() for f in (fwd, grad))
+        _COST["seconds"] += time.perf_counter() - t0
+        _COST["nodes"] += len(p.key)
+        p.status = "ready"
+    except Exception as e:  # noqa: BLE001 - reported in p.error; the kernel path stays correct
+        p.error, p.status = e, "off"
+
+
+# -- running a replay ------------------------------------------------------------------------
+
+def _arguments(g: Graph, hi: int) -> tuple[list, list]:
+    leaves, consts = [], []
+    for n in g.nodes[:hi + 1]:
+        if n.sig is not None:
+            consts.extend(n.consts)
+        elif not n.op.view:
+            leaves.append(n.val)
+    return leaves, consts
+
+
+class Replayed:
+    """What a replayed graph remembers: its plan, arguments and gradients not yet given."""
+
+    __slots__ = ("plan", "target", "leaves", "consts", "grads")
+
+    def __init__(self, plan: Plan, target: Expression, leaves: list, consts: list):
+        self.plan, self.target, self.leaves, self.consts = plan, target, leaves, consts
+        self.grads: Any = None
+
+
+def forward(g: Graph, p: Plan, target: Expression) -> None:
+    leaves, consts = _arguments(g, target.index)
+    r = Replayed(p, target, leaves, consts)
+    if p.last is not None and p.last.grads is not None:  # computed gradients nobody took
+        p.then_backward = False
+    p.last = r
+    if p.then_backward:
+        target.val, r.grads = _call_grad(r)
+    else:
+        target.val = p.fwd(leaves, consts)
+    g.replayed = r
+
+
+def _call_grad(r: Replayed) -> tuple:
+    out, d_dense, tables = r.plan.grad(r.leaves, r.consts)
+    return out, (d_dense, tables)
+
+
+def backward(g: Graph, loss: Expression, full: bool) -> bool:
+    """Gives the parameters the gradients of a replayed graph's target. False when this
+    backward is not the replayed one (the caller falls back)."""
+    r = g.replayed
+    if r is None or full or loss is not r.target:
+        return False
+    p = r.plan
+    if r.grads is None:
+        p.then_backward = True
+        _, r.grads = _call_grad(r)
+    d_dense, tables = r.grads
+    r.grads = None
+    nodes = [n for n in g.nodes[:loss.index + 1] if n.sig is None and not n.op.view]
+    for pos, d in zip(p.dense, d_dense):
+        nodes[pos].extra.accumulate_grad(d)
+    for (t, idx), rows in zip(p.sparse, tables):
+        ids = np.concatenate([g.nodes[i].consts[0].reshape(-1) for i in idx])
+        nodes[t].extra.accumulate_sparse(ids, rows)
+    g.backward_replayed = loss
+    return True
+
+
+def fall_back(g: Graph) -> None:
+    """Forgets a replay (its target's value too): the graph runs again on the kernel path,
+    and this structure is not replayed again."""
+    r = g.replayed
+    if r is None:
+        return
+    r.plan.status = "off"
+    r.target.val = None
+    g.replayed = None

@@ -1,0 +1,270 @@
+"""Replay: a graph structure that recurs runs as one compiled function (`dynrnn.graph._replay`).
+
+The reference is the kernel path (`replay="never"`), itself checked against NumPy and
+finite differences in test_graph.py: a replayed graph must give the same values, the same
+dense and sparse gradients and so the same updates, take every new id, input and
+parameter value as data, and fall back to the kernel path for anything it did not keep.
+"""
+
+import contextlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dynrnn as dy
+from dynrnn.graph import _replay
+
+
+@contextlib.contextmanager
+def replay(mode):
+    old = dy.config()["replay"]
+    dy.config(replay=mode)
+    try:
+        yield
+    finally:
+        dy.config(replay=old)
+
+
+def _model(dropout=0.0):
+    pc = dy.ParameterCollection(seed=7)
+    m = {
+        "E": pc.add_lookup_parameters((12, 4)),
+        "W": pc.add_parameters((6, 5)),
+        "b": pc.add_parameters((6,)),
+        "V": pc.add_parameters((5, 8)),
+        "enc": dy.LSTMBuilder(1, 4, 4, pc),
+        "dec": dy.LSTMBuilder(2, 12, 5, pc),
+    }
+    if dropout:
+        m["dec"].set_dropout(dropout)
+    return pc, m
+
+
+def _lm(m, ids):
+    """A language model: lookups (sparse rows), an LSTM, softmax losses."""
+    s = m["dec"].initial_state()
+    W, b = m["W"], dy.parameter(m["b"])
+    errs = []
+    for cur, nxt in zip(ids, ids[1:]):
+        s = s.add_input(dy.concatenate([m["E"][cur], dy.inputTensor(np.full(8, 0.1 * cur, np.float32))]))
+        errs.append(dy.pickneglogsoftmax(W * s.output() + b, nxt % 6))
+    return dy.esum(errs)
+
+
+def _attention(m, ids):
+    """An encoder-decoder with attention: concatenate_cols, colwise_add, softmax, pick."""
+    enc = [s.output() for s in m["enc"].initial_state().add_inputs([m["E"][i] for i in ids])]
+    mat = dy.concatenate_cols(enc)
+    s = m["dec"].initial_state()
+    errs = []
+    for i in ids:
+        q = dy.pickrange(s.output(), 0, 4)
+        att = dy.softmax(dy.transpose(dy.tanh(dy.colwise_add(mat, q))) * q)
+        ctx = mat * att
+        s = s.add_input(dy.concatenate([ctx, m["E"][i], dy.tanh(m["V"] * dy.concatenate([ctx, ctx]))[:4]]))
+        errs.append(-dy.log(dy.pick(dy.softmax(m["W"] * s.output() + m["b"]), i % 6)))
+    return dy.esum(errs)
+
+
+def _minibatch(m, ids):
+    """A minibatch in one graph: lookup_batch, batched LSTM, pickneglogsoftmax_batch, sum_batches."""
+    batch = [ids, ids[::-1], [(i + 3) % 12 for i in ids]]
+    s = m["dec"].initial_state()
+    errs = []
+    for t in range(len(ids) - 1):
+        x = dy.lookup_batch(m["E"], [b[t] for b in batch])
+        s = s.add_input(dy.concatenate([x, dy.inputTensor(np.ones((8, 3), np.float32), batched=True)]))
+        errs.append(dy.pickneglogsoftmax_batch(m["W"] * s.output() + m["b"], [b[t + 1] % 6 for b in batch]))
+    return dy.sum_batches(dy.esum(errs))
+
+
+PROGRAMS = {"lm": _lm, "attention": _attention, "minibatch": _minibatch}
+SENTENCES = [[1, 5, 2, 9, 3], [4, 4, 11, 0, 7], [2, 8, 6, 1, 10]]  # one length: one structure
+
+
+def _train(program, mode, trainer_class, dropout=0.0):
+    """Three updates; the losses, the final parameter values, and how each graph ran."""
+    pc, m = _model(dropout)
+    trainer = trainer_class(pc)
+    losses, replayed = [], []
+    with replay(mode):
+        for ids in SENTENCES:
+            dy.renew_cg()
+            loss = program(m, ids)
+            losses.append(loss.scalar_value())
+            loss.backward()
+            replayed.append(loss.graph.replayed is not None)
+            trainer.update()
+    return losses, {p.name(): np.array(p.as_array()) for p in pc.all_parameters()}, replayed
+
+
+@pytest.mark.parametrize("trainer_class", [dy.SimpleSGDTrainer, dy.AdamTrainer], ids=["sgd", "adam"])
+@pytest.mark.parametrize("name", list(PROGRAMS))
+def test_replay_gives_the_kernel_paths_losses_gradients_and_updates(name, trainer_class):
+    base_losses, base_params, base_replayed = _train(PROGRAMS[name], "never", trainer_class)
+    losses, params, replayed = _train(PROGRAMS[name], "always", trainer_class)
+    assert base_replayed == [False] * 3
+    assert replayed == [True] * 3  # one structure, replayed with new ids and new parameter values
+    np.testing.assert_allclose(losses, base_losses, rtol=2e-5)
+    assert len(set(np.round(losses, 4))) == 3  # the data changed between graphs, and the losses with it
+    for k in base_params:
+        np.testing.assert_allclose(params[k], base_params[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_replay_keeps_lookup_gradients_sparse():
+    """A table reached only through lookups gets rows (trainers then move only those rows)."""
+    pc, m = _model()
+    E = m["E"]
+    trainer = dy.AdamTrainer(pc)
+    before = E.as_array()
+    with replay("always"):
+        dy.renew_cg()
+        loss = _lm(m, [1, 5, 2])
+        loss.backward()
+        assert loss.graph.replayed is not None
+        ids, _ = E.sparse_grad()
+        assert sorted(set(ids.tolist())) == [1, 5]  # the rows the inputs looked up (not the last word)
+        trainer.update()
+    after = E.as_array()
+    untouched = [i for i in range(12) if i not in (1, 5)]
+    np.testing.assert_array_equal(after[untouched], before[untouched])
+    assert not np.allclose(after[[1, 5]], before[[1, 5]])
+
+
+def test_replay_takes_dropout_keys_as_data():
+    """Dropout masks come from keys that are arguments, not constants of the compiled code:
+    the same structure with new keys gives the kernel path's values, and they differ."""
+    base, _, _ = _train(_lm, "never", dy.SimpleSGDTrainer, dropout=0.5)
+    losses, _, replayed = _train(_lm, "always", dy.SimpleSGDTrainer, dropout=0.5)
+    assert replayed == [True] * 3
+    np.testing.assert_allclose(losses, base, rtol=2e-5)
+
+
+def test_a_replayed_graph_falls_back_for_what_it_did_not_keep():
+    pc, m = _model()
+    with replay("never"):
+        dy.renew_cg()
+        s = m["dec"].initial_state().add_input(dy.concatenate([m["E"][3], dy.vecInput(8)]))
+        h = s.output()
+        loss = dy.pickneglogsoftmax(m["W"] * h + m["b"], 2)
+        want_loss, want_h = loss.scalar_value(), h.npvalue()
+        loss.backward()
+        want_grad_h, want_W = h.gradient(), m["W"].grad_as_array()
+        for p in pc.all_parameters():
+            p.clear_grad()
+    with replay("always"):
+        for ask in ("value", "extend", "gradient"):
+            _replay.forget()  # each falls back, which marks the structure
+            dy.renew_cg()
+            s = m["dec"].initial_state().add_input(dy.concatenate([m["E"][3], dy.vecInput(8)]))
+            h = s.output()
+            loss = dy.pickneglogsoftmax(m["W"] * h + m["b"], 2)
+            assert loss.scalar_value() == pytest.approx(want_loss, rel=1e-6)
+            g = loss.graph
+            assert g.replayed is not None and h.val is None  # only the asked-for value was kept
+            if ask == "value":
+                np.testing.assert_allclose(h.npvalue(), want_h, rtol=1e-6)  # runs the kernel path
+                assert g.replayed is None
+            elif ask == "extend":
+                more = dy.sum_elems(h * 2.0)
+                np.testing.assert_allclose(more.scalar_value(), 2 * want_h.sum(), rtol=1e-5)
+            else:
+                loss.backward()
+                assert g.backward_replayed is loss
+                np.testing.assert_allclose(m["W"].grad_as_array(), want_W, rtol=1e-5, atol=1e-7)
+                np.testing.assert_allclose(h.gradient(), want_grad_h, rtol=1e-5, atol=1e-7)
+                # gradient() did not add to the parameters a second time
+                np.testing.assert_allclose(m["W"].grad_as_array(), want_W, rtol=1e-5, atol=1e-7)
+            for p in pc.all_parameters():
+                p.clear_grad()
+
+
+def test_a_structure_that_fell_back_is_not_replayed_again():
+    pc, m = _model()
+    with replay("always"):
+        for _ in range(2):
+            dy.renew_cg()
+            h = dy.tanh(m["V"] * dy.inputTensor(np.arange(8, dtype=np.float32)))
+            loss = dy.sum_elems(h)
+            loss.value()
+            first = loss.graph.replayed
+            h.value()  # not kept by the replay: falls back, and the structure is marked
+        assert first is None
+        assert _replay.structure(loss.graph, loss.index) in _replay._PLANS
+        assert _replay._PLANS[_replay.structure(loss.graph, loss.index)].status == "off"
+
+
+def test_auto_compiles_a_structure_once_it_has_cost_what_compiling_costs(monkeypatch):
+    """The rent-or-buy rule: a structure is compiled once the time its graphs spent on the
+    kernel path reaches the estimated cost of compiling it (here set by hand)."""
+    pc, m = _model()
+    estimate = {"s": float("inf")}
+    monkeypatch.setattr(_replay, "_compile_estimate", lambda n: estimate["s"])
+
+    def run(ids):
+        dy.renew_cg()
+        loss = _lm(m, ids)
+        loss.value()
+        loss.backward()
+        for p in pc.all_parameters():
+            p.clear_grad()
+        return loss.graph
+
+    with replay("auto"):
+        graphs = [run([1, 2, 3, 4, 5, 6]) for _ in range(4)]
+        assert all(g.replayed is None for g in graphs)
+        plan = graphs[-1].plan
+        assert plan.spent > 0 and plan.status == "new"
+        estimate["s"] = plan.spent  # what it has cost so far: compile now
+        assert run([3, 2, 1, 4, 5, 6]).replayed is not None
+        assert plan.status == "ready"
+
+
+def test_different_wiring_is_a_different_structure():
+    pc, m = _model()
+    dy.renew_cg()
+    x = dy.inputTensor(np.ones(8, np.float32))
+    a = dy.sum_elems(m["V"] * x + m["V"] * x)
+    k1 = _replay.structure(a.graph, a.index)
+    dy.renew_cg()
+    x = dy.inputTensor(np.ones(8, np.float32))
+    y = dy.inputTensor(np.full(8, 2.0, np.float32))
+    a = dy.sum_elems(m["V"] * x + m["V"] * x)
+    k2 = _replay.structure(a.graph, a.index)
+    dy.renew_cg()
+    x = dy.inputTensor(np.ones(8, np.float32))
+    y = dy.inputTensor(np.full(8, 2.0, np.float32))
+    a = dy.sum_elems(m["V"] * x + m["V"] * y)
+    k3 = _replay.structure(a.graph, a.index)
+    assert k1 != k2 != k3 and k1 != k3
+    dy.renew_cg()
+    x = dy.inputTensor(np.full(8, 5.0, np.float32))  # other values, same structure
+    a = dy.sum_elems(m["V"] * x + m["V"] * x)
+    assert _replay.structure(a.graph, a.index) == k1
+
+
+@settings(max_examples=4)
+@given(st.lists(st.tuples(st.integers(0, 11), st.integers(1, 4)), min_size=1, max_size=3),
+       st.integers(0, 2 ** 31 - 1))
+def test_replay_equals_the_kernel_path_on_random_graphs(examples, seed):
+    """Several examples of different lengths in one graph, each a small LM: the replay
+    (compiled at first sight) gives the kernel path's loss and gradients."""
+    results = []
+    for mode in ("never", "always"):
+        pc, m = _model()
+        rng = np.random.default_rng(seed)
+        with replay(mode):
+            dy.renew_cg()
+            loss = dy.esum([_lm(m, [first] + [int(w) for w in rng.integers(0, 12, size=n)])
+                            for first, n in examples])
+            v = loss.scalar_value()
+            loss.backward()
+            assert (loss.graph.replayed is not None) == (mode == "always")
+        results.append((v, {p.name(): np.asarray(p.grad()) for p in pc.all_parameters() if p.grad() is not None}))
+    (v1, g1), (v2, g2) = results
+    np.testing.assert_allclose(v2, v1, rtol=2e-5)
+    assert g1.keys() == g2.keys()
+    for k in g1:
+        np.testing.assert_allclose(g2[k], g1[k], rtol=1e-4, atol=1e-6, err_msg=k)

@@ -8,13 +8,18 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 if ! .venv/bin/python -c "import dynrnn, pytest, xdist, hypothesis, nbclient, ipykernel, matplotlib, optax, tqdm" 2>/dev/null; then
+  echo "run.sh: installing dynrnn and its test dependencies into .venv (once; about 2 minutes, 600 MB)..." >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[test]"
+  .venv/bin/python -m pip install --progress-bar on -e ".[test]"
 fi
 case "${1:-}" in
+  # lint and type checks (CI runs them before the tests): ruff, then pyright over dynrnn/
+  lint) shift
+    .venv/bin/python -c "import ruff, pyright" 2>/dev/null || .venv/bin/python -m pip install --quiet -e ".[test,lint]"
+    .venv/bin/ruff check . && exec .venv/bin/pyright "$@" ;;
   demo) shift; exec .venv/bin/python examples/char_lm.py "$@" ;;
   # two test processes: compiling is single-threaded, so on 2 cores this takes ~8 instead of
   # ~11.5 minutes; later arguments win (`bash run.sh test -n 0` runs in one process)
   test) shift; exec .venv/bin/python -m pytest -n 2 "$@" ;;
-  *) echo "usage: bash run.sh demo|test [args...]" >&2; exit 2 ;;
+  *) echo "usage: bash run.sh demo|test|lint [args...]" >&2; exit 2 ;;
 esac

@@ -10,7 +10,8 @@ import platform
 import statistics
 import subprocess
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 
@@ -97,7 +98,8 @@ def run_dynet(args: list[str], timeout: float = 1800) -> str | None:
     own environment (built as benchmarks/README.md, 'Building DyNet 2.1.2', says) and returns its stdout, or None with
     a printed note when DyNet is not built here or the run fails."""
     if not os.path.exists(DYNET_PYTHON):
-        print(f"note: DyNet is not built at {DYNET_DIR} (see benchmarks/README.md, 'Building DyNet 2.1.2'); its rows are skipped.")
+        print(f"note: DyNet is not built at {DYNET_DIR} "
+            f"(see benchmarks/README.md, 'Building DyNet 2.1.2'); its rows are skipped.")
         return None
     build = os.path.join(DYNET_DIR, "dyNET-2.1.2", "build")
     env = dict(os.environ, PYTHONPATH=os.path.join(build, "python"), LD_LIBRARY_PATH=os.path.join(build, "dynet"))

@@ -25,9 +25,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _harness import optional, report, run_dynet, torch_device
 
 import dynrnn as dy
-from _harness import optional, report, run_dynet, torch_device
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EWT = os.path.join(HERE, "..", "..", "shared", "data", "ud-english-ewt")
@@ -73,11 +73,11 @@ def dynrnn_tagger(train, dev, nwords, ntags, epochs, batch_size) -> dict:
     pc = dy.ParameterCollection(seed=0)
     E = pc.add_lookup_parameters((nwords, EMBED), name="E")
     bi = dy.BiRNNBuilder(1, EMBED, 2 * HIDDEN, pc, dy.VanillaLSTMBuilder)
-    H, O = pc.add_parameters((MLP, 2 * HIDDEN), name="H"), pc.add_parameters((ntags, MLP), name="O")
+    H, Wo = pc.add_parameters((MLP, 2 * HIDDEN), name="H"), pc.add_parameters((ntags, MLP), name="Wo")
     trainer = dy.AdamTrainer(pc)
 
     def scores(words, lengths):
-        return O * dy.tanh(H * bi.transduce(E.batch(words), lengths=lengths))
+        return Wo * dy.tanh(H * bi.transduce(E.batch(words), lengths=lengths))
 
     def loss(words, tags, lengths):
         return dy.sequence_cross_entropy(scores(words, lengths), tags, lengths, reduction="sum")
@@ -100,7 +100,7 @@ def dynrnn_tagger(train, dev, nwords, ntags, epochs, batch_size) -> dict:
     good = total = 0
     dev_batches = batches_of(dev, batch_size, None)
     values = pc.parameter_values()
-    for w, t, n in dev_batches:  # compile the tagging shapes first
+    for w, _t, n in dev_batches:  # compile the tagging shapes first
         tag(values, w, n).block_until_ready()
     t0 = time.perf_counter()
     for w, t, n in dev_batches:

@@ -17,9 +17,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _harness import report, run_dynet, time_per_call
 
 import dynrnn as dy
-from _harness import report, run_dynet, time_per_call
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 import char_lm  # noqa: E402
@@ -48,8 +48,8 @@ def raw_jax_step(cell: str, vocab: int, H: int = 50, lr: float = 0.1):
 
     @jax.jit
     def update(params, ids):
-        l, g = jax.value_and_grad(loss)(params, ids)
-        return l, jax.tree_util.tree_map(lambda p, g: p - lr * g, params, g)
+        li, g = jax.value_and_grad(loss)(params, ids)
+        return li, jax.tree_util.tree_map(lambda p, g: p - lr * g, params, g)
 
     G = 4 if cell == "lstm" else 1
     rng = np.random.default_rng(0)
@@ -80,7 +80,8 @@ def one_at_a_time(iterations: int) -> list[dict]:
                 else:
                     args = (char_lm.do_one_sentence, model.rnn, model.params, model.char2int, SENTENCE)
                 if compiled:
-                    step = lambda: trainer.step(*args)
+                    def step():
+                        return trainer.step(*args)
                 else:
                     vg = dy.value_and_grad(args[0], model.pc, jit=False)
 
@@ -130,7 +131,8 @@ def minibatched(iterations: int, batch: int = 32) -> list[dict]:
 def dynet_rows() -> tuple[list[dict], list[str]]:
     out = run_dynet([os.path.join(os.path.dirname(os.path.abspath(__file__)), "dynet_char_lm.py")], timeout=900)
     if out is None:
-        return [], ["DyNet not measured in this run. benchmarks/README.md's figures from this machine: 0.37 ms (LSTM) and "
+        return [], ["DyNet not measured in this run. "
+            "benchmarks/README.md's figures from this machine: 0.37 ms (LSTM) and "
                     "0.17 ms (SimpleRNN) per sentence one at a time; 0.54–0.62 ms per sentence with 32 in one graph."]
     rows = []
     for line in out.splitlines():

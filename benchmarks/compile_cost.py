@@ -22,10 +22,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-import dynrnn as dy
 from _harness import report
 from rnnlm_batch import SHAKESPEARE, chosen_lengths, language_model, lm_batch, sentences
+
+import dynrnn as dy
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 _compiles: list[float] = []

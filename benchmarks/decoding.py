@@ -18,9 +18,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _harness import report, run_dynet
 
 import dynrnn as dy
-from _harness import report, run_dynet
 
 V, EMB, H, STEPS, EOS, START = 2000, 128, 256, 50, 0, 1
 

@@ -28,11 +28,11 @@ bwdRNN = dy.VanillaLSTMBuilder(1, 128, 50, model)
 
 def build_tagging_graph(words):
     dy.renew_cg()
-    H, O = dy.parameter(pH), dy.parameter(pO)
+    H, Wo = dy.parameter(pH), dy.parameter(pO)
     wembs = [WORDS_LOOKUP[w] for w in words]
     fw_exps = fwdRNN.initial_state().transduce(wembs)
     bw_exps = bwdRNN.initial_state().transduce(reversed(wembs))
-    return [O * dy.tanh(H * dy.concatenate([f, b])) for f, b in zip(fw_exps, reversed(bw_exps))]
+    return [Wo * dy.tanh(H * dy.concatenate([f, b])) for f, b in zip(fw_exps, reversed(bw_exps))]
 
 
 def sent_loss(words, tags):
@@ -45,7 +45,7 @@ def tag_sent(words):
 
 random.seed(0)
 elapsed, words = 0.0, 0
-for epoch in range(EPOCHS):
+for _epoch in range(EPOCHS):
     random.shuffle(train)
     start = time.perf_counter()
     for ws, ts in train:

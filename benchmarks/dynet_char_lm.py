@@ -1,5 +1,6 @@
 """DyNet 2.1.2 side of benchmarks/char_lm.py: the tutorial char LM, one sentence per graph.
-Runs in DyNet's own virtual environment (benchmarks/README.md, 'Building DyNet 2.1.2'); prints '<model> <ms per sentence>'."""
+Runs in DyNet's own virtual environment (benchmarks/README.md, 'Building DyNet 2.1.2');
+prints '<model> <ms per sentence>'."""
 
 import time
 

@@ -88,7 +88,7 @@ def run(ws, ps, actions):
             stack.append((stack[-1][0].add_input(toks[nxt - 1]), toks[nxt - 1], nxt))
             nxt += 1
         else:
-            (s1, v1, i1), (s0, v0, i0) = stack[-2], stack[-1]
+            (_, v1, i1), (_, v0, i0) = stack[-2], stack[-1]
             (hv, hi), (dv, di) = ((v0, i0), (v1, i1)) if ts.kind(a) == "left" else ((v1, i1), (v0, i0))
             heads[di - 1] = hi
             comp = dy.tanh(C * dy.concatenate([hv, dv, E_rel[ts.rel_of(a)]]) + c)
@@ -112,5 +112,6 @@ for ws, ps, _ in data[:args.parse]:
     dy.renew_cg()
     run(ws, ps, None)
 parse_s = time.perf_counter() - t0
-print(json.dumps({"train_sentences_per_second": len(train) / train_s, "parse_sentences_per_second": args.parse / parse_s,
+print(json.dumps({"train_sentences_per_second": len(train) / train_s, 
+                  "parse_sentences_per_second": args.parse / parse_s,
                   "per_graph": args.per_graph, "autobatch": args.autobatch, "sentences": len(train)}))

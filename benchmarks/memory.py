@@ -17,18 +17,18 @@ import time
 
 import jax
 import jax.numpy as jnp
-
-import dynrnn as dy
 from _harness import report
 
-I = H = 256
+import dynrnn as dy
+
+n_in = H = 256
 B = 32
 
 
 def plan(way: str, T: int) -> dict:
     pc = dy.ParameterCollection(seed=0)
-    lstm = dy.LSTMBuilder(1, I, H, pc)
-    xs = jnp.ones((T, B, I), jnp.float32)
+    lstm = dy.LSTMBuilder(1, n_in, H, pc)
+    xs = jnp.ones((T, B, n_in), jnp.float32)
 
     def loss(xs):
         s = lstm.initial_state()
@@ -65,7 +65,7 @@ def main() -> dict:
     per_step_state = B * H * 4 / 2**10
     cols = [("way", "way"), ("T", "T"), ("temp_mb", "temporary MiB"), ("total_mb", "total MiB"),
             ("temp_kb_per_step", "KiB per step"), ("compile_s", "compile s")]
-    notes = [f"1-layer LSTM {I}→{H}, batch {B}, float32; loss = Σ h², value and gradient of every parameter.",
+    notes = [f"1-layer LSTM {n_in}→{H}, batch {B}, float32; loss = Σ h², value and gradient of every parameter.",
              f"transduce slope between T=100 and T=2000: {slope:.0f} KiB per time step; one (batch, hidden) array "
              f"is {per_step_state:.0f} KiB.", "XLA CPU's buffer plan; GPU plans differ in layout but not in slope."]
     return report("memory", rows, cols, notes)

@@ -17,21 +17,20 @@ Target (benchmarks/README.md): at least 3,300 training sentences/s (10x DyNet's 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
-import json
 
 import numpy as np
+from _harness import report, run_dynet
 
 import dynrnn as dy
-from _harness import report, run_dynet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 import conllu  # noqa: E402
 import stack_lstm_parser as P  # noqa: E402
-
 
 
 def batched(parser, vocab, examples, sentences, B, rng):

@@ -32,9 +32,9 @@ import time
 
 import jax.numpy as jnp
 import numpy as np
+from _harness import optional, report, run_dynet, torch_device
 
 import dynrnn as dy
-from _harness import optional, report, run_dynet, torch_device
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAKESPEARE = os.path.join(HERE, "..", "..", "shared", "data", "tinyshakespeare", "input.txt")

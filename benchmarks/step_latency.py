@@ -12,9 +12,9 @@ import argparse
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _harness import optional, report, time_per_call, torch_device
 
 import dynrnn as dy
-from _harness import optional, report, time_per_call, torch_device
 
 CONFIGS = [(1, 64, 128), (2, 256, 256)]  # layers, input_dim, hidden_dim
 
@@ -35,10 +35,10 @@ def bare_lstm_step(params, cs, hs, x):
 def run(steps: int) -> dict:
     torch = optional("torch")
     rows = []
-    for L, I, H in CONFIGS:
+    for L, n_in, H in CONFIGS:
         pc = dy.ParameterCollection(seed=0)
-        lstm = dy.LSTMBuilder(L, I, H, pc)
-        xs = [jnp.asarray(v, jnp.float32) for v in np.random.default_rng(0).normal(size=(steps, I))]
+        lstm = dy.LSTMBuilder(L, n_in, H, pc)
+        xs = [jnp.asarray(v, jnp.float32) for v in np.random.default_rng(0).normal(size=(steps, n_in))]
 
         def ours():
             s = lstm.initial_state()
@@ -64,16 +64,17 @@ def run(steps: int) -> dict:
                 s = user_step(s, x)
             return s.output()
 
-        block = lambda r: r.block_until_ready()
+        def block(r):
+            return r.block_until_ready()
         t_ours = time_per_call(ours, number=1, repeats=7, sync=block) / steps
         t_bare = time_per_call(bare, number=1, repeats=7, sync=block) / steps
         t_jit = time_per_call(ours_jit, number=1, repeats=7, sync=block) / steps
-        row = {"config": f"{L}-layer LSTM {I}->{H}, batch 1", "dynrnn_us": 1e6 * t_ours, "bare_jax_us": 1e6 * t_bare,
+        row = {"config": f"{L}-layer LSTM {n_in}->{H}, batch 1", "dynrnn_us": 1e6 * t_ours, "bare_jax_us": 1e6 * t_bare,
                "ratio_vs_bare": t_ours / t_bare, "dy_jit_us": 1e6 * t_jit, "dy_jit_vs_bare": t_jit / t_bare}
         if torch is not None:
             torch.manual_seed(0)
             device, torch_sync = torch_device(torch)
-            cells = [torch.nn.LSTMCell(I if l == 0 else H, H).to(device) for l in range(L)]
+            cells = [torch.nn.LSTMCell(n_in if li == 0 else H, H).to(device) for li in range(L)]
             txs = [torch.tensor(np.asarray(x), device=device)[None] for x in xs]
 
             def torch_loop():

@@ -13,11 +13,11 @@ import argparse
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-import dynrnn as dy
 from _harness import optional, report, time_per_call, torch_device
 
-T, I, H = 100, 256, 256
+import dynrnn as dy
+
+T, n_in, H = 100, 256, 256
 
 
 def matmul_rate() -> float:
@@ -31,7 +31,7 @@ def matmul_rate() -> float:
 
 def flops(cell: str, layers: int, batch: int) -> float:
     gates = 4 if cell == "lstm" else 3
-    return T * batch * layers * 2 * gates * H * (I + H)
+    return T * batch * layers * 2 * gates * H * (n_in + H)
 
 
 def run(quick: bool) -> dict:
@@ -44,19 +44,20 @@ def run(quick: bool) -> dict:
     rows = []
     for cell, L, B in configs:
         rng = np.random.default_rng(0)
-        xs_np = rng.normal(size=(T, B, I)).astype(np.float32)
+        xs_np = rng.normal(size=(T, B, n_in)).astype(np.float32)
         xs = jnp.asarray(xs_np)
         pc = dy.ParameterCollection(seed=0)
-        builder = (dy.LSTMBuilder if cell == "lstm" else dy.GRUBuilder)(L, I, H, pc)
+        builder = (dy.LSTMBuilder if cell == "lstm" else dy.GRUBuilder)(L, n_in, H, pc)
         s0 = builder.initial_state()
-        sync = lambda r: r.block_until_ready()
+        def sync(r):
+            return r.block_until_ready()
         t_ours = time_per_call(lambda: s0.transduce(xs), number=10, sync=sync)
         row = {"config": f"{cell} {L}L T={T} B={B}", "dynrnn_ms": 1e3 * t_ours,
                "pct_of_matmul_peak": 100 * flops(cell, L, B) / t_ours / peak}
         if torch is not None:
             torch.manual_seed(0)
             device, torch_sync = torch_device(torch)
-            net = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(I, H, num_layers=L).to(device)
+            net = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(n_in, H, num_layers=L).to(device)
             txs = torch.tensor(xs_np, device=device)
 
             def torch_fwd():
@@ -70,7 +71,7 @@ def run(quick: bool) -> dict:
 
             class Stack(nn.Module):
                 @nn.compact
-                def __call__(self, x):  # x: (batch, time, I), Flax's batch-major convention
+                def __call__(self, x):  # x: (batch, time, n_in), Flax's batch-major convention
                     for _ in range(L):
                         c = nn.OptimizedLSTMCell(H) if cell == "lstm" else nn.GRUCell(H)
                         x = nn.RNN(c)(x)
@@ -88,7 +89,8 @@ def run(quick: bool) -> dict:
             ("pct_of_matmul_peak", "% of matmul peak")]
     notes = [f"matmul peak measured in this run: {peak / 1e9:.0f} GFLOP/s (1024² float32, jitted)",
              "dynrnn: eager call of state.transduce (argument checks + one compiled lax.scan); "
-             "torch: nn.LSTM/nn.GRU forward under no_grad (cuDNN when JAX runs on a GPU); flax: jitted linen nn.RNN apply. Ratios < 1: dynrnn faster."]
+             "torch: nn.LSTM/nn.GRU forward under no_grad (cuDNN when JAX runs on a GPU); "
+                 "flax: jitted linen nn.RNN apply. Ratios < 1: dynrnn faster."]
     return report("transduce", rows, cols, notes)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -39,7 +40,7 @@ class _Static:
             return True
         try:
             return type(self.obj) is type(other.obj) and bool(self.obj == other.obj)
-        except Exception:
+        except (TypeError, ValueError):  # `==` of arrays: ambiguous truth value; of odd objects: refused
             return False
 
 
@@ -78,7 +79,8 @@ def bound_loss(loss_fn: Callable, pc: ParameterCollection, has_aux: bool) -> Cal
             out = loss_fn(*join_args(dynamic, signature))
         loss = out[0] if has_aux else out
         if not (hasattr(loss, "shape") and loss.shape == ()):
-            raise TypeError(f"value_and_grad: the loss function must return a scalar{' (as (loss, aux))' if has_aux else ''}; "
+            raise TypeError(f"value_and_grad: the loss function must return a scalar"
+                f"{' (as (loss, aux))' if has_aux else ''}; "
                             f"it returned {type(loss).__name__} of shape {getattr(loss, 'shape', None)}.")
         return out
 

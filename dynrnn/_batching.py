@@ -16,7 +16,8 @@ each saves.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -82,13 +83,13 @@ def length_buckets(lengths: Sequence[int], batch_size: int, *, rng: np.random.Ge
     The last batch may be smaller unless `drop_last`.
     """
     _check_positive("length_buckets", "batch_size", batch_size)
-    lengths = np.asarray(lengths)
-    if lengths.ndim != 1:
-        raise ValueError(f"length_buckets: lengths must be one number per example; given shape {lengths.shape}.")
-    if lengths.size and (lengths.dtype.kind not in "iu" or (lengths < 0).any()):
-        raise ValueError(f"length_buckets: lengths must be non-negative integers; given {lengths.tolist()[:10]}.")
-    ties = rng.permutation(len(lengths)) if rng is not None else np.arange(len(lengths))
-    order = ties[np.argsort(lengths[ties], kind="stable")]
+    lens = np.asarray(lengths)
+    if lens.ndim != 1:
+        raise ValueError(f"length_buckets: lengths must be one number per example; given shape {lens.shape}.")
+    if lens.size and (lens.dtype.kind not in "iu" or (lens < 0).any()):
+        raise ValueError(f"length_buckets: lengths must be non-negative integers; given {lens.tolist()[:10]}.")
+    ties = rng.permutation(len(lens)) if rng is not None else np.arange(len(lens))
+    order = ties[np.argsort(lens[ties], kind="stable")]
     out = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     if drop_last and out and len(out[-1]) < batch_size:
         out.pop()
@@ -109,12 +110,12 @@ def bucket_lengths(lengths: Sequence[int], n_buckets: int, *, weights: Sequence[
     less padding.
     """
     _check_positive("bucket_lengths", "n_buckets", n_buckets)
-    lengths = _check_lengths("bucket_lengths", "lengths", lengths)
-    w = np.ones(len(lengths)) if weights is None else np.asarray(weights, np.float64)
-    if w.shape != lengths.shape or (w < 0).any():
+    lens = _check_lengths("bucket_lengths", "lengths", lengths)
+    w = np.ones(len(lens)) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != lens.shape or (w < 0).any():
         raise ValueError(f"bucket_lengths: weights must be one non-negative number per length; given shape "
-                         f"{w.shape} for {len(lengths)} lengths.")
-    values, index = np.unique(lengths, return_inverse=True)
+                         f"{w.shape} for {len(lens)} lengths.")
+    values, index = np.unique(lens, return_inverse=True)
     m = len(values)
     below = np.cumsum(np.bincount(index, weights=w, minlength=m))  # weight of the lengths <= values[j]
     cost = below * values  # least padded size of the lengths <= values[j], with one bucket, at values[j]

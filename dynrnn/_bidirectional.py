@@ -57,8 +57,8 @@ class BiRNNBuilder:
         self.builder_class = builder_class
         self._pc = pc.add_subcollection("birnn-builder")
         self.builder_layers = []
-        for l in range(num_layers):
-            d_in = input_dim if l == 0 else hidden_dim
+        for li in range(num_layers):
+            d_in = input_dim if li == 0 else hidden_dim
             self.builder_layers.append((builder_class(1, d_in, hidden_dim // 2, self._pc),
                                         builder_class(1, d_in, hidden_dim // 2, self._pc)))
 

@@ -6,7 +6,8 @@ builders are thin subclasses that choose a cell.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -58,20 +59,21 @@ class RNNBuilder:
             raise TypeError(f"{where}: pc must be a ParameterCollection; given {type(pc).__name__}.")
         if cell is None:
             raise TypeError(f"{where}: cell= is required (a callable (input_dim, hidden_dim) -> cell).")
-        cells = tuple(cell(input_dim if l == 0 else hidden_dim, hidden_dim) for l in range(self.num_layers))
+        cells = tuple(cell(input_dim if li == 0 else hidden_dim, hidden_dim) for li in range(self.num_layers))
         for c in cells:
             try:
                 hash(c)
             except TypeError:
-                raise TypeError(f"{where}: cells must be hashable (make {type(c).__name__} a frozen dataclass).") from None
+                raise TypeError(f"{where}: cells must be hashable "
+                    f"(make {type(c).__name__} a frozen dataclass).") from None
             if c.state_sizes()[-1] != hidden_dim:
                 raise ValueError(f"{where}: the cell's last state component (its output h) has size "
                                  f"{c.state_sizes()[-1]}; expected hidden_dim={hidden_dim}.")
         self._cells = cells
         self._pc = pc.add_subcollection(self._collection_name)
         self._layer_params: list[list[Parameters]] = []
-        for l, c in enumerate(cells):
-            layer_pc = self._pc.add_subcollection(f"layer{l}")
+        for li, c in enumerate(cells):
+            layer_pc = self._pc.add_subcollection(f"layer{li}")
             self._layer_params.append([layer_pc.add_parameters(s.shape, init=s.init, name=s.name)
                                        for s in c.param_specs()])
         self._spec = StackSpec(cells)
@@ -184,7 +186,7 @@ class RNNBuilder:
         sizes = [c.state_sizes()[k] for k in range(len(self._cells[0].state_sizes())) for c in self._cells]
         vs = state._vectors("initial_state", "vecs", vecs, sizes)
         L = self.num_layers
-        layers = tuple(tuple(vs[k * L + l] for k in range(len(self._cells[l].state_sizes()))) for l in range(L))
+        layers = tuple(tuple(vs[k * L + li] for k in range(len(self._cells[li].state_sizes()))) for li in range(L))
         return RNNState(self, spec, layers, key, None)
 
     def _ctor_args(self) -> tuple[list, dict]:

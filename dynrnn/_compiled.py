@@ -11,19 +11,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-Layers = Tuple[Tuple[jax.Array, ...], ...]
+Layers = tuple[tuple[jax.Array, ...], ...]
 
 
 @dataclasses.dataclass(frozen=True)
 class StackSpec:
     """The static description of a stack: its cells and its dropout rates."""
 
-    cells: Tuple[Any, ...]
+    cells: tuple[Any, ...]
     dropout_x: float = 0.0
     dropout_h: float = 0.0
 
@@ -44,12 +44,12 @@ def dropout_masks(spec: StackSpec, key, batch_shape, dtype):
     step (Gal & Ghahramani 2016) whether it is stepped by `add_input` or scanned.
     """
     masks = []
-    for l, cell in enumerate(spec.cells):
+    for li, cell in enumerate(spec.cells):
         mx = mh = None
         if spec.dropout_x > 0.0:
-            mx = _keep_mask(jax.random.fold_in(key, 2 * l), spec.dropout_x, batch_shape + (cell.input_dim,), dtype)
+            mx = _keep_mask(jax.random.fold_in(key, 2 * li), spec.dropout_x, batch_shape + (cell.input_dim,), dtype)
         if spec.dropout_h > 0.0:
-            mh = _keep_mask(jax.random.fold_in(key, 2 * l + 1), spec.dropout_h,
+            mh = _keep_mask(jax.random.fold_in(key, 2 * li + 1), spec.dropout_h,
                             batch_shape + (cell.state_sizes()[-1],), dtype)
         masks.append((mx, mh))
     return masks
@@ -87,7 +87,7 @@ class _Compiled:
         layers = broadcast_layers(layers, batch_shape)
         return step_layers(self.spec, params, layers, self._masks(key, batch_shape, x.dtype), x)
 
-    def _scan(self, params, layers: Layers, key, xs, lengths: Optional[jax.Array], *,
+    def _scan(self, params, layers: Layers, key, xs, lengths: jax.Array | None, *,
               collect: bool, unstack: bool):
         """The scan unrolled by SCAN_UNROLL when only its value is needed, and not unrolled
         when it is differentiated (the JVP rule below; reverse mode goes through it too)."""
@@ -103,7 +103,7 @@ class _Compiled:
 
         return scan(params, layers, key, xs, lengths)
 
-    def _scan_layers(self, params, layers: Layers, key, xs, lengths: Optional[jax.Array], *,
+    def _scan_layers(self, params, layers: Layers, key, xs, lengths: jax.Array | None, *,
                      collect: bool, unstack: bool, unroll: int):
         """Layer by layer: each layer is one `lax.scan` over the whole sequence, so that a
         cell with `project_input` can compute W·x for every step in one matrix product
@@ -115,7 +115,8 @@ class _Compiled:
         if lengths is not None:  # (time, batch, 1): is step t inside sequence b?
             alive = (jnp.arange(T, dtype=jnp.int32)[:, None] < lengths.astype(jnp.int32)[None, :])[..., None]
         hoist = math.prod(batch_shape) <= HOIST_MAX_BATCH
-        inp, finals, per_layer = xs, [], []
+        inp: Any = xs  # the next layer's input: every step's h (or, collecting, every state)
+        finals, per_layer = [], []
         for cell, p, state, (mx, mh) in zip(self.spec.cells, params, layers, masks):
             if mx is not None:
                 inp = inp * mx  # a sequence's mask is the same at every step
@@ -163,6 +164,6 @@ HOIST_MAX_BATCH = 8
 SCAN_UNROLL = 4
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled(spec: StackSpec) -> _Compiled:
     return _Compiled(spec)

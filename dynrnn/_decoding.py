@@ -25,7 +25,8 @@ raw scores).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -91,7 +92,7 @@ def beam_search(step: StepFn, state: Any, start: int, eos: int, beam_size: int, 
         if all(fin for s, _, _, fin in beam if s > -np.inf):
             break
         rows, new_states = [], {}
-        for k, (s, st, toks, fin) in enumerate(beam):
+        for k, (s, st, _toks, fin) in enumerate(beam):
             if s == -np.inf or fin:
                 rows.append(None)
                 continue

@@ -10,6 +10,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 
 class NonFiniteError(ArithmeticError):
@@ -43,7 +44,7 @@ def as_float_array(where: str, arg: str, value: Any, dtype: Any) -> jax.Array:
     if not hasattr(value, "dtype"):
         try:
             value = np.asarray(value)
-        except Exception as e:  # ragged lists, objects
+        except (TypeError, ValueError) as e:  # ragged lists, objects
             raise TypeError(
                 f"{where}: {arg} must be an array of floats; given {type(value).__name__} "
                 f"that NumPy cannot convert ({e})."
@@ -62,7 +63,7 @@ def as_float_array(where: str, arg: str, value: Any, dtype: Any) -> jax.Array:
     return value
 
 
-def check_vector(where: str, arg: str, x: jax.Array, dim: int, dim_name: str,
+def check_vector(where: str, arg: str, x: Any, dim: int, dim_name: str,
                  batch: int | None, batch_from: str = "this state") -> None:
     """`x` must be `(dim,)` or `(batch, dim)`; with `batch` given, exactly `(batch, dim)`."""
     shape = tuple(x.shape)
@@ -172,7 +173,7 @@ def check_lengths(where: str, lengths: Any, xs: jax.Array) -> jax.Array:
         raise ValueError(f"{where}: lengths= needs a batched sequence (time, batch, input_dim); "
                          f"given xs of shape {fmt_shape(xs.shape)}.")
     T, B = int(xs.shape[0]), int(xs.shape[1])
-    if isinstance(lengths, jax.core.Tracer):
+    if isinstance(lengths, Tracer):
         if lengths.shape != (B,) or not jnp.issubdtype(lengths.dtype, jnp.integer):
             raise ValueError(f"{where}: lengths must be integers of shape ({B},); given "
                              f"{lengths.dtype} {fmt_shape(lengths.shape)}.")
@@ -191,7 +192,7 @@ def check_lengths(where: str, lengths: Any, xs: jax.Array) -> jax.Array:
 
 def check_indices(where: str, indices: Any, batch: int) -> jax.Array:
     """1-D integer row indices into a batch of `batch` rows (checked when concrete)."""
-    if isinstance(indices, jax.core.Tracer):
+    if isinstance(indices, Tracer):
         if indices.ndim != 1 or not jnp.issubdtype(indices.dtype, jnp.integer):
             raise ValueError(f"{where}: indices must be a 1-D integer array; given {indices.dtype} "
                              f"{fmt_shape(indices.shape)}.")

@@ -13,7 +13,8 @@ import socket
 import tempfile
 import time
 import zipfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def _write(path: str, header: dict, arrays: dict[str, np.ndarray], where: str) -
     if os.path.isdir(path):
         raise IsADirectoryError(f"{where}: {path!r} is a folder; give a file name.")
     remove_stale_temporaries(folder)
-    payload = dict(arrays)
+    payload: dict[str, Any] = dict(arrays)
     payload[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{_host()}-{os.getpid()}-", suffix=_TMP_SUFFIX, dir=folder)
     try:
@@ -324,7 +325,8 @@ def load(basename: str, pc: ParameterCollection) -> list[Any]:
             obj = _build(where, basename, i, r, registry, pc)
             params = obj._all_params()
         else:
-            raise ValueError(f"{where}: object {i} in {basename!r} has an unknown type {t!r} / class {r.get('class')!r}.")
+            raise ValueError(f"{where}: object {i} in {basename!r} "
+                f"has an unknown type {t!r} / class {r.get('class')!r}.")
         keys = r.get("arrays", [])
         if len(keys) != len(params):
             raise ValueError(f"{where}: object {i} ({r.get('class', t)}) has {len(params)} parameters here but "

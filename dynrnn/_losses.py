@@ -10,6 +10,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from ._errors import fmt_shape, refuse_expression
 
@@ -19,7 +20,7 @@ def _mask(where: str, T: int, batch_shape: tuple, lengths: Any) -> jax.Array | N
     [0, T]; traced ones (under jit) cannot be checked and act as if clamped to [0, T]."""
     if lengths is None:
         return None
-    if not isinstance(lengths, jax.core.Tracer):
+    if not isinstance(lengths, Tracer):
         a = np.asarray(lengths)
         if a.dtype.kind not in "iu":
             raise TypeError(f"{where}: lengths must be integers; given dtype {a.dtype}.")
@@ -81,7 +82,7 @@ def sequence_cross_entropy(logits: jax.Array, targets: jax.Array, lengths: Any =
     mask = _mask(where, logits.shape[0], logits.shape[1:-1], lengths)
     n_classes = logits.shape[-1]
     valid = (targets >= 0) & (targets < n_classes)
-    if not isinstance(targets, jax.core.Tracer) and not (mask is not None and isinstance(mask, jax.core.Tracer)):
+    if not isinstance(targets, Tracer) and not (mask is not None and isinstance(mask, Tracer)):
         counted = np.asarray(valid) | (False if mask is None else ~np.asarray(mask))
         if not counted.all():
             bad = np.asarray(targets)[~counted]

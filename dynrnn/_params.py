@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from . import _hooks, _init
 from ._errors import fmt_shape
@@ -76,6 +78,7 @@ try:  # the current JAX trace (stackless tracing, JAX >= 0.4.36)
     from jax._src.interpreters.partial_eval import DynamicJaxprTrace as _StagingTrace
 except ImportError:  # pragma: no cover - an older or newer JAX: test by staging a constant
     _trace_ctx = None
+    _StagingTrace = Tracer  # unused: staging() tests by staging a constant
 
 
 def staging() -> bool:
@@ -83,7 +86,7 @@ def staging() -> bool:
     `lax.scan`/`while_loop`/`cond` bodies, `make_jaxpr` — at any depth (under `vmap` or
     `grad` too). A concrete array read there becomes a constant of the compiled code."""
     if _trace_ctx is None:  # pragma: no cover
-        return isinstance(jnp.zeros(()), jax.core.Tracer)
+        return isinstance(jnp.zeros(()), Tracer)
     t = _trace_ctx.trace
     while t is not None:
         if isinstance(t, _StagingTrace):
@@ -135,7 +138,7 @@ def check_not_staging(name: str) -> None:
 
 
 def _check_dim(where: str, dim: Any) -> tuple[int, ...]:
-    dims = (dim,) if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) else dim
+    dims: Any = (dim,) if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) else dim
     try:
         if isinstance(dims, (str, bytes)):
             raise TypeError
@@ -167,7 +170,7 @@ class _Param:
 
     __slots__ = ("_name", "_value", "_collection", "_updated", "_grad", "_sparse", "__weakref__")
 
-    def __init__(self, name: str, value: jax.Array, collection: "ParameterCollection"):
+    def __init__(self, name: str, value: jax.Array, collection: ParameterCollection):
         self._name = name
         self._value = value
         self._collection = collection
@@ -386,7 +389,7 @@ class LookupParameters(_Param):
         return self.grad_as_array()[self._check_ids("LookupParameters.rows_grad_as_array", np.asarray(rows))]
 
     def _check_ids(self, where: str, ids: Any) -> Any:
-        if isinstance(ids, jax.core.Tracer):
+        if isinstance(ids, Tracer):
             if not jnp.issubdtype(ids.dtype, jnp.integer):
                 raise TypeError(f"{where}: ids must be integers; given dtype {ids.dtype}.")
             return ids
@@ -404,7 +407,7 @@ class LookupParameters(_Param):
         a row of NaN (not a clamped or wrapped-around row), so a loss that uses it is NaN
         and `Trainer.step` refuses the update with `NonFiniteError`."""
         table = self.value
-        if not isinstance(ids, jax.core.Tracer):
+        if not isinstance(ids, Tracer):
             return table[ids]
         n = table.shape[0]
         valid = (ids >= 0) & (ids < n)
@@ -461,10 +464,10 @@ class ParameterCollection:
     """
 
     def __init__(self, seed: int | None = None, *, dtype: Any = jnp.float32,
-                 _parent: "ParameterCollection | None" = None, _name: str = "/"):
+                 _parent: ParameterCollection | None = None, _name: str = "/"):
         if _parent is None:
             if seed is None:
-                seed = int(np.random.SeedSequence().entropy % (2**31))
+                seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31))
             if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
                 raise TypeError(f"ParameterCollection: seed must be an int or None; given {seed!r}.")
             dt = jnp.dtype(dtype)
@@ -535,7 +538,7 @@ class ParameterCollection:
         return self._add(LookupParameters, "ParameterCollection.add_lookup_parameters", dim, init,
                          name, scale, mean, std, is_lookup=True)
 
-    def add_subcollection(self, name: str | None = None) -> "ParameterCollection":
+    def add_subcollection(self, name: str | None = None) -> ParameterCollection:
         """A child collection whose parameters are named `<this>/<name>/...`."""
         base = name if name else "subcollection"
         if "/" in base:
@@ -550,12 +553,12 @@ class ParameterCollection:
         for s in self._subs:
             yield from s._all()
 
-    def parameters_from_numpy(self, array: Any, name: str = "") -> "Parameters":
+    def parameters_from_numpy(self, array: Any, name: str = "") -> Parameters:
         """DyNet's `parameters_from_numpy`: new parameters holding `array` (its shape)."""
         a = np.asarray(array, dtype=np.dtype(self.dtype))
         return self.add_parameters(a.shape, init=_init.NumpyInitializer(a), name=name)
 
-    def lookup_parameters_from_numpy(self, array: Any, name: str = "") -> "LookupParameters":
+    def lookup_parameters_from_numpy(self, array: Any, name: str = "") -> LookupParameters:
         a = np.asarray(array, dtype=np.dtype(self.dtype))
         return self.add_lookup_parameters(a.shape, init=_init.NumpyInitializer(a), name=name)
 

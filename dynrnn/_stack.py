@@ -35,6 +35,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from ._compiled import broadcast_layers, compiled
 from ._errors import as_float_array, check_indices, check_int, fmt_shape
@@ -42,7 +43,7 @@ from ._state import RNNState
 
 
 def _is_concrete(x: Any) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+    return not isinstance(x, Tracer)
 
 
 def _gather(layers, rows, idx):
@@ -143,7 +144,7 @@ class RNNStack:
             object.__setattr__(self, name, value)
 
     @classmethod
-    def _make(cls, *values) -> "RNNStack":
+    def _make(cls, *values) -> RNNStack:
         obj = object.__new__(cls)
         obj._set(*values)
         return obj
@@ -189,7 +190,7 @@ class RNNStack:
         return jnp.maximum(self._depth - k, 0)
 
     # -- operations -------------------------------------------------------------------
-    def push(self, x: Any, where: Any = None) -> "RNNStack":
+    def push(self, x: Any, where: Any = None) -> RNNStack:
         """Steps every layer from each top state with input `x` `(batch, input_dim)` and
         pushes the result, on the stacks where `where` is True (default: all)."""
         b = self._builder
@@ -207,7 +208,7 @@ class RNNStack:
                                                      self._depth, self._key, x, where)
         return RNNStack._make(b, self._spec, slots, inputs, depth, self._key, top, top_input)
 
-    def pop(self, where: Any = None) -> "RNNStack":
+    def pop(self, where: Any = None) -> RNNStack:
         """Removes the top element of the stacks where `where` is True (default: all). O(1)."""
         where = self._mask("pop", where)
         if _is_concrete(where) and _is_concrete(self._depth):
@@ -238,7 +239,7 @@ class RNNStack:
         idx = self._index("input", k)
         return self._top_input if k == 0 else self._inputs[jnp.arange(self.batch_size), idx]
 
-    def reorder(self, indices: Any) -> "RNNStack":
+    def reorder(self, indices: Any) -> RNNStack:
         """Stacks `indices` of this batch (a gather along the batch axis; rows may repeat):
         for beam search over parser states."""
         idx = check_indices("RNNStack.reorder", indices, self.batch_size)

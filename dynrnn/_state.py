@@ -8,7 +8,8 @@ a state that comes back out of a transformation starts a fresh history (`prev()`
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +33,7 @@ class RNNState:
 
     __slots__ = ("_builder", "_spec", "_layers", "_key", "_prev")
 
-    def __init__(self, builder: Any, spec: Any, layers: tuple, key: Any, prev: "RNNState | None"):
+    def __init__(self, builder: Any, spec: Any, layers: tuple, key: Any, prev: RNNState | None):
         object.__setattr__(self, "_builder", builder)
         object.__setattr__(self, "_spec", spec)
         object.__setattr__(self, "_layers", layers)
@@ -64,7 +65,7 @@ class RNNState:
         n = len(self._layers[0])
         return tuple(layer[k] for k in range(n) for layer in self._layers)
 
-    def prev(self) -> "RNNState | None":
+    def prev(self) -> RNNState | None:
         """The state this one was made from (None for an initial state)."""
         return self._prev
 
@@ -110,7 +111,7 @@ class RNNState:
         check_vector(self._where(method), "x", x, b.input_dim, "input_dim", self.batch_size)
         return x
 
-    def add_input(self, x: Any) -> "RNNState":
+    def add_input(self, x: Any) -> RNNState:
         """One step of every layer (one compiled call). x: `(input_dim,)` or `(batch, input_dim)`.
 
         Returns the new state; this one is unchanged and becomes its `prev()`. With an
@@ -159,7 +160,7 @@ class RNNState:
             return outs, RNNState(self._builder, self._spec, final, self._key, self)
         return outs
 
-    def add_inputs(self, xs: Any) -> list["RNNState"]:
+    def add_inputs(self, xs: Any) -> list[RNNState]:
         """`[s := s.add_input(x) for x in xs]`, computed as one compiled scan; each returned
         state's `prev()` is the one before it (the first's is this state)."""
         if not isinstance(xs, (jax.Array, np.ndarray)) and not isinstance(xs, (list, tuple)):
@@ -175,7 +176,7 @@ class RNNState:
             states.append(prev)
         return states
 
-    def reorder(self, indices: Any) -> "RNNState":
+    def reorder(self, indices: Any) -> RNNState:
         """The batch rows `indices` of this state, as a new batched state: row i of the
         result is row `indices[i]` here (a gather along the batch axis; rows may repeat).
         Beam search uses it after each top-k to move every hypothesis onto its parent's
@@ -192,7 +193,7 @@ class RNNState:
 
     select = reorder
 
-    def detach(self) -> "RNNState":
+    def detach(self) -> RNNState:
         """This state's values with gradients stopped and no history: the seed for the next
         chunk in truncated backpropagation through time (Torch rnn's `remember()`)."""
         layers = jax.tree_util.tree_map(jax.lax.stop_gradient, self._layers)
@@ -214,34 +215,36 @@ class RNNState:
             batch = None if v.ndim == 1 else int(v.shape[0])
             out.append(v)
         if len({v.ndim for v in out}) > 1:
-            raise ValueError(f"{where}: {arg} mixes batched and unbatched vectors; give all (size,) or all (batch, size).")
+            raise ValueError(f"{where}: {arg} mixes batched and unbatched vectors; "
+                f"give all (size,) or all (batch, size).")
         return out
 
-    def _with_layers(self, layers: tuple) -> "RNNState":
+    def _with_layers(self, layers: tuple) -> RNNState:
         return RNNState(self._builder, self._spec, layers, self._key, self)
 
-    def set_h(self, hs: Sequence[Any]) -> "RNNState":
+    def set_h(self, hs: Sequence[Any]) -> RNNState:
         """A child of **this** state whose per-layer outputs h are `hs`; every other part
         (an LSTM's c) is taken from this state (DyNet took it from the newest state)."""
         if _hooks.any_expression(hs):
             return _hooks.GRAPH.state(self).set_h(hs)
         L = len(self._layers)
-        order = ", ".join(f"h_{l + 1}" for l in range(L))
+        order = ", ".join(f"h_{li + 1}" for li in range(L))
         hs = self._vectors("set_h", "hs", hs, [layer[-1].shape[-1] for layer in self._layers], order)
         if self.batch_size is None and hs[0].ndim == 2:
-            layers = tuple(tuple(jnp.broadcast_to(a, hs[0].shape[:1] + a.shape) for a in layer) for layer in self._layers)
+            layers = tuple(tuple(jnp.broadcast_to(a, hs[0].shape[:1] + a.shape) for a in layer)
+                           for layer in self._layers)
         else:
             layers = self._layers
-        return self._with_layers(tuple(layers[l][:-1] + (hs[l],) for l in range(L)))
+        return self._with_layers(tuple(layers[li][:-1] + (hs[li],) for li in range(L)))
 
-    def set_s(self, ss: Sequence[Any]) -> "RNNState":
+    def set_s(self, ss: Sequence[Any]) -> RNNState:
         """A child of this state with every state vector replaced, in `s()` order."""
         if _hooks.any_expression(ss):
             return _hooks.GRAPH.state(self).set_s(ss)
         n, L = len(self._layers[0]), len(self._layers)
-        sizes = [self._layers[l][k].shape[-1] for k in range(n) for l in range(L)]
+        sizes = [self._layers[li][k].shape[-1] for k in range(n) for li in range(L)]
         ss = self._vectors("set_s", "ss", ss, sizes)
-        return self._with_layers(tuple(tuple(ss[k * L + l] for k in range(n)) for l in range(L)))
+        return self._with_layers(tuple(tuple(ss[k * L + li] for k in range(n)) for li in range(L)))
 
     def __repr__(self) -> str:
         b = self._builder

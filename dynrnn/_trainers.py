@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -472,6 +473,7 @@ class Trainer:
     def _make_step(self, loss_fn: Callable, has_aux: bool, sparse_rows: frozenset) -> Callable:
         pure = bound_loss(loss_fn, self._pc, has_aux)
         names = self._names
+        assert names is not None, "the trainer's state is made before its step"
 
         def fused(all_values, key_index, dynamic, signature, state, lr, clip):
             out, grads = jax.value_and_grad(pure, has_aux=has_aux)(all_values, key_index, dynamic, signature)

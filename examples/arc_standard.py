@@ -13,7 +13,7 @@ A sentence of n words takes exactly 2n transitions and ends with ROOT alone on t
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -106,3 +106,46 @@ def apply(actions: Sequence[int], n: int) -> tuple[list[int], list[int]]:
             dep = stack.pop()
             heads[dep - 1], rels[dep - 1] = stack[-1], rel_of(a)
     return heads, rels
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """Checks the oracle on a treebank: every projective sentence's oracle transitions,
+    replayed, give back its gold tree; prints how long the sequences and how deep the
+    stacks are."""
+    import argparse
+    import json
+
+    import conllu
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("conllu", help="a CoNLL-U file, e.g. ../shared/data/ud-english-ewt/en_ewt-ud-dev.conllu")
+    args = ap.parse_args(argv)
+    sentences = conllu.read_conllu(args.conllu)
+    lengths, depths = [], []
+    rel_ids: dict[str, int] = {}
+    for s in sentences:
+        if not is_projective(s.heads):
+            continue
+        rels = [rel_ids.setdefault(r, len(rel_ids)) for r in s.rels]
+        actions = oracle(s.heads, rels)
+        if actions is None:
+            continue
+        if apply(actions, len(s)) != (list(s.heads), rels):
+            raise AssertionError(f"the oracle's transitions do not rebuild sentence {len(lengths)}'s tree")
+        size, deepest = 1, 1  # ROOT
+        for a in actions:
+            size += 1 if a == SHIFT else -1
+            deepest = max(deepest, size)
+        lengths.append(len(actions))
+        depths.append(deepest)
+    out = {"sentences": len(sentences), "projective": len(lengths),
+           "transitions_mean": float(np.mean(lengths)) if lengths else 0.0,
+           "deepest_stack_mean": float(np.mean(depths)) if depths else 0.0,
+           "deepest_stack_max": int(max(depths, default=0)), "relations": len(rel_ids)}
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def ngrams(tokens: Sequence[str], n: int) -> collections.Counter:
@@ -49,10 +49,16 @@ def corpus_bleu(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequen
             "ratio": c / r if r else 0.0, "hyp_len": c, "ref_len": r}
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows each flag's default, and the description's line breaks."""
+
+
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description="Corpus BLEU of tokenised hypotheses against reference files.")
-    ap.add_argument("hypotheses")
-    ap.add_argument("references", nargs="+")
+    ap = argparse.ArgumentParser(description="Corpus BLEU of tokenised hypotheses against reference files.",
+                                 formatter_class=_HelpFormatter)
+    ap.add_argument("hypotheses", help="system output, one tokenised sentence per line")
+    ap.add_argument("references", nargs="+",
+                    help="reference files, one sentence per line each, aligned with the hypotheses")
     args = ap.parse_args(argv)
     read = lambda p: [line.split() for line in open(p, encoding="utf-8").read().splitlines()]  # noqa: E731
     hyps, refs = read(args.hypotheses), [read(p) for p in args.references]

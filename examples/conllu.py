@@ -18,7 +18,7 @@ import argparse
 import dataclasses
 import json
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 
 @dataclasses.dataclass
@@ -130,10 +130,15 @@ def evaluate(gold: Sequence[Sentence], heads: Sequence[Sequence[int]], rels: Seq
             "las_no_punct": pct(la_np, n_np), "words": n, "words_no_punct": n_np}
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows each flag's default, and the description's line breaks."""
+
+
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description="UAS/LAS of a system CoNLL-U file against a gold one.")
-    ap.add_argument("gold")
-    ap.add_argument("system")
+    ap = argparse.ArgumentParser(description="UAS/LAS of a system CoNLL-U file against a gold one.",
+                                 formatter_class=_HelpFormatter)
+    ap.add_argument("gold", help="gold CoNLL-U file")
+    ap.add_argument("system", help="system CoNLL-U file (same sentences and words)")
     ap.add_argument("--full-labels", action="store_true", help="compare DEPREL subtypes too")
     args = ap.parse_args(argv)
     gold, system = read_conllu(args.gold), read_conllu(args.system)

@@ -79,10 +79,15 @@ def train(epochs: int = 60, *, hidden: int = 32, window: int = 10, batch: int = 
     return model, losses
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows each flag's default, and the description's line breaks."""
+
+
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--hidden", type=int, default=32)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=_HelpFormatter)
+    ap.add_argument("--epochs", type=int, default=60, help="training epochs")
+    ap.add_argument("--hidden", type=int, default=32, help="LSTM hidden units")
     ap.add_argument("--plot", help="save prediction vs truth to this PNG")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()

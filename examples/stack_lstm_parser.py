@@ -41,7 +41,8 @@ import math
 import os
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -73,7 +74,7 @@ class Vocab:
     singletons: list[int]
 
     @classmethod
-    def build(cls, sentences: Sequence[conllu.Sentence]) -> "Vocab":
+    def build(cls, sentences: Sequence[conllu.Sentence]) -> Vocab:
         counts = collections.Counter(w for s in sentences for w in s.words)
         words = [PAD, UNK] + sorted(counts)
         index = {w: i for i, w in enumerate(words)}
@@ -351,7 +352,7 @@ class Parser:
                                      "config": dataclasses.asdict(self.config)})
 
     @classmethod
-    def load(cls, path: str) -> "Parser":
+    def load(cls, path: str) -> Parser:
         meta = dy.load_metadata(path)
         if not isinstance(meta, dict) or meta.get("model") != "stack_lstm_parser":
             raise ValueError(f"{path!r} is not a saved stack_lstm_parser model.")
@@ -465,7 +466,8 @@ def evaluate(parser: Parser, sentences: Sequence[conllu.Sentence]) -> dict:
 
 
 def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Sequence[conllu.Sentence] = (), *,
-          minutes: float | None = 40.0, max_epochs: int = 100, max_updates: int | None = None, batch_size: int = 32, learning_rate: float = 1e-3,
+          minutes: float | None = 40.0, max_epochs: int = 100, max_updates: int | None = None,
+          batch_size: int = 32, learning_rate: float = 1e-3,
           lr_decay: float = 0.5, seed: int = 0, log=print) -> dict:
     """Adam on projective training sentences, evaluating on dev after each epoch (the step
     size is multiplied by `lr_decay` after an epoch that does not improve dev LAS); keeps
@@ -512,23 +514,29 @@ def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Seq
     return history
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows each flag's default, and the description's line breaks."""
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 formatter_class=_HelpFormatter,
                                  epilog=__doc__.split("\n\n", 3)[3])
-    ap.add_argument("--train", default=os.path.join(EWT, "en_ewt-ud-train.conllu"))
-    ap.add_argument("--dev", default=os.path.join(EWT, "en_ewt-ud-dev.conllu"))
-    ap.add_argument("--test", default=os.path.join(EWT, "en_ewt-ud-test.conllu"))
+    ap.add_argument("--train", default=os.path.join(EWT, "en_ewt-ud-train.conllu"), help="training CoNLL-U file")
+    ap.add_argument("--dev", default=os.path.join(EWT, "en_ewt-ud-dev.conllu"),
+                    help="development CoNLL-U file (model selection)")
+    ap.add_argument("--test", default=os.path.join(EWT, "en_ewt-ud-test.conllu"),
+                    help="test CoNLL-U file (scored once, at the end)")
     ap.add_argument("--minutes", type=float, default=40.0, help="training time budget")
-    ap.add_argument("--epochs", type=int, default=100)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--epochs", type=int, default=100, help="at most this many epochs")
+    ap.add_argument("--batch-size", type=int, default=32, help="sentences per update")
+    ap.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
     ap.add_argument("--dims", choices=["paper", "accuracy"], default="accuracy",
                     help="paper: the original code's sizes (token 60, hidden 64, coupled LSTM); "
                          "accuracy: larger (token 128, hidden 200, LSTM)")
     ap.add_argument("--cell", choices=sorted(BUILDERS), help="override the dims' cell")
     ap.add_argument("--dropout", type=float, help="override the dims' dropout (paper 0, accuracy 0.3)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="parameter and shuffling seed")
     ap.add_argument("--save", help="save the trained model here")
     ap.add_argument("--load", help="load a saved model instead of training")
     ap.add_argument("--parse", help="parse this CoNLL-U file (with --output)")

@@ -25,7 +25,7 @@ import math
 import os
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -47,7 +47,7 @@ class Vocab:
         self.index = {t: i for i, t in enumerate(self.tokens)}
 
     @classmethod
-    def build(cls, sentences: Sequence[Sequence[str]], min_count: int = 2) -> "Vocab":
+    def build(cls, sentences: Sequence[Sequence[str]], min_count: int = 2) -> Vocab:
         counts = collections.Counter(t for s in sentences for t in s)
         return cls(SPECIALS + sorted(t for t, c in counts.items() if c >= min_count))
 
@@ -143,7 +143,8 @@ class Translator:
             xs = dy.dropout(xs, self.dims["dropout"])
         memory = jnp.swapaxes(self.encoder.transduce(xs, lengths=src_len), 0, 1)     # (B, S, H)
         mask = jnp.arange(src.shape[0])[None, :] < src_len[:, None]
-        mean = jnp.sum(jnp.where(mask[..., None], memory, 0.0), 1) / jnp.maximum(src_len, 1)[:, None].astype(memory.dtype)
+        mean = jnp.sum(jnp.where(mask[..., None], memory, 0.0), 1)
+        mean = mean / jnp.maximum(src_len, 1)[:, None].astype(memory.dtype)
         h0 = dy.tanh(self.W_init * mean + self.b_init)
         state = self.decoder.initial_state([jnp.zeros_like(h0), h0])
         return memory, self.W_a * memory, mask, (state, jnp.zeros_like(h0))
@@ -232,7 +233,7 @@ class Translator:
                                      "tgt": self.tgt_vocab.tokens, "dims": self.dims})
 
     @classmethod
-    def load(cls, path: str) -> "Translator":
+    def load(cls, path: str) -> Translator:
         meta = dy.load_metadata(path)
         if not isinstance(meta, dict) or meta.get("model") != "translate":
             raise ValueError(f"{path!r} is not a saved translate model.")
@@ -303,26 +304,31 @@ def train(model: Translator, src: Sequence[list[str]], tgt: Sequence[list[str]],
     return history
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows each flag's default, and the description's line breaks."""
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 formatter_class=_HelpFormatter,
                                  epilog=__doc__.split("\n\n", 2)[2])
-    ap.add_argument("--data", default=MULTI30K, help="folder with Multi30k's {train,val,test_2016_flickr}.lc.norm.tok.*")
-    ap.add_argument("--src", default="en")
-    ap.add_argument("--tgt", default="de")
-    ap.add_argument("--minutes", type=float, default=45.0)
-    ap.add_argument("--epochs", type=int, default=100)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--embed", type=int, default=256)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--data", default=MULTI30K,
+                    help="folder with Multi30k's {train,val,test_2016_flickr}.lc.norm.tok.*")
+    ap.add_argument("--src", default="en", help="source language (en, de or fr)")
+    ap.add_argument("--tgt", default="de", help="target language (en, de or fr)")
+    ap.add_argument("--minutes", type=float, default=45.0, help="training time budget")
+    ap.add_argument("--epochs", type=int, default=100, help="at most this many epochs")
+    ap.add_argument("--batch-size", type=int, default=64, help="sentence pairs per update")
+    ap.add_argument("--embed", type=int, default=256, help="word embedding size")
+    ap.add_argument("--hidden", type=int, default=256, help="LSTM hidden units")
+    ap.add_argument("--dropout", type=float, default=0.2, help="dropout on embeddings and states")
     ap.add_argument("--attention", choices=["mlp", "general"], default="mlp",
-                    help="Bahdanau-style MLP scores (default) or Luong's bilinear 'general' scores")
-    ap.add_argument("--learning-rate", type=float, default=2e-3)
-    ap.add_argument("--beam", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--save")
-    ap.add_argument("--load")
+                    help="Bahdanau-style MLP scores or Luong's bilinear 'general' scores")
+    ap.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate")
+    ap.add_argument("--beam", type=int, default=5, help="beam size for decoding the test set")
+    ap.add_argument("--seed", type=int, default=0, help="parameter and shuffling seed")
+    ap.add_argument("--save", help="save the trained model here")
+    ap.add_argument("--load", help="load a saved model instead of training")
     ap.add_argument("--report", help="write BLEU and the history as JSON here")
     args = ap.parse_args(argv)
     path = lambda split, lang: os.path.join(args.data, f"{split}.lc.norm.tok.{lang}")  # noqa: E731

@@ -29,6 +29,7 @@ def x64():
 @pytest.fixture(autouse=True)
 def _doctest_namespace(doctest_namespace):
     import jax.numpy as jnp
+
     import dynrnn as dy
     doctest_namespace.update(dy=dy, jnp=jnp, np=np, jax=jax)
 

@@ -79,8 +79,8 @@ def run_stack(cell, layer_params, xs, state0=None, **kw):
     for x in xs:
         inp = np.asarray(x, np.float64)
         new = []
-        for l in range(L):
-            st = cell([np.asarray(a, np.float64) for a in layer_params[l]], cur[l], inp, **kw)
+        for li in range(L):
+            st = cell([np.asarray(a, np.float64) for a in layer_params[li]], cur[li], inp, **kw)
             new.append(st)
             inp = st[-1]
         cur = new

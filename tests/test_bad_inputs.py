@@ -219,7 +219,8 @@ CASES = {
     "update wrong shape": (lambda w: dy.SimpleSGDTrainer(w.pc).update({**w.grads(), "/W": jnp.zeros((6, 3))}),
                            ValueError, r"gradient for '/W' has shape \(6, 3\); the parameter has shape \(3, 6\)"),
     "update wrong dtype": (lambda w: dy.SimpleSGDTrainer(w.pc).update(
-        {**w.grads(), "/W": np.zeros((3, 6), np.float64)}), TypeError, "dtype float64; the parameter has dtype float32"),
+        {**w.grads(), "/W": np.zeros((3, 6), np.float64)}),
+        TypeError, "dtype float64; the parameter has dtype float32"),
     "step loss not scalar": (lambda w: dy.SimpleSGDTrainer(w.pc).step(lambda x: w.W * x, jnp.ones(6)), TypeError,
                              "must return a scalar"),
     # -- files -----------------------------------------------------------------------------

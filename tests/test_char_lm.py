@@ -76,7 +76,8 @@ def test_cli_help_and_a_short_run(tmp_path):
     assert out.returncode == 0 and "--seconds" in out.stdout and "--steps" in out.stdout
     png, model = str(tmp_path / "loss.png"), str(tmp_path / "alice.npz")
     out = subprocess.run([sys.executable, os.path.join(EXAMPLES, "char_lm.py"), "--part", "alice", "--steps", "30",
-                          "--sample-every", "10", "--no-progress", "--plot", png, "--save", model], capture_output=True, text=True, timeout=600)
+                          "--sample-every", "10", "--no-progress", "--plot", png, "--save", model],
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "held-out bits per character" in out.stdout and os.path.getsize(png) > 1000
     assert "30 updates in" in out.stdout and out.stdout.count("sample:") == 4  # 3 while training, 1 after

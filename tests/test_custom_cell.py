@@ -20,9 +20,9 @@ class MinimalGatedUnit(dy.cells.Cell):
     hidden_dim: int
 
     def param_specs(self):
-        H, I = self.hidden_dim, self.input_dim
-        return (dy.cells.ParamSpec("W_f", (H, H + I)), dy.cells.ParamSpec("b_f", (H,), 0.0),
-                dy.cells.ParamSpec("W_h", (H, H + I)), dy.cells.ParamSpec("b_h", (H,), 0.0))
+        H, n_in = self.hidden_dim, self.input_dim
+        return (dy.cells.ParamSpec("W_f", (H, H + n_in)), dy.cells.ParamSpec("b_f", (H,), 0.0),
+                dy.cells.ParamSpec("W_h", (H, H + n_in)), dy.cells.ParamSpec("b_h", (H,), 0.0))
 
     def state_sizes(self):
         return (self.hidden_dim, self.hidden_dim)  # (running sum of h, h)

@@ -159,8 +159,8 @@ def test_a_copy_task_is_learned_and_beam_search_decodes_it_exactly():
         return state, jax.nn.log_softmax(R * state.output() + bias)
 
     src, lens, tgt = batch(64)
-    decode = jax.jit(lambda values, s, l: _bound(pc, values, lambda: dy.beam_search_batched(
-        step, encode(s, l), BOS, EOS_, 3, 7)))
+    decode = jax.jit(lambda values, s, li: _bound(pc, values, lambda: dy.beam_search_batched(
+        step, encode(s, li), BOS, EOS_, 3, 7)))
     out = jax.tree_util.tree_map(np.asarray, decode(pc.parameter_values(), src, lens))
     got = [out["tokens"][j, 0, :out["lengths"][j, 0]].tolist() for j in range(64)]
     wrong = [(g, src[:lens[j], j].tolist()) for j, g in enumerate(got) if g != src[:lens[j], j].tolist() + [EOS_]]

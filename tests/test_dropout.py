@@ -11,7 +11,7 @@ from dynrnn._compiled import StackSpec, dropout_masks
 
 from .helpers import assert_trees_allclose
 
-I, H = 6, 8
+n_in, H = 6, 8
 
 
 def test_masks_have_the_rate_and_inverted_scale():
@@ -24,9 +24,9 @@ def test_masks_have_the_rate_and_inverted_scale():
 
 
 def test_a_sequence_keeps_its_masks_whether_stepped_or_scanned(rng):
-    b = dy.LSTMBuilder(2, I, H, dy.ParameterCollection(seed=0))
+    b = dy.LSTMBuilder(2, n_in, H, dy.ParameterCollection(seed=0))
     b.set_dropouts(0.5, 0.3)
-    xs = jnp.asarray(rng.normal(size=(5, 3, I)), jnp.float32)
+    xs = jnp.asarray(rng.normal(size=(5, 3, n_in)), jnp.float32)
     s0 = b.initial_state(key=jax.random.key(7))
     s = s0
     outs = []
@@ -37,9 +37,9 @@ def test_a_sequence_keeps_its_masks_whether_stepped_or_scanned(rng):
 
 
 def test_different_sequences_get_different_masks_and_keys_reproduce(rng):
-    b = dy.GRUBuilder(1, I, H, dy.ParameterCollection(seed=0))
+    b = dy.GRUBuilder(1, n_in, H, dy.ParameterCollection(seed=0))
     b.set_dropout(0.5)
-    x = jnp.asarray(rng.normal(size=I), jnp.float32)
+    x = jnp.asarray(rng.normal(size=n_in), jnp.float32)
     a = b.initial_state().add_input(x).output()
     c = b.initial_state().add_input(x).output()
     assert not np.allclose(a, c)
@@ -49,10 +49,10 @@ def test_different_sequences_get_different_masks_and_keys_reproduce(rng):
 
 
 def test_sequences_of_different_batch_sizes_in_one_step(rng):
-    b = dy.LSTMBuilder(1, I, H, dy.ParameterCollection(seed=0))
+    b = dy.LSTMBuilder(1, n_in, H, dy.ParameterCollection(seed=0))
     b.set_dropout(0.4)
-    s2 = b.initial_state().add_input(jnp.ones((2, I)))
-    s5 = b.initial_state().add_input(jnp.ones((5, I)))
+    s2 = b.initial_state().add_input(jnp.ones((2, n_in)))
+    s5 = b.initial_state().add_input(jnp.ones((5, n_in)))
     assert s2.output().shape == (2, H) and s5.output().shape == (5, H)
     # each example of a batch gets its own mask
     assert not np.allclose(s5.output()[0], s5.output()[1])
@@ -60,8 +60,8 @@ def test_sequences_of_different_batch_sizes_in_one_step(rng):
 
 def test_disable_dropout_is_deterministic_and_equals_no_dropout(rng):
     pc = dy.ParameterCollection(seed=0)
-    b = dy.LSTMBuilder(1, I, H, pc)
-    x = jnp.asarray(rng.normal(size=I), jnp.float32)
+    b = dy.LSTMBuilder(1, n_in, H, pc)
+    x = jnp.asarray(rng.normal(size=n_in), jnp.float32)
     clean = b.initial_state().add_input(x).output()
     b.set_dropout(0.5)
     assert b.dropout == (0.5, 0.5)
@@ -71,7 +71,7 @@ def test_disable_dropout_is_deterministic_and_equals_no_dropout(rng):
 
 
 def test_dropout_rate_is_validated():
-    b = dy.LSTMBuilder(1, I, H, dy.ParameterCollection(seed=0))
+    b = dy.LSTMBuilder(1, n_in, H, dy.ParameterCollection(seed=0))
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         b.set_dropout(1.0)
     with pytest.raises(TypeError):

@@ -39,7 +39,8 @@ UNARY = [
     ("max_dim", dy.max_dim, lambda x: x.max(-1)),
     ("pick", lambda x: dy.pick(x, 2), lambda x: x[..., 2]),
     ("pickneglogsoftmax", lambda x: dy.pickneglogsoftmax(x, 1), lambda x: -np.log(np_softmax(x))[..., 1]),
-    ("hinge", lambda x: dy.hinge(x, 3, 0.5), lambda x: (np.maximum(0, 0.5 - x[..., 3:4] + x) * (np.arange(D) != 3)).sum(-1)),
+    ("hinge", lambda x: dy.hinge(x, 3, 0.5),
+     lambda x: (np.maximum(0, 0.5 - x[..., 3:4] + x) * (np.arange(D) != 3)).sum(-1)),
     ("log_softmax restrict", lambda x: dy.log_softmax(x, restrict=[0, 2])[..., jnp.array([0, 2])],
      lambda x: np.log(np_softmax(x[..., [0, 2]]))),
 ]
@@ -202,7 +203,8 @@ def test_dropout_noise_and_managed_keys():
 def test_dropout_inside_a_training_step_draws_fresh_masks():
     pc = dy.ParameterCollection(seed=0)
     W = pc.add_parameters((4, 4), init=1.0)
-    loss = lambda x: jnp.sum(dy.dropout(W * x, 0.5))
+    def loss(x):
+        return jnp.sum(dy.dropout(W * x, 0.5))
     vg = dy.value_and_grad(loss, pc)
     values = {float(vg(jnp.ones(4))[0]) for _ in range(6)}
     assert len(values) > 1

@@ -11,14 +11,14 @@ import dynrnn as dy
 
 from .helpers import BUILDERS, randomize
 
-T, B, I, H = 4, 2, 3, 4
+T, B, n_in, H = 4, 2, 3, 4
 # lstm_fb0 runs the same code as lstm; leaving it out keeps the suite fast.
 GRAD_BUILDERS = sorted(set(BUILDERS) - {"lstm_fb0"})
 
 
 def make(name):
     pc = dy.ParameterCollection(seed=0, dtype=jnp.float64)
-    b = BUILDERS[name][0](2, I, H, pc)
+    b = BUILDERS[name][0](2, n_in, H, pc)
     randomize(b, np.random.default_rng(3))
     return pc, b
 
@@ -26,7 +26,7 @@ def make(name):
 @pytest.mark.parametrize("name", GRAD_BUILDERS)
 def test_grads_through_add_input_chain(name, x64, rng):
     pc, b = make(name)
-    xs = jnp.asarray(rng.normal(size=(T, B, I)))
+    xs = jnp.asarray(rng.normal(size=(T, B, n_in)))
     h0 = jnp.asarray(rng.normal(size=(B, H)))
 
     def f(xs, h0):
@@ -43,16 +43,17 @@ def test_grads_through_add_input_chain(name, x64, rng):
 def test_grads_through_transduce_with_lengths(name, batch, x64, rng):
     """batch 2 runs the hoisted-projection scan, batch 9 the plain one."""
     pc, b = make(name)
-    xs = jnp.asarray(rng.normal(size=(T, batch, I)))
+    xs = jnp.asarray(rng.normal(size=(T, batch, n_in)))
     lengths = np.array([T, 2] + [3] * (batch - 2))
-    f = lambda xs: jnp.sum(b.initial_state().transduce(xs, lengths=lengths) ** 2)
+    def f(xs):
+        return jnp.sum(b.initial_state().transduce(xs, lengths=lengths) ** 2)
     check_grads(f, (xs,), order=2, modes=("fwd", "rev"))
 
 
 @pytest.mark.parametrize("name", GRAD_BUILDERS)
 def test_grads_with_respect_to_parameters(name, x64, rng):
     pc, b = make(name)
-    xs = jnp.asarray(rng.normal(size=(T, B, I)))
+    xs = jnp.asarray(rng.normal(size=(T, B, n_in)))
     values = pc.parameter_values()
 
     def f(values):

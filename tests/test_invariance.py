@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 import dynrnn as dy
-
 from dynrnn._compiled import HOIST_MAX_BATCH
 
 from .helpers import BUILDERS, assert_trees_allclose, randomize, reference_outputs
 
-T, B, I, H = 7, 3, 4, 5
+T, B, n_in, H = 7, 3, 4, 5
 
 
 NAMES = {}
@@ -21,7 +20,7 @@ NAMES = {}
 
 @pytest.fixture(params=sorted(BUILDERS))
 def builder(request):
-    b = BUILDERS[request.param][0](2, I, H, dy.ParameterCollection(seed=0))
+    b = BUILDERS[request.param][0](2, n_in, H, dy.ParameterCollection(seed=0))
     randomize(b, np.random.default_rng(1))
     NAMES[b] = request.param
     return b
@@ -36,7 +35,7 @@ def loop(s, xs):
 
 
 def test_loop_add_inputs_transduce_agree(builder, rng):
-    xs = jnp.asarray(rng.normal(size=(T, B, I)), jnp.float32)
+    xs = jnp.asarray(rng.normal(size=(T, B, n_in)), jnp.float32)
     s0 = builder.initial_state()
     want, s_end = loop(s0, xs)
     states = s0.add_inputs(xs)
@@ -53,7 +52,7 @@ def test_loop_add_inputs_transduce_agree(builder, rng):
 
 
 def test_jit_equals_eager(builder, rng):
-    xs = jnp.asarray(rng.normal(size=(T, B, I)), jnp.float32)
+    xs = jnp.asarray(rng.normal(size=(T, B, n_in)), jnp.float32)
     s0 = builder.initial_state()
     want, s_end = loop(s0, xs)
     pc = builder.param_collection()
@@ -67,7 +66,7 @@ def test_jit_equals_eager(builder, rng):
 
 
 def test_vmap_per_example_equals_batch(builder, rng):
-    xs = jnp.asarray(rng.normal(size=(T, B, I)), jnp.float32)
+    xs = jnp.asarray(rng.normal(size=(T, B, n_in)), jnp.float32)
     s0 = builder.initial_state()
     batched = s0.transduce(xs)
     per_example = jax.vmap(lambda seq: s0.transduce(seq), in_axes=1, out_axes=1)(xs)
@@ -79,7 +78,7 @@ def test_vmap_per_example_equals_batch(builder, rng):
 
 
 def test_state_as_lax_scan_carry(builder, rng):
-    xs = jnp.asarray(rng.normal(size=(T, B, I)), jnp.float32)
+    xs = jnp.asarray(rng.normal(size=(T, B, n_in)), jnp.float32)
     s0 = builder.initial_state().add_input(xs[0])  # batched, so the carry keeps its shape
 
     def body(s, x):
@@ -93,13 +92,13 @@ def test_state_as_lax_scan_carry(builder, rng):
 def test_pytree_cost_is_layers_not_history(builder, rng):
     s = builder.initial_state()
     n0 = len(jax.tree_util.tree_leaves(s))
-    for x in rng.normal(size=(20, I)):
+    for x in rng.normal(size=(20, n_in)):
         s = s.add_input(x)
     assert len(jax.tree_util.tree_leaves(s)) == n0 == len(builder.initial_state().s())
 
 
 def test_lengths_equal_each_sequence_alone(builder, rng):
-    xs = jnp.asarray(rng.normal(size=(T, B, I)), jnp.float32)
+    xs = jnp.asarray(rng.normal(size=(T, B, n_in)), jnp.float32)
     lengths = np.array([T, 3, 1])
     s0 = builder.initial_state()
     outs, final = s0.transduce(xs, lengths=lengths, return_state=True)
@@ -111,9 +110,9 @@ def test_lengths_equal_each_sequence_alone(builder, rng):
 
 
 def test_zero_length_sequence_keeps_initial_state(rng):
-    b = dy.LSTMBuilder(1, I, H, dy.ParameterCollection(seed=0))
+    b = dy.LSTMBuilder(1, n_in, H, dy.ParameterCollection(seed=0))
     vecs = [jnp.ones((2, H)), jnp.full((2, H), 0.5)]
-    xs = jnp.asarray(rng.normal(size=(T, 2, I)), jnp.float32)
+    xs = jnp.asarray(rng.normal(size=(T, 2, n_in)), jnp.float32)
     _, final = b.initial_state(vecs).transduce(xs, lengths=np.array([0, T]), return_state=True)
     np.testing.assert_array_equal(final.s()[0][0], np.ones(H))
     np.testing.assert_array_equal(final.s()[1][0], np.full(H, 0.5))
@@ -122,7 +121,7 @@ def test_zero_length_sequence_keeps_initial_state(rng):
 @pytest.mark.parametrize("batch", [1, HOIST_MAX_BATCH, HOIST_MAX_BATCH + 1])
 def test_both_scan_strategies_match_the_reference(builder, batch, rng):
     """Small batches hoist the input projection out of the scan; larger ones do not."""
-    xs = rng.normal(size=(T, batch, I)).astype(np.float32)
+    xs = rng.normal(size=(T, batch, n_in)).astype(np.float32)
     lengths = rng.integers(1, T + 1, size=batch)
     outs = builder.initial_state().transduce(xs, lengths=lengths)
     for e in range(batch):

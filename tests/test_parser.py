@@ -40,7 +40,8 @@ TINY = "\n\n".join([
     "# sent_id = 4\n" + _tree(("Birds", "NOUN", 2, "nsubj"), ("sing", "VERB", 0, "root"), ("in", "ADP", 4, "case"),
                               ("spring", "NOUN", 2, "obl"), (".", "PUNCT", 2, "punct")),
     "# sent_id = 5\n1-2\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n" + _tree(("do", "AUX", 3, "aux"), ("n't", "PART", 3, "advmod"),
-                                                                 ("go", "VERB", 0, "root"), ("home", "ADV", 3, "advmod:lmod")),
+                                                                 ("go", "VERB", 0, "root"),
+                                                                 ("home", "ADV", 3, "advmod:lmod")),
     "# sent_id = 6\n" + _tree(("Big", "ADJ", 2, "amod"), ("dogs", "NOUN", 3, "nsubj"), ("chase", "VERB", 0, "root"),
                               ("small", "ADJ", 5, "amod"), ("cats", "NOUN", 3, "obj"), ("quickly", "ADV", 3, "advmod")),
 ]) + "\n\n"  # CoNLL-U ends every sentence with a blank line
@@ -49,6 +50,19 @@ TINY = "\n\n".join([
 @pytest.fixture(scope="module")
 def tiny():
     return conllu.parse_conllu(TINY)
+
+
+def test_arc_standard_command_checks_the_oracle_on_a_treebank(tmp_path, capsys):
+    """`python examples/arc_standard.py FILE` rebuilds every projective tree from its oracle
+    transitions (2n of them) and reports the deepest stacks."""
+    path = tmp_path / "tiny.conllu"
+    path.write_text(TINY)
+    out = ts.main([str(path)])
+    assert out["sentences"] == 6 and out["projective"] == 6
+    assert out["transitions_mean"] == pytest.approx(2 * np.mean([3, 6, 5, 5, 4, 6]))
+    # "Big dogs chase small cats quickly": ROOT chase small cats is the deepest (4, ROOT counted)
+    assert out["deepest_stack_max"] == 4
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
 
 
 # -- CoNLL-U and evaluation ---------------------------------------------------------------

@@ -9,12 +9,12 @@ import dynrnn as dy
 
 from .helpers import BUILDERS, N_COMPONENTS, randomize, reference_outputs
 
-T, I, H = 6, 5, 7
+T, n_in, H = 6, 5, 7
 
 
 def make(name, layers, seed=0):
     pc = dy.ParameterCollection(seed=seed)
-    b = BUILDERS[name][0](layers, I, H, pc)
+    b = BUILDERS[name][0](layers, n_in, H, pc)
     randomize(b, np.random.default_rng(seed + 1))
     return b
 
@@ -23,7 +23,7 @@ def make(name, layers, seed=0):
 @pytest.mark.parametrize("layers", [1, 2, 3])
 def test_add_input_matches_reference(name, layers, rng):
     b = make(name, layers)
-    xs = rng.normal(size=(T, I)).astype(np.float32)
+    xs = rng.normal(size=(T, n_in)).astype(np.float32)
     want_out, want_states = reference_outputs(name, b, xs)
     s = b.initial_state()
     for t in range(T):
@@ -31,19 +31,19 @@ def test_add_input_matches_reference(name, layers, rng):
         np.testing.assert_allclose(s.output(), want_out[t], rtol=1e-5, atol=1e-5)
         # s() is component-major: c_1..c_L, h_1..h_L
         n = N_COMPONENTS[name]
-        want_s = [want_states[t][l][k] for k in range(n) for l in range(layers)]
+        want_s = [want_states[t][li][k] for k in range(n) for li in range(layers)]
         assert len(s.s()) == n * layers
         for got, want in zip(s.s(), want_s):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-        for l in range(layers):
-            np.testing.assert_allclose(s.h()[l], want_states[t][l][-1], rtol=1e-5, atol=1e-5)
+        for li in range(layers):
+            np.testing.assert_allclose(s.h()[li], want_states[t][li][-1], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_batched_transduce_matches_reference_per_example(name, rng):
     b = make(name, 2)
     B = 4
-    xs = rng.normal(size=(T, B, I)).astype(np.float32)
+    xs = rng.normal(size=(T, B, n_in)).astype(np.float32)
     got = b.initial_state().transduce(xs)
     assert got.shape == (T, B, H)
     for e in range(B):
@@ -56,8 +56,8 @@ def test_initial_state_vecs_match_reference(name, rng):
     b = make(name, 2)
     n = N_COMPONENTS[name]
     vecs = [rng.normal(size=H).astype(np.float32) for _ in range(n * 2)]
-    state0 = [tuple(vecs[k * 2 + l] for k in range(n)) for l in range(2)]
-    xs = rng.normal(size=(T, I)).astype(np.float32)
+    state0 = [tuple(vecs[k * 2 + li] for k in range(n)) for li in range(2)]
+    xs = rng.normal(size=(T, n_in)).astype(np.float32)
     want, _ = reference_outputs(name, b, xs, state0)
     got = b.initial_state(vecs).transduce(xs)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -13,12 +13,12 @@ import dynrnn as dy
 
 from .helpers import BUILDERS, randomize
 
-I, H, B, CAP = 3, 4, 3, 6
+n_in, H, B, CAP = 3, 4, 3, 6
 
 
 def make(name, layers=2, seed=0):
     pc = dy.ParameterCollection(seed=seed)
-    builder = BUILDERS[name][0](layers, I, H, pc)
+    builder = BUILDERS[name][0](layers, n_in, H, pc)
     randomize(builder, np.random.default_rng(seed))
     return pc, builder
 
@@ -44,7 +44,7 @@ def eager_tops(builder, ops, xs):
     """DyNet style: one Python stack of states per example; returns, per step, each
     example's (top output, the output below it or None, the pushed input)."""
     tops = [builder.initial_state() for _ in range(B)]
-    pushed = [[np.zeros(I, np.float32)] for _ in range(B)]
+    pushed = [[np.zeros(n_in, np.float32)] for _ in range(B)]
     out = []
     for t, row in enumerate(ops):
         for b, op in enumerate(row):
@@ -72,7 +72,7 @@ def run_stack(stack, ops, xs):
 @given(ops=programs(), seed=st.integers(0, 2**16))
 def test_batched_stack_equals_prev_chains(name, ops, seed):
     _, builder = make(name)
-    xs = jnp.asarray(np.random.default_rng(seed).normal(size=(len(ops), B, I)), jnp.float32)
+    xs = jnp.asarray(np.random.default_rng(seed).normal(size=(len(ops), B, n_in)), jnp.float32)
     want = eager_tops(builder, ops, xs)
     got = run_stack(dy.RNNStack(builder.initial_state(), CAP, batch_size=B), ops, xs)
     for t, (stack, row) in enumerate(zip(got, want)):
@@ -85,7 +85,7 @@ def test_batched_stack_equals_prev_chains(name, ops, seed):
                 np.testing.assert_allclose(stack.output(1)[b], below, rtol=1e-5, atol=1e-6)
             else:  # below the base: the base state, by definition
                 np.testing.assert_allclose(stack.output(1)[b], 0.0)
-        for got_s, want_s in zip(stack.top().s(), zip(*[builder.initial_state().s()] * B)):
+        for got_s, _want_s in zip(stack.top().s(), zip(*[builder.initial_state().s()] * B)):
             assert got_s.shape == (B, H)
 
 
@@ -102,7 +102,7 @@ def _scan_program(builder, ops, xs):
 @given(ops=programs(st.integers(1, 12)))
 def test_stack_in_a_jitted_scan_equals_eager(ops):
     _, builder = make("coupled")
-    xs = jnp.asarray(np.random.default_rng(1).normal(size=(len(ops), B, I)), jnp.float32)
+    xs = jnp.asarray(np.random.default_rng(1).normal(size=(len(ops), B, n_in)), jnp.float32)
     outs, depths = dy.jit(lambda o, x: _scan_program(builder, o, x), builder.param_collection())(ops, xs)
     want = eager_tops(builder, ops, xs)
     for t in range(len(ops)):
@@ -114,12 +114,12 @@ def test_gradients_equal_the_prev_chain_version(name):
     pc, builder = make(name, seed=3)
     rng = np.random.default_rng(3)
     ops = np.array([[1, 1, 1], [1, 2, 0], [1, 1, 1], [2, 0, 1], [1, 2, 1], [2, 1, 2]], np.int32)
-    xs = jnp.asarray(rng.normal(size=(len(ops), B, I)), jnp.float32)
+    xs = jnp.asarray(rng.normal(size=(len(ops), B, n_in)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(H,)), jnp.float32)
 
     def eager_loss(xs):
         total = 0.0
-        for t, row in enumerate(eager_tops(builder, ops, xs)):
+        for _t, row in enumerate(eager_tops(builder, ops, xs)):
             total = total + sum(jnp.tanh(top) @ w for top, _, _ in row)
         return total
 
@@ -143,7 +143,7 @@ def test_gradients_equal_the_prev_chain_version(name):
 def test_pop_is_o1_and_push_after_pop_overwrites():
     _, builder = make("lstm")
     s = dy.RNNStack(builder.initial_state(), 4, batch_size=1)
-    x1, x2, x3 = (jnp.full((1, I), v, jnp.float32) for v in (0.1, 0.2, 0.3))
+    x1, x2, x3 = (jnp.full((1, n_in), v, jnp.float32) for v in (0.1, 0.2, 0.3))
     s2 = s.push(x1).push(x2)
     popped = s2.pop()
     assert popped._slots is s2._slots  # nothing recomputed or copied
@@ -161,7 +161,7 @@ def test_pop_is_o1_and_push_after_pop_overwrites():
 def test_full_and_empty_stacks():
     _, builder = make("gru")
     s = dy.RNNStack(builder.initial_state(), 2, batch_size=2)
-    x = jnp.ones((2, I), jnp.float32)
+    x = jnp.ones((2, n_in), jnp.float32)
     with pytest.raises(ValueError, match=r"stack\(s\) \[0, 1\] are empty"):
         s.pop()
     s = s.push(x).push(x, where=np.array([True, False]))
@@ -186,9 +186,9 @@ def test_bad_arguments_get_clear_errors():
         dy.RNNStack(builder.initial_state(), 0, batch_size=2)
     s = dy.RNNStack(builder.initial_state(), 3, batch_size=2)
     with pytest.raises(ValueError, match=r"x has shape \(3, 3\); expected \(2, 3\)"):
-        s.push(jnp.ones((3, I)))
+        s.push(jnp.ones((3, n_in)))
     with pytest.raises(TypeError, match="where must be booleans"):
-        s.push(jnp.ones((2, I)), where=np.array([1, 0]))
+        s.push(jnp.ones((2, n_in)), where=np.array([1, 0]))
     with pytest.raises(ValueError, match=r"where must be a \(2,\) bool array"):
         s.pop(where=np.array([True]))
     with pytest.raises(AttributeError, match="immutable"):
@@ -199,7 +199,7 @@ def test_vmap_over_stacks_and_batched_initial_state():
     _, builder = make("coupled", layers=1)
     rng = np.random.default_rng(0)
     h0 = [jnp.asarray(rng.normal(size=(B, H)), jnp.float32) for _ in range(2)]
-    xs = jnp.asarray(rng.normal(size=(B, 4, I)), jnp.float32)
+    xs = jnp.asarray(rng.normal(size=(B, 4, n_in)), jnp.float32)
 
     def one(c, h, x):  # one example's stack, batch 1, pushed 4 times then popped twice
         st_ = dy.RNNStack(builder.initial_state([c[None], h[None]]), 4)
@@ -221,7 +221,7 @@ def test_vmap_over_stacks_and_batched_initial_state():
 def test_gradients_equal_the_prev_chain_version_on_random_programs(ops, seed):
     pc, builder = make("lstm", seed=1)
     rng = np.random.default_rng(seed)
-    xs = jnp.asarray(rng.normal(size=(len(ops), B, I)), jnp.float32)
+    xs = jnp.asarray(rng.normal(size=(len(ops), B, n_in)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(H,)), jnp.float32)
 
     def eager_loss(xs):
@@ -243,10 +243,10 @@ def test_push_gradients_match_finite_differences(x64):
     from jax.test_util import check_grads
 
     pc = dy.ParameterCollection(seed=0, dtype=jnp.float64)
-    builder = dy.CoupledLSTMBuilder(2, I, H, pc)
+    builder = dy.CoupledLSTMBuilder(2, n_in, H, pc)
     randomize(builder, np.random.default_rng(0))
     rng = np.random.default_rng(1)
-    xs = jnp.asarray(rng.normal(size=(5, B, I)))
+    xs = jnp.asarray(rng.normal(size=(5, B, n_in)))
     h0 = jnp.asarray(rng.normal(size=(B, H)))
     ops = np.array([[1, 1, 1], [1, 0, 1], [2, 1, 1], [1, 2, 2], [1, 1, 0]], np.int32)
     values = pc.parameter_values()
@@ -258,7 +258,7 @@ def test_push_gradients_match_finite_differences(x64):
             for t in range(len(ops)):
                 stack = stack.pop(where=ops[t] == 2).push(xs[t], where=ops[t] == 1)
                 total = total + jnp.sum(jnp.sin(stack.output())) + jnp.sum(stack.output(1) ** 2) \
-                    + jnp.sum(stack.input(1) * stack.top().s()[0][:, :I])
+                    + jnp.sum(stack.input(1) * stack.top().s()[0][:, :n_in])
             return total
 
     check_grads(f, (values, xs, h0), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)

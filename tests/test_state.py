@@ -63,9 +63,9 @@ def test_set_h_takes_c_from_this_state_not_the_newest(rng):
     assert child.prev() is s1
     np.testing.assert_array_equal(child.h()[0], hs[0])
     np.testing.assert_array_equal(child.h()[1], hs[1])
-    for l in range(2):
-        np.testing.assert_array_equal(child.s()[l], s1.s()[l])  # c from s1 ...
-        assert not np.allclose(child.s()[l], newest.s()[l])  # ... not from the newest state
+    for li in range(2):
+        np.testing.assert_array_equal(child.s()[li], s1.s()[li])  # c from s1 ...
+        assert not np.allclose(child.s()[li], newest.s()[li])  # ... not from the newest state
 
 
 def test_set_s_replaces_everything_in_s_order(rng):
@@ -103,14 +103,15 @@ def test_unbatched_state_takes_the_batch_of_its_first_input(rng):
 
 def test_get_parameters_layouts_follow_dynet():
     pc = dy.ParameterCollection(seed=0)
-    I, H = 3, 4
-    shapes = lambda b: [[p.shape() for p in layer] for layer in b.get_parameters()]
-    assert shapes(dy.VanillaLSTMBuilder(2, I, H, pc)) == [[(16, 3), (16, 4), (16,)], [(16, 4), (16, 4), (16,)]]
-    assert shapes(dy.SimpleRNNBuilder(1, I, H, pc)) == [[(4, 3), (4, 4), (4,)]]
-    assert shapes(dy.GRUBuilder(1, I, H, pc)) == [[(4, 3), (4, 4), (4,)] * 3]
-    assert shapes(dy.CoupledLSTMBuilder(1, I, H, pc)) == [
+    n_in, H = 3, 4
+    def shapes(b):
+        return [[p.shape() for p in layer] for layer in b.get_parameters()]
+    assert shapes(dy.VanillaLSTMBuilder(2, n_in, H, pc)) == [[(16, 3), (16, 4), (16,)], [(16, 4), (16, 4), (16,)]]
+    assert shapes(dy.SimpleRNNBuilder(1, n_in, H, pc)) == [[(4, 3), (4, 4), (4,)]]
+    assert shapes(dy.GRUBuilder(1, n_in, H, pc)) == [[(4, 3), (4, 4), (4,)] * 3]
+    assert shapes(dy.CoupledLSTMBuilder(1, n_in, H, pc)) == [
         [(4, 3), (4, 4), (4, 4), (4,), (4, 3), (4, 4), (4, 4), (4,), (4, 3), (4, 4), (4,)]]
-    ln = dy.VanillaLSTMBuilder(1, I, H, pc, ln_lstm=True)
+    ln = dy.VanillaLSTMBuilder(1, n_in, H, pc, ln_lstm=True)
     assert shapes(ln) == [[(16, 3), (16, 4), (16,)]]
     assert [[p.shape() for p in layer] for layer in ln.get_ln_parameters()] == [[(16,)] * 4 + [(4,)] * 2]
     assert all(np.all(g.as_array() == 1) for g in ln.get_ln_parameters()[0][0::2])

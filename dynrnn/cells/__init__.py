@@ -1,7 +1,10 @@
 """Pure step math for each recurrent cell, and the protocol a user cell follows."""
 
-from ._base import Cell as Cell, ParamSpec as ParamSpec, cell_dataclass as cell_dataclass
-from ._base import layer_norm as layer_norm, linear as linear
+from ._base import Cell as Cell
+from ._base import ParamSpec as ParamSpec
+from ._base import cell_dataclass as cell_dataclass
+from ._base import layer_norm as layer_norm
+from ._base import linear as linear
 from ._coupled_lstm import CoupledLSTMCell as CoupledLSTMCell
 from ._fast_lstm import FastLSTMCell as FastLSTMCell
 from ._gru import GRUCell as GRUCell

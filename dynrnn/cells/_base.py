@@ -25,20 +25,20 @@ Cells import nothing else from dynrnn: they are the math, and only the math.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 Array = jax.Array
-State = Tuple[Array, ...]
+State = tuple[Array, ...]
 
 
 class ParamSpec(NamedTuple):
     """One parameter of a cell: its name, its shape and its initializer."""
 
     name: str
-    shape: Tuple[int, ...]
+    shape: tuple[int, ...]
     init: Any = None  # None → Glorot uniform over this (possibly stacked) matrix
 
 
@@ -48,14 +48,14 @@ class Cell:
     input_dim: int
     hidden_dim: int
 
-    def param_specs(self) -> Tuple[ParamSpec, ...]:
+    def param_specs(self) -> tuple[ParamSpec, ...]:
         raise NotImplementedError
 
-    def state_sizes(self) -> Tuple[int, ...]:
+    def state_sizes(self) -> tuple[int, ...]:
         return (self.hidden_dim,)
 
-    def step(self, params: Tuple[Array, ...], state: State, x: Array,
-             h_mask: Optional[Array] = None) -> State:
+    def step(self, params: tuple[Array, ...], state: State, x: Array,
+             h_mask: Array | None = None) -> State:
         raise NotImplementedError
 
 
@@ -83,5 +83,5 @@ def layer_norm(x: Array, g: Array, b: Array) -> Array:
     return g * (x - mu) / (sigma + 1e-8) + b
 
 
-def masked(h: Array, mask: Optional[Array]) -> Array:
+def masked(h: Array, mask: Array | None) -> Array:
     return h if mask is None else h * mask

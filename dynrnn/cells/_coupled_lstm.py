@@ -25,10 +25,10 @@ class CoupledLSTMCell(Cell):
     hidden_dim: int
 
     def param_specs(self):
-        H, I = self.hidden_dim, self.input_dim
+        H, n_in = self.hidden_dim, self.input_dim
         specs = ()
         for gate, peephole in (("i", True), ("o", True), ("c", False)):
-            specs += (ParamSpec(f"x2{gate}", (H, I)), ParamSpec(f"h2{gate}", (H, H)))
+            specs += (ParamSpec(f"x2{gate}", (H, n_in)), ParamSpec(f"h2{gate}", (H, H)))
             if peephole:
                 specs += (ParamSpec(f"c2{gate}", (H, H)),)
             specs += (ParamSpec(f"b{gate}", (H,), 0.0),)

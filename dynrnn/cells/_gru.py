@@ -22,10 +22,10 @@ class GRUCell(Cell):
     hidden_dim: int
 
     def param_specs(self):
-        H, I = self.hidden_dim, self.input_dim
+        H, n_in = self.hidden_dim, self.input_dim
         specs = ()
         for g in ("z", "r", "h"):
-            specs += (ParamSpec(f"W_{g}x", (H, I)), ParamSpec(f"W_{g}h", (H, H)), ParamSpec(f"b_{g}", (H,), 0.0))
+            specs += (ParamSpec(f"W_{g}x", (H, n_in)), ParamSpec(f"W_{g}h", (H, H)), ParamSpec(f"b_{g}", (H,), 0.0))
         return specs
 
     def project_input(self, params, x):

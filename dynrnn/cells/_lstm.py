@@ -28,8 +28,8 @@ class LSTMCell(Cell):
     forget_bias: float = 1.0
 
     def param_specs(self):
-        H, I = self.hidden_dim, self.input_dim
-        specs = (ParamSpec("W_x", (4 * H, I)), ParamSpec("W_h", (4 * H, H)), ParamSpec("b", (4 * H,), 0.0))
+        H, n_in = self.hidden_dim, self.input_dim
+        specs = (ParamSpec("W_x", (4 * H, n_in)), ParamSpec("W_h", (4 * H, H)), ParamSpec("b", (4 * H,), 0.0))
         if self.ln:
             specs += (ParamSpec("g_x", (4 * H,), 1.0), ParamSpec("b_x", (4 * H,), 0.0),
                       ParamSpec("g_h", (4 * H,), 1.0), ParamSpec("b_h", (4 * H,), 0.0),
@@ -48,11 +48,11 @@ class LSTMCell(Cell):
         c, h = state
         ah = linear(W_h, masked(h, h_mask))
         if self.ln:
-            g_x, b_x, g_h, b_h, g_c, b_c = params[3:]
+            g_x, b_x, g_h, b_h = params[3:7]
             ax, ah = layer_norm(ax, g_x, b_x), layer_norm(ah, g_h, b_h)
         i, f, o, g = jnp.split(ax + ah + b, 4, axis=-1)
         c = jax.nn.sigmoid(f + self.forget_bias) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        c_out = layer_norm(c, g_c, b_c) if self.ln else c
+        c_out = layer_norm(c, *params[7:9]) if self.ln else c  # g_c, b_c
         return c, jax.nn.sigmoid(o) * jnp.tanh(c_out)
 
     def step(self, params, state, x, h_mask=None):

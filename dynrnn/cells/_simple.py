@@ -16,8 +16,8 @@ class SimpleRNNCell(Cell):
     hidden_dim: int
 
     def param_specs(self):
-        H, I = self.hidden_dim, self.input_dim
-        return (ParamSpec("W_hx", (H, I)), ParamSpec("W_hh", (H, H)), ParamSpec("b", (H,), 0.0))
+        H, n_in = self.hidden_dim, self.input_dim
+        return (ParamSpec("W_hx", (H, n_in)), ParamSpec("W_hh", (H, H)), ParamSpec("b", (H,), 0.0))
 
     def project_input(self, params, x):
         return linear(params[0], x)

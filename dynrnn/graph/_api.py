@@ -9,7 +9,8 @@ inside `jax.jit`, `Trainer.step` and `value_and_grad` nothing changes, no graph 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 
@@ -18,7 +19,8 @@ from .. import _expressions as A
 from .._hooks import any_expression, is_expression
 from .._params import bindings_active, graph_mode, staging
 from . import _ops as G
-from ._graph import CURRENT, cg_version, renew_cg as _renew
+from ._graph import CURRENT, cg_version
+from ._graph import renew_cg as _renew
 
 
 def _uses_graph(args: tuple, kwargs: dict) -> bool:
@@ -97,7 +99,8 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, **
         if replay not in modes:
             raise ValueError(f"dy.config: replay must be 'auto', 'always' or 'never'; given {replay!r}.")
         CURRENT.replay = modes[replay]
-    return {"autobatch": int(CURRENT.autobatch), "debug_nans": bool(jax.config.jax_debug_nans),
+    nans = jax.config.jax_debug_nans  # pyright: ignore[reportAttributeAccessIssue] (a flag set at run time)
+    return {"autobatch": int(CURRENT.autobatch), "debug_nans": bool(nans),
             "replay": CURRENT.replay}
 
 

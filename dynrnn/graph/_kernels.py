@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -84,12 +85,12 @@ def node_function(sig: Sig) -> Callable:
     return jax.vmap(f, in_axes=in_axes)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def node_kernel(sig: Sig) -> Callable:
     return jax.jit(node_function(sig))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def node_vjp(sig: Sig) -> Callable:
     f = node_function(sig)
 
@@ -122,12 +123,12 @@ def _group_function(sig: Sig, shared: tuple, modes: tuple) -> Callable:
     return group
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def group_kernel(sig: Sig, shared: tuple, modes: tuple) -> Callable:
     return jax.jit(_group_function(sig, shared, modes))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def group_vjp(sig: Sig, shared: tuple, modes: tuple) -> Callable:
     g = _group_function(sig, shared, modes)
 
@@ -199,12 +200,12 @@ def _merged_chains(sig: Sig, modes: tuple, n: int, t: int) -> Callable:
     return chains
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def chain_kernel(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int, x_pos: int) -> Callable:
     return jax.jit(_chain_function(sig, shared, modes, n, t, state_pos, x_pos))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def chain_vjp(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int, x_pos: int) -> Callable:
     g = _chain_function(sig, shared, modes, n, t, state_pos, x_pos)
 
@@ -215,7 +216,7 @@ def chain_vjp(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: 
     return jax.jit(vjp)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rows_kernel(n: int) -> Callable:
     return jax.jit(lambda a: tuple(a[i] for i in range(n)))
 
@@ -225,13 +226,13 @@ def rows(a: jax.Array) -> tuple:
     return _rows_kernel(a.shape[0])(a)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def zeros(shape: tuple, dtype: Any) -> jax.Array:
     """A cached zero array (cotangents of outputs that nothing used)."""
     return jnp.zeros(shape, dtype)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adder(n: int) -> Callable:
     return jax.jit(lambda *xs: functools.reduce(jnp.add, xs))
 
@@ -248,7 +249,7 @@ def add_all(xs: list) -> Any:
     return xs[0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scatter_kernel(n: int) -> Callable:
     return jax.jit(lambda base, idx, *rows_: base.at[idx].add(jnp.stack(rows_)))
 
@@ -257,8 +258,8 @@ def scatter_add(base: jax.Array, idx: list, rows_: list) -> jax.Array:
     """`base` with `rows_[k]` added at row `idx[k]` (one call; the count is bucketed)."""
     nb = bucket(len(rows_), fine=False)
     z = zeros(tuple(rows_[0].shape), rows_[0].dtype)
-    idx = np.asarray(list(idx) + [0] * (nb - len(idx)), np.int32)
-    return _scatter_kernel(nb)(base, idx, *rows_, *([z] * (nb - len(rows_))))
+    ids = np.asarray(list(idx) + [0] * (nb - len(idx)), np.int32)
+    return _scatter_kernel(nb)(base, ids, *rows_, *([z] * (nb - len(rows_))))
 
 
 def compile_count() -> int:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -107,7 +108,7 @@ def node(op: Op, args: Sequence[Expression], consts: Sequence[Any] = (), static:
             raise ValueError(f"dy.{where or op.name}: cannot apply to arguments with {shown}: {e}") from None
         hit = _SIGS[t] = (sig, dims, dtype)
     sig, dims, dtype = hit
-    return Expression(g, op, args, consts, static, dims, batch, sig, const=const, dtype=dtype)
+    return Expression(g, op, args, tuple(consts), static, dims, batch, sig, const=const, dtype=dtype)
 
 
 # -- leaves ---------------------------------------------------------------------------------
@@ -128,12 +129,12 @@ def _float_array(where: str, arr: Any) -> np.ndarray:
         raise TypeError(f"dy.{where}: given an Expression; it is already in the graph.")
     try:
         a = np.asarray(arr)
-    except Exception as e:
+    except (TypeError, ValueError) as e:
         raise TypeError(f"dy.{where}: expected numbers (a list or an array); given {type(arr).__name__} ({e}).") \
             from None
     if a.dtype.kind not in "fiub":
         raise TypeError(f"dy.{where}: expected numbers; given an array of dtype {a.dtype}.")
-    keep64 = a.dtype == np.float64 and jax.config.jax_enable_x64
+    keep64 = a.dtype == np.float64 and jax.config.jax_enable_x64  # pyright: ignore[reportAttributeAccessIssue]
     return a if keep64 else a.astype(np.float32)
 
 
@@ -653,7 +654,7 @@ def _dim_op(name: str, x: Any, d: int) -> Expression:
 
 
 def sum_dim(x: Any, d: Sequence[int] | int, b: bool = False) -> Expression:
-    ds = [d] if isinstance(d, numbers.Integral) else list(d)
+    ds = [int(d)] if isinstance(d, numbers.Integral) else [int(k) for k in d]  # type: ignore[union-attr]
     out = expr(x, "sum_dim")
     for k in sorted(ds, reverse=True):
         out = _dim_op("sum_dim", out, k)
@@ -661,7 +662,7 @@ def sum_dim(x: Any, d: Sequence[int] | int, b: bool = False) -> Expression:
 
 
 def mean_dim(x: Any, d: Sequence[int] | int, b: bool = False, n: int = 0) -> Expression:
-    ds = [d] if isinstance(d, numbers.Integral) else list(d)
+    ds = [int(d)] if isinstance(d, numbers.Integral) else [int(k) for k in d]  # type: ignore[union-attr]
     out = expr(x, "mean_dim")
     for k in sorted(ds, reverse=True):
         out = _dim_op("mean_dim", out, k)
@@ -884,7 +885,7 @@ def pick(x: Any, index: Any = 0, dim: int = 0) -> Expression:
     return node(PICK, [e], [i.astype(np.int32)], static=int(dim))
 
 
-def pick_batch(x: Any, indices: Sequence[int], dim: int = 0) -> Expression:
+def pick_batch(x: Any, indices: Sequence[int] | np.ndarray, dim: int = 0) -> Expression:
     e = expr(x, "pick_batch")
     ids = np.asarray(indices)
     n = (e.dims + (1,))[_axis_check("pick_batch", e, dim)]
@@ -1022,7 +1023,7 @@ def pickneglogsoftmax(x: Any, v: Any) -> Expression:
     return node(PNLS, [e], [i.astype(np.int32)])
 
 
-def pickneglogsoftmax_batch(x: Any, vs: Sequence[int]) -> Expression:
+def pickneglogsoftmax_batch(x: Any, vs: Sequence[int] | np.ndarray) -> Expression:
     e = expr(x, "pickneglogsoftmax_batch")
     ids = np.asarray(vs)
     if ids.ndim != 1 or ids.dtype.kind not in "iu":

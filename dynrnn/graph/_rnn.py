@@ -9,7 +9,8 @@ run as one scan (see `_schedule`), so `add_inputs`/`transduce` cost one kernel c
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -120,7 +121,7 @@ class GraphState:
         self._config, self._consts = config, consts
 
     @classmethod
-    def from_array_state(cls, state: Any) -> "GraphState":
+    def from_array_state(cls, state: Any) -> GraphState:
         """The graph's view of an array-mode state (an initial state, usually)."""
         counts = tuple(len(layer) for layer in state.layers)
         return cls(state.builder, state.spec, _state_leaf(state.layers), state.key, state, counts)
@@ -144,12 +145,12 @@ class GraphState:
 
     def h(self) -> tuple[Expression, ...]:
         """Each layer's output h, bottom to top."""
-        return tuple(self._slot(self._index(l, n - 1)) for l, n in enumerate(self._counts))
+        return tuple(self._slot(self._index(li, n - 1)) for li, n in enumerate(self._counts))
 
     def s(self) -> tuple[Expression, ...]:
         """Every state vector, component-major (an LSTM: c_1..c_L, h_1..h_L)."""
         n = self._counts[0]
-        return tuple(self._slot(self._index(l, k)) for k in range(n) for l in range(len(self._counts)))
+        return tuple(self._slot(self._index(li, k)) for k in range(n) for li in range(len(self._counts)))
 
     def prev(self) -> Any:
         return self._prev
@@ -167,7 +168,7 @@ class GraphState:
     def _where(self, method: str) -> str:
         return f"{type(self._builder).__name__}.{method}"
 
-    def add_input(self, x: Any) -> "GraphState":
+    def add_input(self, x: Any) -> GraphState:
         """One step of every layer: one node of the graph. x: dims (input_dim,)."""
         b = self._builder
         x = expr(x, self._where("add_input"))
@@ -186,7 +187,7 @@ class GraphState:
             prev.child = n.index
         return GraphState(b, self._spec, n, self._key, self, self._counts, self._config, self._consts)
 
-    def add_inputs(self, xs: Sequence[Any]) -> list["GraphState"]:
+    def add_inputs(self, xs: Sequence[Any]) -> list[GraphState]:
         """`[s := s.add_input(x) for x in xs]`; the steps run as one scan when evaluated."""
         states, s = [], self
         for x in exprs(list(xs), self._where("add_inputs")):
@@ -199,7 +200,7 @@ class GraphState:
         return [s.output() for s in self.add_inputs(xs)]
 
     # -- setting ---------------------------------------------------------------------
-    def _replace(self, method: str, new: dict[int, Any]) -> "GraphState":
+    def _replace(self, method: str, new: dict[int, Any]) -> GraphState:
         n = self._node
         total = sum(self._counts)
         parts = []
@@ -224,15 +225,15 @@ class GraphState:
         return GraphState(self._builder, self._spec, packed, self._key, self, self._counts, self._config,
                           self._consts)
 
-    def set_h(self, hs: Sequence[Any]) -> "GraphState":
+    def set_h(self, hs: Sequence[Any]) -> GraphState:
         """A child of **this** state with each layer's h replaced (an LSTM keeps this c)."""
         hs = list(hs)
         if len(hs) != len(self._counts):
             raise ValueError(f"{self._where('set_h')}: hs has {len(hs)} vectors; this builder has "
                              f"{len(self._counts)} layer(s).")
-        return self._replace("set_h", {self._index(l, n - 1): h for l, (n, h) in enumerate(zip(self._counts, hs))})
+        return self._replace("set_h", {self._index(li, n - 1): h for li, (n, h) in enumerate(zip(self._counts, hs))})
 
-    def set_s(self, ss: Sequence[Any]) -> "GraphState":
+    def set_s(self, ss: Sequence[Any]) -> GraphState:
         """A child of this state with every state vector replaced, in `s()` order; with
         only the first half (an LSTM's c's), the h's are kept."""
         ss = list(ss)

@@ -151,7 +151,8 @@ def _agenda(g: Graph, pending: list, hi: int) -> None:
             computed = group
         for n in computed:
             done(n)
-    make_ready = done = None  # the two closures refer to each other: break the cycle  # noqa: F841
+    # the two closures refer to each other: break the cycle
+    make_ready = done = None  # type: ignore[assignment]  # noqa: F841
 
 
 def _pack(g: Graph, vals: list) -> tuple:
@@ -403,7 +404,7 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
             else:
                 for node, ci in zip(where, c):
                     cts.add(node, ci)
-    for n, parts in list(cts.nodes.items()):
+    for n, _parts in list(cts.nodes.items()):
         total = cts.node_total(n)
         if n.op.leaf_param is not None and accumulate:
             n.op.leaf_param(n, total)

@@ -6,7 +6,8 @@ expressions and compute arrays inside compiled code.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

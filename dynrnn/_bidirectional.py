@@ -11,6 +11,7 @@ import numpy as np
 from . import _hooks
 from ._builders import RNNBuilder, VanillaLSTMBuilder
 from ._errors import check_int, check_sequence
+from ._io import savable
 from ._params import ParameterCollection, Parameters
 from ._state import RNNState
 
@@ -26,6 +27,7 @@ def reverse_sequences(xs: jax.Array, lengths: Any = None) -> jax.Array:
     return jnp.take_along_axis(xs, idx[:, :, None], axis=0)
 
 
+@savable
 class BiRNNBuilder:
     """A stack of bidirectional layers (DyNet's `BiRNNBuilder`).
 
@@ -68,8 +70,8 @@ class BiRNNBuilder:
     def _builders(self) -> list[RNNBuilder]:
         return [b for pair in self.builder_layers for b in pair]
 
-    def _all_params(self) -> list[Parameters]:
-        return [p for b in self._builders() for p in b._all_params()]
+    def saved_parameters(self) -> list[Parameters]:
+        return [p for b in self._builders() for p in b.saved_parameters()]
 
     def get_parameters(self) -> list[list[list[Parameters]]]:
         """Per layer, `[forward builder's get_parameters(), backward builder's]`."""
@@ -92,13 +94,13 @@ class BiRNNBuilder:
         """(d, d_h) of the first direction's builder (`set_dropout(s)` sets every one alike)."""
         return self._builders()[0].dropout
 
-    def _dropout_settings(self) -> list[list[float]]:
+    def dropout_settings(self) -> list[list[float]]:
         """Every direction's `[d, d_h]`, layer by layer (forward, backward)."""
         return [list(b.dropout) for b in self._builders()]
 
-    def _restore_dropout(self, settings: list) -> None:
+    def restore_dropout(self, settings: list) -> None:
         for b, s in zip(self._builders(), settings, strict=True):
-            b._restore_dropout([s])
+            b.restore_dropout([s])
 
     def _as_array(self, method: str, xs: Any, lengths: Any):
         return check_sequence(f"BiRNNBuilder.{method}", xs, lengths, self.input_dim, self._pc.dtype, None)
@@ -155,7 +157,7 @@ class BiRNNBuilder:
             xs = [_hooks.GRAPH.concatenate([f, b]) for f, b in zip(fs, bs)]
         return xs
 
-    def _ctor_args(self) -> tuple[list, dict]:
+    def save_config(self) -> tuple[list, dict]:
         return [self.num_layers, self.input_dim, self.hidden_dim], {"builder_class": self.builder_class.__name__}
 
     def __repr__(self) -> str:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from . import _hooks, _params
 from ._compiled import StackSpec
 from ._errors import check_int, check_key, check_rate, check_real
+from ._io import savable
 from ._params import ParameterCollection, Parameters
 from ._state import RNNState
 from .cells import CoupledLSTMCell, FastLSTMCell, GRUCell, LSTMCell, SimpleRNNCell
@@ -112,7 +113,7 @@ class RNNBuilder:
         gains included, unlike DyNet's `get_parameters()`)."""
         return [list(ps) for ps in self._layer_params]
 
-    def _all_params(self) -> list[Parameters]:
+    def saved_parameters(self) -> list[Parameters]:
         return [p for ps in self._layer_params for p in ps]
 
     def _param_tree(self) -> tuple:
@@ -150,11 +151,11 @@ class RNNBuilder:
     def dropout(self) -> tuple[float, float]:
         return (self._spec.dropout_x, self._spec.dropout_h)
 
-    def _dropout_settings(self) -> list[list[float]]:
+    def dropout_settings(self) -> list[list[float]]:
         """What save/load keeps of the dropout configuration: `[[d, d_h]]`."""
         return [list(self.dropout)]
 
-    def _restore_dropout(self, settings: list) -> None:
+    def restore_dropout(self, settings: list) -> None:
         (d, d_h), = settings
         if d or d_h:
             self.set_dropouts(d, d_h)
@@ -189,7 +190,7 @@ class RNNBuilder:
         layers = tuple(tuple(vs[k * L + li] for k in range(len(self._cells[li].state_sizes()))) for li in range(L))
         return RNNState(self, spec, layers, key, None)
 
-    def _ctor_args(self) -> tuple[list, dict]:
+    def save_config(self) -> tuple[list, dict]:
         """Constructor arguments (besides pc) for save/load."""
         return [self.num_layers, self.input_dim, self.hidden_dim], {}
 
@@ -198,6 +199,7 @@ class RNNBuilder:
                 f"hidden_dim={self.hidden_dim})")
 
 
+@savable
 class SimpleRNNBuilder(RNNBuilder):
     """Elman RNN layers (`SimpleRNNCell`): h_t = tanh(W_hx·x + W_hh·h_{t−1} + b)."""
 
@@ -207,6 +209,7 @@ class SimpleRNNBuilder(RNNBuilder):
         super().__init__(layers, input_dim, hidden_dim, pc, cell=SimpleRNNCell)
 
 
+@savable
 class VanillaLSTMBuilder(RNNBuilder):
     """DyNet's standard LSTM (`LSTMCell`): gates [i, f, o, g], constant forget bias,
     optional layer norm (`ln_lstm`)."""
@@ -228,14 +231,15 @@ class VanillaLSTMBuilder(RNNBuilder):
         """Per layer `[g_x, b_x, g_h, b_h, g_c, b_c]` when `ln_lstm=True`, else empty lists."""
         return [list(ps[3:]) for ps in self._layer_params]
 
-    def _ctor_args(self):
-        args, _ = super()._ctor_args()
+    def save_config(self):
+        args, _ = super().save_config()
         return args, {"ln_lstm": self._ln, "forget_bias": self._forget_bias}
 
 
 LSTMBuilder = VanillaLSTMBuilder
 
 
+@savable
 class CoupledLSTMBuilder(RNNBuilder):
     """LSTM with coupled gates (f = 1 − i) and peepholes (`CoupledLSTMCell`)."""
 
@@ -245,6 +249,7 @@ class CoupledLSTMBuilder(RNNBuilder):
         super().__init__(layers, input_dim, hidden_dim, pc, cell=CoupledLSTMCell)
 
 
+@savable
 class FastLSTMBuilder(RNNBuilder):
     """DyNet's `FastLSTMBuilder`: coupled gates (f = 1 − i), no peepholes (`FastLSTMCell`)."""
 
@@ -254,6 +259,7 @@ class FastLSTMBuilder(RNNBuilder):
         super().__init__(layers, input_dim, hidden_dim, pc, cell=FastLSTMCell)
 
 
+@savable
 class GRUBuilder(RNNBuilder):
     """Gated recurrent units, Cho et al. (2014) form (`GRUCell`)."""
 

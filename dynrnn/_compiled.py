@@ -16,6 +16,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .cells import InputProjection
+
 Layers = tuple[tuple[jax.Array, ...], ...]
 
 
@@ -120,7 +122,7 @@ class _Compiled:
         for cell, p, state, (mx, mh) in zip(self.spec.cells, params, layers, masks):
             if mx is not None:
                 inp = inp * mx  # a sequence's mask is the same at every step
-            if hoist and hasattr(cell, "project_input"):
+            if hoist and isinstance(cell, InputProjection):
                 seq = cell.project_input(p, inp.reshape(-1, inp.shape[-1])).reshape(inp.shape[:-1] + (-1,))
                 f = functools.partial(cell.step_projected, p, h_mask=mh)
             else:

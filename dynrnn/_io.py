@@ -14,7 +14,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -226,11 +226,33 @@ def populate_collection(pc: ParameterCollection, path: str, key: str = "") -> No
         p.set_value(a)
 
 
+class Savable(Protocol):
+    """What `save` asks of a builder, and `load` of its class, registered with `savable`:
+    `cls(*args, pc, **kwargs)` rebuilds it from `save_config()`; its dropout settings come
+    back through `restore_dropout`; `saved_parameters()` lists its parameters in a fixed
+    order (their values are stored in that order)."""
+
+    def save_config(self) -> tuple[list, dict]: ...
+
+    def dropout_settings(self) -> list[list[float]]: ...
+
+    def restore_dropout(self, settings: list) -> None: ...
+
+    def saved_parameters(self) -> list: ...
+
+
+_SAVABLE: dict[str, type] = {}
+
+
+def savable(cls: type) -> type:
+    """Class decorator: `save` writes instances of `cls` (a `Savable`) and `load` rebuilds
+    them by class name. The builders register themselves where they are defined."""
+    _SAVABLE[cls.__name__] = cls
+    return cls
+
+
 def _builder_registry() -> dict[str, type]:
-    from ._bidirectional import BiRNNBuilder
-    from ._builders import CoupledLSTMBuilder, FastLSTMBuilder, GRUBuilder, SimpleRNNBuilder, VanillaLSTMBuilder
-    classes = (SimpleRNNBuilder, VanillaLSTMBuilder, CoupledLSTMBuilder, FastLSTMBuilder, GRUBuilder, BiRNNBuilder)
-    return {c.__name__: c for c in classes}
+    return dict(_SAVABLE)
 
 
 def save(basename: str, objects: Sequence[Any]) -> None:
@@ -259,11 +281,11 @@ def save(basename: str, objects: Sequence[Any]) -> None:
             records.append({"type": type(obj).__name__, "name": obj.name().rsplit("/", 1)[-1],
                             "shape": list(obj.shape()), "arrays": [add_array(obj)]})
         elif type(obj).__name__ in registry and isinstance(obj, registry[type(obj).__name__]):
-            args, kwargs = obj._ctor_args()
+            args, kwargs = obj.save_config()
             records.append({"type": "builder", "class": type(obj).__name__, "args": args, "kwargs": kwargs,
-                            "dropouts": obj._dropout_settings(),
-                            "shapes": [list(p.shape()) for p in obj._all_params()],
-                            "arrays": [add_array(p) for p in obj._all_params()]})
+                            "dropouts": obj.dropout_settings(),
+                            "shapes": [list(p.shape()) for p in obj.saved_parameters()],
+                            "arrays": [add_array(p) for p in obj.saved_parameters()]})
         else:
             raise TypeError(f"{where}: objects[{i}] is a {type(obj).__name__}; expected one of "
                             f"{', '.join(sorted(registry))}, Parameters or LookupParameters. For a builder "
@@ -290,15 +312,15 @@ def _build(where: str, basename: str, i: int, r: dict, registry: dict[str, type]
                          f"args={args!r}, kwargs={r.get('kwargs')!r}: {e}") from None
     settings = r.get("dropouts")
     if settings is None and r.get("dropout"):  # files written before BiRNN dropout was kept
-        settings = [r["dropout"]] * len(obj._dropout_settings())
+        settings = [r["dropout"]] * len(obj.dropout_settings())
     if settings is not None:
-        ok = isinstance(settings, list) and len(settings) == len(obj._dropout_settings()) and all(
+        ok = isinstance(settings, list) and len(settings) == len(obj.dropout_settings()) and all(
             isinstance(x, list) and len(x) == 2 for x in settings)
         if not ok:
             raise ValueError(f"{where}: object {i} ({r['class']}) in {basename!r} has malformed dropout settings "
                              f"{settings!r}.")
         try:
-            obj._restore_dropout(settings)
+            obj.restore_dropout(settings)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: object {i} ({r['class']}) in {basename!r}: {e}") from None
     return obj
@@ -323,10 +345,10 @@ def load(basename: str, pc: ParameterCollection) -> list[Any]:
             params = [obj]
         elif t == "builder" and r.get("class") in registry:
             obj = _build(where, basename, i, r, registry, pc)
-            params = obj._all_params()
+            params = obj.saved_parameters()
         else:
-            raise ValueError(f"{where}: object {i} in {basename!r} "
-                f"has an unknown type {t!r} / class {r.get('class')!r}.")
+            raise ValueError(f"{where}: object {i} in {basename!r} has an unknown type {t!r} / "
+                             f"class {r.get('class')!r}.")
         keys = r.get("arrays", [])
         if len(keys) != len(params):
             raise ValueError(f"{where}: object {i} ({r.get('class', t)}) has {len(params)} parameters here but "

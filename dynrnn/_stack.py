@@ -132,7 +132,7 @@ class RNNStack:
         if have is not None and have != batch_size:
             raise ValueError(f"RNNStack: the state has batch size {have} but batch_size={batch_size}.")
         b = state.b()
-        layers = broadcast_layers(state._layers, (batch_size,))
+        layers = broadcast_layers(state.layers, (batch_size,))
         slots = tuple(tuple(jnp.zeros((batch_size, capacity + 1) + a.shape[-1:], a.dtype).at[:, 0].set(a)
                             for a in layer) for layer in layers)
         inputs = jnp.zeros((batch_size, capacity + 1, b.input_dim), b.dtype)

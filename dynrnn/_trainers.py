@@ -51,31 +51,33 @@ def _pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+def _rebuild(fresh: Any, old: Any, entry: Callable, leaf: Callable = lambda f, o: f) -> Any:
+    """An optimizer state walked alongside an older one (or None): every dict entry becomes
+    `entry(name, fresh value, old dict)`, every other leaf `leaf(fresh, old)`; tuples —
+    named ones keep their type — are walked element by element."""
+    if isinstance(fresh, dict):
+        return {k: entry(k, v, old) for k, v in fresh.items()}
+    if isinstance(fresh, tuple):
+        olds = old if old is not None else (None,) * len(fresh)
+        parts = [_rebuild(f, o, entry, leaf) for f, o in zip(fresh, olds)]
+        return type(fresh)(*parts) if hasattr(fresh, "_fields") else tuple(parts)
+    return leaf(fresh, old)
+
+
 def _map_named(state: Any, names: frozenset, f: Callable) -> Any:
     """`state` with `f(name, array)` applied to the entries of `names` in its dicts."""
-    if isinstance(state, dict):
-        return {k: f(k, v) if k in names else v for k, v in state.items()}
-    if isinstance(state, tuple):
-        return tuple(_map_named(s, names, f) for s in state)
-    return state
+    return _rebuild(state, None, lambda k, v, _: f(k, v) if k in names else v)
 
 
 def _zip_named(old: Any, new: Any, names: frozenset, f: Callable) -> Any:
     """`new` with the entries of `names` in its dicts replaced by `f(name, old, new)`."""
-    if isinstance(new, dict):
-        return {k: f(k, old[k], v) if k in names else v for k, v in new.items()}
-    if isinstance(new, tuple):
-        return tuple(_zip_named(o, n, names, f) for o, n in zip(old, new))
-    return new
+    return _rebuild(new, old, lambda k, v, o: f(k, o[k], v) if k in names else v)
 
 
 def _keep_old(old: Any, fresh: Any) -> Any:
-    """`fresh` optimizer state with every entry that `old` has taken from `old`."""
-    if isinstance(fresh, dict):
-        return {k: old[k] if k in old else v for k, v in fresh.items()}
-    if isinstance(fresh, tuple):
-        return tuple(_keep_old(o, f) for o, f in zip(old, fresh))
-    return old
+    """`fresh` optimizer state with every entry that `old` has taken from `old` (for
+    parameters added since it was made); counters and other bare leaves stay `old`'s."""
+    return _rebuild(fresh, old, lambda k, v, o: o[k] if k in o else v, leaf=lambda f, o: o)
 
 
 def _zeros_like(v: jax.Array) -> jax.Array:
@@ -112,6 +114,22 @@ def adagrad(eps: float) -> Rule:
     return Rule(_zeros, update)
 
 
+class AdadeltaState(NamedTuple):
+    """Running averages of squared gradients and of squared updates."""
+
+    sq_grads: Tree
+    sq_updates: Tree
+
+
+class AdamState(NamedTuple):
+    """The step count, first and second moments, and (AMSGrad) the largest second moments."""
+
+    t: jax.Array
+    m: Tree
+    v: Tree
+    v_max: Tree
+
+
 def adadelta(eps: float, rho: float) -> Rule:
     """E[g²] ← ρE[g²] + (1−ρ)g²;  d = −g·√(E[d²] + eps)/√(E[g²] + eps);  E[d²] ← ρE[d²] + (1−ρ)d²;
     p ← p + lr·d (DyNet has no learning rate here: lr defaults to 1)."""
@@ -120,8 +138,8 @@ def adadelta(eps: float, rho: float) -> Rule:
         hg = _map(lambda h, g: rho * h + (1 - rho) * g * g, hg, g)
         d = _map(lambda g, hd, hg: -g * jnp.sqrt(hd + eps) / jnp.sqrt(hg + eps), g, hd, hg)
         hd = _map(lambda h, d: rho * h + (1 - rho) * d * d, hd, d)
-        return _map(lambda d: lr * d, d), (hg, hd)
-    return Rule(lambda p: (_zeros(p), _zeros(p)), update)
+        return _map(lambda d: lr * d, d), AdadeltaState(hg, hd)
+    return Rule(lambda p: AdadeltaState(_zeros(p), _zeros(p)), update)
 
 
 def rmsprop(eps: float, rho: float) -> Rule:
@@ -136,7 +154,7 @@ def adam(beta_1: float, beta_2: float, eps: float, amsgrad: bool = False) -> Rul
     """m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²  (AMSGrad: v̂ ← max(v̂, v));
     p ← p − lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m / (√v + eps)  — DyNet's form (eps outside the bias correction)."""
     def init(p):
-        return (jnp.zeros((), jnp.int32), _zeros(p), _zeros(p), _zeros(p) if amsgrad else ())
+        return AdamState(jnp.zeros((), jnp.int32), _zeros(p), _zeros(p), _zeros(p) if amsgrad else ())
 
     def update(g, s, p, lr):
         t, m, v, vmax = s
@@ -149,7 +167,7 @@ def adam(beta_1: float, beta_2: float, eps: float, amsgrad: bool = False) -> Rul
             denom = vmax
         tf = t.astype(jnp.float32)
         lr_t = lr * jnp.sqrt(1 - beta_2**tf) / (1 - beta_1**tf)
-        return _map(lambda m, d: -lr_t * m / (jnp.sqrt(d) + eps), m, denom), (t, m, v, vmax)
+        return _map(lambda m, d: -lr_t * m / (jnp.sqrt(d) + eps), m, denom), AdamState(t, m, v, vmax)
     return Rule(init, update)
 
 

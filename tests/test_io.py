@@ -152,7 +152,7 @@ def test_populate_with_key_reads_a_subtree(tmp_path, rng):
     fresh = dy.ParameterCollection(seed=5)
     b2 = dy.GRUBuilder(1, 3, 4, fresh)
     fresh.populate(path, key="encoder")
-    assert_trees_allclose([p.as_array() for p in b2._all_params()], [p.as_array() for p in b._all_params()])
+    assert_trees_allclose([p.as_array() for p in b2.saved_parameters()], [p.as_array() for p in b.saved_parameters()])
 
 
 def test_metadata_is_saved_with_the_parameters_as_json(tmp_path):

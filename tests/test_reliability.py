@@ -237,7 +237,7 @@ def test_every_builder_setting_round_trips(tmp_path):
     path = str(tmp_path / "m.npz")
     dy.save(path, [bi, lstm])
     bi2, lstm2 = dy.load(path, dy.ParameterCollection(seed=1))
-    assert bi2._dropout_settings() == bi._dropout_settings() == [[0.25, 0.125]] * 3 + [[0.5, 0.0]]
+    assert bi2.dropout_settings() == bi.dropout_settings() == [[0.25, 0.125]] * 3 + [[0.5, 0.0]]
     assert bi2.builder_class is dy.GRUBuilder
     assert lstm2.dropout == (0.1, 0.2) and lstm2._ln and lstm2._forget_bias == 0.5
 

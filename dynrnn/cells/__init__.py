@@ -1,7 +1,9 @@
 """Pure step math for each recurrent cell, and the protocol a user cell follows."""
 
 from ._base import Cell as Cell
+from ._base import InputProjection as InputProjection
 from ._base import ParamSpec as ParamSpec
+from ._base import ProjectedCell as ProjectedCell
 from ._base import cell_dataclass as cell_dataclass
 from ._base import layer_norm as layer_norm
 from ._base import linear as linear

@@ -15,9 +15,10 @@ easy way) with four members:
   recurrent dropout mask to multiply into `h_{t-1}` where it enters the matrix products.
 
 Optionally, a cell may split its step in two so that `transduce` can compute the input
-half for every step as one matrix product before the scan:
-`project_input(params, x)` (only x, no state; `x` is `(n, input_dim)`) and
+half for every step as one matrix product before the scan (the `InputProjection`
+protocol): `project_input(params, x)` (only x, no state; `x` is `(n, input_dim)`) and
 `step_projected(params, state, px, h_mask=None)` with `step ≡ step_projected ∘ project_input`.
+Subclassing `ProjectedCell` gives that `step`.
 
 Cells import nothing else from dynrnn: they are the math, and only the math.
 """
@@ -25,7 +26,8 @@ Cells import nothing else from dynrnn: they are the math, and only the math.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+import math
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -59,17 +61,49 @@ class Cell:
         raise NotImplementedError
 
 
+@runtime_checkable
+class InputProjection(Protocol):
+    """The optional split of a cell's step: the part that reads only x, then the rest."""
+
+    def project_input(self, params: tuple[Array, ...], x: Array) -> Array: ...
+
+    def step_projected(self, params: tuple[Array, ...], state: State, px: Array,
+                       h_mask: Array | None = None) -> State: ...
+
+
+class ProjectedCell(Cell):
+    """A cell whose step is `step_projected ∘ project_input` (see `InputProjection`)."""
+
+    def project_input(self, params: tuple[Array, ...], x: Array) -> Array:
+        raise NotImplementedError
+
+    def step_projected(self, params: tuple[Array, ...], state: State, px: Array,
+                       h_mask: Array | None = None) -> State:
+        raise NotImplementedError
+
+    def step(self, params: tuple[Array, ...], state: State, x: Array,
+             h_mask: Array | None = None) -> State:
+        return self.step_projected(params, state, self.project_input(params, x), h_mask)
+
+
 def cell_dataclass(cls: type) -> type:
     """Makes `cls` a frozen (hence hashable) dataclass, as cells must be."""
     return dataclasses.dataclass(frozen=True)(cls)
 
 
 def linear(W: Array, x: Array) -> Array:
-    """W·x for x of shape (n,) or (batch, n) → (m,) or (batch, m); W has shape (m, n).
+    """W·x over the last axis of x: `(n,)` → `(m,)`, `(..., n)` → `(..., m)`; W is `(m, n)`.
 
-    (XLA:CPU runs `W @ x` for one vector ~2× faster than the equivalent `x @ W.T`.)
+    A single row (`(1, n)`, `(1, 1, n)`, ...) goes through the matrix-vector `W @ x`: XLA:CPU
+    lowers `x @ W.T` with one row to a multiply-and-reduce over W's transpose, measured 2.9×
+    slower per token in a batch-1 decoding loop (311 → 109 µs). From two rows on, `x @ W.T`
+    is as fast or faster.
     """
-    return W @ x if x.ndim == 1 else (W @ x.T).T
+    if x.ndim == 1:
+        return W @ x
+    if math.prod(x.shape[:-1]) == 1:
+        return (W @ x.reshape(-1)).reshape(x.shape[:-1] + W.shape[:1])
+    return x @ W.T
 
 
 def layer_norm(x: Array, g: Array, b: Array) -> Array:

@@ -3,11 +3,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._base import Cell, ParamSpec, cell_dataclass, linear, masked
+from ._base import ParamSpec, ProjectedCell, cell_dataclass, linear, masked
 
 
 @cell_dataclass
-class CoupledLSTMCell(Cell):
+class CoupledLSTMCell(ProjectedCell):
     """DyNet's `CoupledLSTMBuilder` cell: coupled input/forget gates and full peepholes
     (the cell of Dyer et al. 2015's stack-LSTM parser)::
 
@@ -54,5 +54,3 @@ class CoupledLSTMCell(Cell):
         o = jax.nn.sigmoid(xo + linear(c2o, c))
         return c, o * jnp.tanh(c)
 
-    def step(self, params, state, x, h_mask=None):
-        return self.step_projected(params, state, self.project_input(params, x), h_mask)

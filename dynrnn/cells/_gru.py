@@ -3,11 +3,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._base import Cell, ParamSpec, cell_dataclass, linear, masked
+from ._base import ParamSpec, ProjectedCell, cell_dataclass, linear, masked
 
 
 @cell_dataclass
-class GRUCell(Cell):
+class GRUCell(ProjectedCell):
     """DyNet's `GRUBuilder` cell, Cho et al. (2014) form — reset before the product::
 
         z_t = σ(W_zx·x_t + W_zh·h_{t−1} + b_z)
@@ -42,5 +42,3 @@ class GRUCell(Cell):
         candidate = jnp.tanh(hx + linear(W_hh, r * hm) + b_h)
         return ((1.0 - z) * h + z * candidate,)
 
-    def step(self, params, state, x, h_mask=None):
-        return self.step_projected(params, state, self.project_input(params, x), h_mask)

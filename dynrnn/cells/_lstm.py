@@ -3,11 +3,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._base import Cell, ParamSpec, cell_dataclass, layer_norm, linear, masked
+from ._base import ParamSpec, ProjectedCell, cell_dataclass, layer_norm, linear, masked
 
 
 @cell_dataclass
-class LSTMCell(Cell):
+class LSTMCell(ProjectedCell):
     """DyNet's `VanillaLSTMBuilder` cell (Hochreiter & Schmidhuber 1997; Gers et al. 2000).
 
     Gates are stacked **[i, f, o, g]** in one 4H pre-activation::
@@ -43,17 +43,15 @@ class LSTMCell(Cell):
         """W_x·x, the part of the pre-activation that does not depend on the state."""
         return linear(params[0], x)
 
-    def step_projected(self, params, state, ax, h_mask=None):
+    def step_projected(self, params, state, px, h_mask=None):
         W_h, b = params[1:3]
         c, h = state
         ah = linear(W_h, masked(h, h_mask))
         if self.ln:
             g_x, b_x, g_h, b_h = params[3:7]
-            ax, ah = layer_norm(ax, g_x, b_x), layer_norm(ah, g_h, b_h)
-        i, f, o, g = jnp.split(ax + ah + b, 4, axis=-1)
+            px, ah = layer_norm(px, g_x, b_x), layer_norm(ah, g_h, b_h)
+        i, f, o, g = jnp.split(px + ah + b, 4, axis=-1)
         c = jax.nn.sigmoid(f + self.forget_bias) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         c_out = layer_norm(c, *params[7:9]) if self.ln else c  # g_c, b_c
         return c, jax.nn.sigmoid(o) * jnp.tanh(c_out)
 
-    def step(self, params, state, x, h_mask=None):
-        return self.step_projected(params, state, self.project_input(params, x), h_mask)

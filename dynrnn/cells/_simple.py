@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ._base import Cell, ParamSpec, cell_dataclass, linear, masked
+from ._base import ParamSpec, ProjectedCell, cell_dataclass, linear, masked
 
 
 @cell_dataclass
-class SimpleRNNCell(Cell):
+class SimpleRNNCell(ProjectedCell):
     """Elman RNN: h_t = tanh(W_hx·x_t + W_hh·h_{t−1} + b).
 
     Parameters, in DyNet's order: `[W_hx (H×I), W_hh (H×H), b (H)]`. State: `(h,)`.
@@ -27,5 +27,3 @@ class SimpleRNNCell(Cell):
         (h,) = state
         return (jnp.tanh(px + linear(W_hh, masked(h, h_mask)) + b),)
 
-    def step(self, params, state, x, h_mask=None):
-        return self.step_projected(params, state, self.project_input(params, x), h_mask)

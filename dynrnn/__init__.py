@@ -76,7 +76,7 @@ from ._params import Model as Model
 from ._params import ParameterCollection as ParameterCollection
 from ._params import Parameters as Parameters
 from ._params import StaleParameterError as StaleParameterError
-from ._params import set_random_seed as set_random_seed
+from ._random import set_random_seed as set_random_seed
 from ._stack import RNNStack as RNNStack
 from ._state import RNNState as RNNState
 from ._trainers import AdadeltaTrainer as AdadeltaTrainer

@@ -190,6 +190,4 @@ def call_inputs(pc: ParameterCollection, args: tuple) -> tuple:
 
 def next_key_index(pc: ParameterCollection) -> int:
     """A fresh integer for this call's dropout key (folded into the seed inside the step)."""
-    root = pc._root
-    root._key_counter += 1
-    return root._key_counter
+    return pc.keys.advance()

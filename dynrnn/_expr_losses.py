@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from ._errors import fmt_shape
 from ._expressions import _a, pick_batch
 from ._losses import softmax_cross_entropy
-from ._params import managed_key
+from ._random import managed_key
 
 
 def pickneglogsoftmax(x: Any, v: Any) -> jax.Array:

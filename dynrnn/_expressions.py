@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._params import LookupParameters, _Param, managed_key, matvec
+from ._params import LookupParameters, _Param, matvec
+from ._random import managed_key
 
 
 def _a(x: Any) -> jax.Array:

@@ -21,6 +21,7 @@ from jax.core import Tracer
 
 from . import _hooks, _init
 from ._errors import fmt_shape
+from ._random import KeyStream
 from .cells import linear
 
 
@@ -30,26 +31,6 @@ class _Registry(threading.local):
 
 
 _REGISTRY = _Registry()
-# Innermost key scope of any collection (see ParameterCollection.key_scope), for functions
-# such as dy.dropout that are not tied to a collection; and a fallback seeded counter.
-_GLOBAL_SCOPES: list = []
-_GLOBAL_KEY = {"seed": 0, "counter": 0}
-
-
-def managed_key() -> jax.Array:
-    """A fresh PRNG key: from the innermost `key_scope` (inside a compiled training step),
-    else from the global seed (`dynrnn.set_random_seed`)."""
-    if _GLOBAL_SCOPES:
-        scope = _GLOBAL_SCOPES[-1]
-        scope[1] += 1
-        return jax.random.fold_in(scope[0], scope[1])
-    _GLOBAL_KEY["counter"] += 1
-    return jax.random.fold_in(jax.random.key(_GLOBAL_KEY["seed"]), _GLOBAL_KEY["counter"])
-
-
-def set_random_seed(seed: int) -> None:
-    """Seeds the keys that `dy.dropout`, `dy.noise` and friends draw outside training steps."""
-    _GLOBAL_KEY["seed"], _GLOBAL_KEY["counter"] = int(seed), 0
 # Bumped whenever any parameter's stored value changes, so that builders can cache the
 # tuple of arrays they pass to compiled steps and rebuild it only when needed.
 _VERSION = [0]
@@ -466,8 +447,7 @@ class ParameterCollection:
             self._seed = int(seed)
             self._rng = np.random.default_rng(self._seed)
             self._dtype = dt
-            self._key_counter = 0
-            self._key_scopes: list = []
+            self._keys = KeyStream(self._seed)
         else:
             self._root = _parent._root
         self._name = _name
@@ -610,26 +590,16 @@ class ParameterCollection:
         Inside `dynrnn.value_and_grad` and `Trainer.step` the keys derive from a key that
         is an *argument* of the compiled step, so every step draws fresh masks.
         """
-        root = self._root
-        if root._key_scopes:
-            scope = root._key_scopes[-1]
-            scope[1] += 1
-            return jax.random.fold_in(scope[0], scope[1])
-        root._key_counter += 1
-        return jax.random.fold_in(jax.random.key(root._seed), root._key_counter)
+        return self._root._keys.next()
 
-    @contextlib.contextmanager
-    def key_scope(self, key: jax.Array) -> Iterator[None]:
+    def key_scope(self, key: jax.Array) -> contextlib.AbstractContextManager:
         """Inside the block, `next_key()` derives its keys from `key` (possibly a tracer)."""
-        scopes = self._root._key_scopes
-        scope = [key, 0]
-        scopes.append(scope)
-        _GLOBAL_SCOPES.append(scope)
-        try:
-            yield
-        finally:
-            scopes.remove(scope)
-            _GLOBAL_SCOPES.remove(scope)
+        return self._root._keys.scope(key)
+
+    @property
+    def keys(self) -> KeyStream:
+        """The collection's key stream (shared by its sub-collections)."""
+        return self._root._keys
 
     @property
     def seed(self) -> int:

@@ -35,6 +35,7 @@ from ._builders import GRUBuilder as GRUBuilder
 from ._builders import LSTMBuilder as LSTMBuilder
 from ._builders import RNNBuilder as RNNBuilder
 from ._builders import SimpleRNNBuilder as SimpleRNNBuilder
+from ._builders import SparseLSTMBuilder as SparseLSTMBuilder
 from ._builders import VanillaLSTMBuilder as VanillaLSTMBuilder
 
 # incremental decoding
@@ -61,6 +62,7 @@ from ._init import UniformInitializer as UniformInitializer
 
 # files
 from ._io import load as load
+from ._io import load_generator as load_generator
 from ._io import load_metadata as load_metadata
 from ._io import save as save
 
@@ -203,7 +205,7 @@ __all__ = [
     "Initializer", "GlorotInitializer", "HeInitializer", "UniformInitializer", "NormalInitializer",
     "ConstInitializer", "IdentityInitializer", "SaxeInitializer", "NumpyInitializer",
     "RNNStack", "greedy_decode", "beam_search", "beam_search_batched", "Hypothesis", "RNNBuilder", "SimpleRNNBuilder",
-    "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder", "FastLSTMBuilder",
+    "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder", "FastLSTMBuilder", "SparseLSTMBuilder",
     "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState",
     "jit", "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
     "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",
@@ -221,7 +223,7 @@ __all__ = [
     "elu", "selu", "softmax", "log_softmax", "exp", "log", "square", "sqrt", "abs", "pickneglogsoftmax",
     "pickneglogsoftmax_batch", "binary_log_loss", "squared_distance", "l1_distance", "hinge", "dropout",
     "block_dropout", "noise", "set_random_seed",
-    "save", "load", "load_metadata",
+    "save", "load", "load_generator", "load_metadata",
     "NonFiniteError", "StaleParameterError",
     "__version__",
 ]

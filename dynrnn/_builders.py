@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _hooks, _params
 from ._compiled import StackSpec
@@ -18,7 +19,7 @@ from ._errors import check_int, check_key, check_rate, check_real
 from ._io import savable
 from ._params import ParameterCollection, Parameters
 from ._state import RNNState
-from .cells import CoupledLSTMCell, FastLSTMCell, GRUCell, LSTMCell, SimpleRNNCell
+from .cells import CoupledLSTMCell, FastLSTMCell, GRUCell, LSTMCell, SimpleRNNCell, SparseLSTMCell
 
 
 class RNNBuilder:
@@ -234,6 +235,46 @@ class VanillaLSTMBuilder(RNNBuilder):
     def save_config(self):
         args, _ = super().save_config()
         return args, {"ln_lstm": self._ln, "forget_bias": self._forget_bias}
+
+
+@savable
+class SparseLSTMBuilder(VanillaLSTMBuilder):
+    """DyNet's `SparseLSTMBuilder` (`SparseLSTMCell`): a vanilla LSTM whose weight matrices
+    are masked; `set_sparsity(fraction)` prunes that fraction of all `W_x`, `W_h` weights,
+    those of smallest magnitude over every layer together (Narang et al. 2017), as DyNet's
+    does. Raise it in steps during training; pruned weights stay pruned."""
+
+    _collection_name = "sparse-lstm-builder"
+
+    def __init__(self, layers: int, input_dim: int, hidden_dim: int, pc: ParameterCollection,
+                 ln_lstm: bool = False, forget_bias: float = 1.0):
+        self._ln = bool(ln_lstm)
+        self._forget_bias = check_real(type(self).__name__, "forget_bias", forget_bias)
+        RNNBuilder.__init__(self, layers, input_dim, hidden_dim, pc,
+                            cell=lambda i, h: SparseLSTMCell(i, h, ln=self._ln, forget_bias=self._forget_bias))
+        for ps in self._layer_params:
+            for mask in ps[3:5]:
+                mask.set_updated(False)  # trainers leave the masks alone
+
+    def get_ln_parameters(self) -> list[list[Parameters]]:
+        return [list(ps[5:]) for ps in self._layer_params]
+
+    def get_masks(self) -> list[list[Parameters]]:
+        """Per layer `[M_x, M_h]`: 1 where a weight is kept, 0 where pruned."""
+        return [list(ps[3:5]) for ps in self._layer_params]
+
+    def set_sparsity(self, fraction: float) -> None:
+        """Masks the `fraction` (in [0, 1]) of all `W_x`, `W_h` weights of smallest |w ⊙ mask|."""
+        fraction = check_real("SparseLSTMBuilder.set_sparsity", "fraction", fraction, 0.0, 1.0)
+        pairs = [(ps[k], ps[k + 3]) for ps in self._layer_params for k in (0, 1)]
+        magnitudes = np.concatenate([np.abs(w.as_array() * m.as_array()).ravel() for w, m in pairs])
+        prune = np.zeros(magnitudes.size, bool)
+        prune[np.argsort(magnitudes, kind="stable")[:int(fraction * magnitudes.size)]] = True
+        start = 0
+        for w, m in pairs:
+            n = int(np.prod(w.shape()))
+            m.set_value(np.where(prune[start:start + n].reshape(w.shape()), 0.0, 1.0))
+            start += n
 
 
 LSTMBuilder = VanillaLSTMBuilder

@@ -13,7 +13,7 @@ import socket
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -226,6 +226,39 @@ def populate_collection(pc: ParameterCollection, path: str, key: str = "") -> No
         p.set_value(a)
 
 
+def save_parameter(p: Any, path: str, key: str = "", append: bool = False) -> None:
+    """DyNet's `p.save(fname, key="", append=False)`: one parameter under `key` (default its
+    name) in a collection file; `append=True` adds it to (or replaces it in) an existing file."""
+    where = f"{type(p).__name__}.save"
+    if not isinstance(key, str):
+        raise TypeError(f"{where}: key must be a string; given {type(key).__name__}.")
+    name = (key or p.name()).strip("/")
+    records, arrays = [], {}
+    if append and os.path.exists(os.fspath(path)):
+        header, arrays = _read(path, "collection", where)
+        records = [r for r in header["params"] if r["name"] != name]
+    k = f"a{len(arrays)}"
+    while k in arrays:
+        k += "_"
+    arrays[k] = p.as_array()
+    records.append(_param_record(p, k, name))
+    _write(path, {"format": FORMAT, "version": VERSION, "kind": "collection", "collection": "/", "params": records},
+           arrays, where)
+
+
+def populate_parameter(p: Any, path: str, key: str = "") -> None:
+    """DyNet's `p.populate(fname, key)`: reads the parameter saved under `key` (default
+    this parameter's name) into `p`."""
+    where = f"{type(p).__name__}.populate"
+    header, arrays = _read(path, "collection", where)
+    name = (key or p.name()).strip("/")
+    found = [r for r in header["params"] if r["name"] == name]
+    if not found:
+        raise ValueError(f"{where}: {path!r} holds no parameter {name!r}; it holds "
+                         f"{sorted(r['name'] for r in header['params'])[:10]}.")
+    _assign(where, p, found[0], arrays)
+
+
 class Savable(Protocol):
     """What `save` asks of a builder, and `load` of its class, registered with `savable`:
     `cls(*args, pc, **kwargs)` rebuilds it from `save_config()`; its dropout settings come
@@ -324,6 +357,12 @@ def _build(where: str, basename: str, i: int, r: dict, registry: dict[str, type]
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: object {i} ({r['class']}) in {basename!r}: {e}") from None
     return obj
+
+
+def load_generator(basename: str, pc: ParameterCollection) -> Iterator[Any]:
+    """DyNet's `load_generator`: the objects of `load(basename, pc)`, one at a time (all are
+    read and checked before the first is given)."""
+    yield from load(basename, pc)
 
 
 def load(basename: str, pc: ParameterCollection) -> list[Any]:

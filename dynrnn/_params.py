@@ -244,6 +244,18 @@ class _Param:
         """DyNet's `p.backward()` on a one-element parameter: d p / d p = 1 into its gradient."""
         self._graph_expr("backward").backward(full)
 
+    # -- files -----------------------------------------------------------------------
+    def save(self, path: str, key: str = "", append: bool = False) -> None:
+        """DyNet's `p.save(fname, key, append)`: this parameter alone, under `key` (default
+        its name); `append=True` adds it to an existing file. `populate` reads it back."""
+        from ._io import save_parameter
+        save_parameter(self, path, key, append)
+
+    def populate(self, path: str, key: str = "") -> None:
+        """Reads the parameter saved under `key` (default this parameter's name) into this one."""
+        from ._io import populate_parameter
+        populate_parameter(self, path, key)
+
     # -- writing ---------------------------------------------------------------------
     def store(self, value: jax.Array) -> None:
         """The one write path for values: stores a `jax.Array` of this parameter's shape and

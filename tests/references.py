@@ -39,6 +39,11 @@ def vanilla_lstm(p, state, x, ln_lstm=False, forget_bias=1.0):
     return c_new, h_new
 
 
+def sparse_lstm(p, state, x, ln_lstm=False, forget_bias=1.0):
+    """The vanilla LSTM with weights W_x ⊙ M_x, W_h ⊙ M_h (p = [W_x, W_h, b, M_x, M_h, ln...])."""
+    return vanilla_lstm([p[0] * p[3], p[1] * p[4], p[2]] + list(p[5:]), state, x, ln_lstm, forget_bias)
+
+
 def coupled_lstm(p, state, x):
     """i with peephole on c_{t-1}; f = 1 - i; o with peephole on c_t."""
     x2i, h2i, c2i, bi, x2o, h2o, c2o, bo, x2c, h2c, bc = p
@@ -71,7 +76,7 @@ def run_stack(cell, layer_params, xs, state0=None, **kw):
     """Runs a multi-layer stack on one sequence xs (T, I); returns (outputs (T, H), per-step
     states as lists of per-layer tuples). state0: per-layer tuples (zeros if None)."""
     L = len(layer_params)
-    n_comp = 2 if cell in (vanilla_lstm, coupled_lstm, fast_lstm) else 1
+    n_comp = 2 if cell in (vanilla_lstm, sparse_lstm, coupled_lstm, fast_lstm) else 1
     H = layer_params[0][1].shape[1] if cell is not coupled_lstm else layer_params[0][1].shape[0]
     if state0 is None:
         state0 = [tuple(np.zeros(H) for _ in range(n_comp)) for _ in range(L)]

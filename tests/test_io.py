@@ -173,3 +173,34 @@ def test_metadata_is_saved_with_the_parameters_as_json(tmp_path):
     with pytest.raises(TypeError, match="metadata must be JSON data"):
         pc.save(path, metadata={"x": float("nan")})
     assert dy.load_metadata(path) == meta  # the failed saves left the file as it was
+
+
+def test_a_parameter_saves_alone_under_a_key_and_appends(tmp_path, rng):
+    """DyNet's `p.save(fname, key, append)` and `p.populate(fname, key)`."""
+    path = str(tmp_path / "tmp.model")
+    m, m2 = dy.ParameterCollection(seed=1), dy.ParameterCollection(seed=2)
+    L = m.add_lookup_parameters((10, 2), name="la")
+    a = m.add_parameters(10, name="a")
+    L.save(path, "/X")
+    a.save(path, append=True)  # key: its name, "/a"
+    a2, L2 = m2.add_parameters(10), m2.add_lookup_parameters((10, 2))
+    L2.populate(path, "/X")
+    a2.populate(path, "/a")
+    np.testing.assert_array_equal(L2.as_array(), L.as_array())
+    np.testing.assert_array_equal(a2.as_array(), a.as_array())
+    a.save(path)  # without append: the file holds only "/a" now
+    with pytest.raises(ValueError, match="holds no parameter 'X'"):
+        L2.populate(path, "/X")
+    with pytest.raises(ValueError, match="shape"):
+        m2.add_parameters(3).populate(path, "/a")
+
+
+def test_load_generator_gives_the_saved_objects(tmp_path, rng):
+    pc = dy.ParameterCollection(seed=0)
+    b = dy.BiRNNBuilder(2, 4, 6, pc, dy.LSTMBuilder)
+    W = pc.add_parameters((3, 4), name="W")
+    dy.save(str(tmp_path / "m"), (x for x in [b, W]))  # a generator, as DyNet allows
+    gen = dy.load_generator(str(tmp_path / "m"), dy.ParameterCollection())
+    b2, W2 = list(gen)
+    assert type(b2) is dy.BiRNNBuilder
+    np.testing.assert_array_equal(W2.as_array(), W.as_array())

@@ -123,10 +123,10 @@ print(restored, bool(jnp.allclose(restored.initial_state().transduce(seq), s0.tr
 CHAR_LM = [
     ("md", """# Character language models: DyNet's tutorial, then a real book
 
-Training in dynrnn is DyNet's loop — build the loss with builders and parameters, then
-`trainer.step(loss_fn, *args)` (DyNet's `loss.value(); loss.backward(); trainer.update()`) —
-except that the loss is traced once per argument shape and compiled. The model code lives in
-`examples/char_lm.py`; this notebook runs it and looks at what it does."""),
+Part 1 is DyNet's RNN tutorial as DyNet wrote it — a new computation graph per sentence,
+`loss.value()`, `loss.backward()`, `trainer.update()` — running in dynrnn's graph mode.
+The rest trains the same kind of model the compiled way (`trainer.step`), on a real book. The
+model code lives in `examples/char_lm.py`; this notebook runs it and looks at what it does."""),
     ("code", """import os, sys, time
 import jax, jax.numpy as jnp, numpy as np
 import matplotlib.pyplot as plt
@@ -135,20 +135,14 @@ sys.path.insert(0, os.path.join(os.getcwd(), "..", "examples"))
 import char_lm
 QUICK = os.environ.get("DYNRNN_NOTEBOOK_QUICK") == "1"   # the test suite runs a shorter version"""),
     ("md", """## Part 1: DyNet's RNN tutorial, as DyNet wrote it
-The code below is the tutorial's. The only lines that changed:
-
-| DyNet | dynrnn |
-| --- | --- |
-| `import dynet as dy` | `import dynrnn as dy` |
-| `loss = do_one_sentence(rnn, sentence)`<br>`loss_value = loss.value()`<br>`loss.backward()`<br>`trainer.update()` | `loss_value = trainer.step(do_one_sentence, rnn, sentence)` |
-| `probs = probs.vec_value()` | `probs = np.asarray(probs)` |
-| `pc = dy.ParameterCollection()` | `pc = dy.ParameterCollection(seed=0)` (reproducible; optional) |
-
-This is the compiled way. The DyNet way runs too: `loss = do_one_sentence(rnn, sentence)`,
-`loss.value()`, `loss.backward()`, `trainer.update()` build and run DyNet's graph (README,
-"graph mode"). Inside `trainer.step`, `dy.renew_cg()` does nothing (a compiled step has no graph).
-`R*s.output()` on a `Parameters` is DyNet's matrix product. The sentence is a string, so it is a static argument: the 43-step
-`add_input` loop is traced once, compiled, and then runs as one call per update."""),
+The code below is the tutorial's, verbatim but for two lines: `import dynet as dy` became
+`import dynrnn as dy` (above), and `dy.ParameterCollection(seed=0)` makes the numbers
+reproducible (optional). `dy.renew_cg()` starts a graph; every expression is a node of it;
+one `add_input` is one node that runs every layer's compiled step; `loss.value()` runs the
+graph forward (nodes of the same kind, e.g. the softmaxes of all steps, as one call each, and
+the recurrence as one scan), `loss.backward()` runs it back into the parameters' gradients,
+and `trainer.update()` applies them. Nothing of this program is compiled: each operation's
+kernel is compiled once per shape, so a new sentence costs no compilation."""),
     ("code", """import random
 LAYERS, INPUT_DIM, HIDDEN_DIM = 1, 50, 50
 characters = list("abcdefghijklmnopqrstuvwxyz ")
@@ -210,7 +204,7 @@ def generate(rnn):
     out=[]
     while True:
         probs = dy.softmax(R*s.output() + bias)
-        probs = np.asarray(probs)
+        probs = probs.vec_value()
         next_char = sample(probs)
         out.append(int2char[next_char])
         if out[-1] == "<EOS>" or len(out) > 100: break
@@ -221,16 +215,32 @@ def generate(rnn):
 def train(rnn, sentence):
     trainer = dy.SimpleSGDTrainer(pc)
     for i in range(50 if QUICK else 200):
-        loss_value = trainer.step(do_one_sentence, rnn, sentence)
+        loss = do_one_sentence(rnn, sentence)
+        loss_value = loss.value()
+        loss.backward()
+        trainer.update()
         if i % 5 == 0:
             print("%.10f" % loss_value, end="\t")
             print(generate(rnn))"""),
     ("code", """random.seed(0)
 sentence = "a quick brown fox jumped over the lazy dog"
-train(srnn, sentence)"""),
+t0 = time.perf_counter()
+train(srnn, sentence)
+print(f"{time.perf_counter() - t0:.1f} s")"""),
     ("code", """train(lstm, sentence)"""),
     ("md", "The model can learn other sentences too:"),
     ("code", """train(srnn, "these pretzels are making me thirsty")"""),
+    ("md", """The same function also runs compiled: `trainer.step(do_one_sentence, rnn, sentence)`
+traces it once per argument signature (inside a compiled step, `dy.renew_cg()` does nothing and
+expressions are arrays) and then runs one call per update — the last factor of speed, for
+programs whose shapes repeat. `dy.graph.end_graph()` leaves graph mode, so that the eager
+code below works on arrays again."""),
+    ("code", """dy.graph.end_graph()
+trainer = dy.SimpleSGDTrainer(pc)
+t0 = time.perf_counter()
+for i in range(50 if QUICK else 200):
+    loss_value = trainer.step(do_one_sentence, lstm, sentence)
+print(f"compiled: {time.perf_counter() - t0:.1f} s, loss {float(loss_value):.4f}")"""),
     ("md", """## Gradients, trainers, compilation
 `dy.value_and_grad(loss_fn, pc)` returns the loss and `{parameter name: gradient}`; a trainer
 applies them. Both compile once per shape signature: a loop over sentences of a few lengths

@@ -12,6 +12,7 @@ from ._fast_lstm import FastLSTMCell as FastLSTMCell
 from ._gru import GRUCell as GRUCell
 from ._lstm import LSTMCell as LSTMCell
 from ._simple import SimpleRNNCell as SimpleRNNCell
+from ._sparse_lstm import SparseLSTMCell as SparseLSTMCell
 
 __all__ = ["Cell", "ParamSpec", "cell_dataclass", "layer_norm", "linear",
            "SimpleRNNCell", "LSTMCell", "CoupledLSTMCell", "FastLSTMCell", "GRUCell"]

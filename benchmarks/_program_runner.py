@@ -24,6 +24,8 @@ def main() -> None:
     backend, program, budget, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     started = time.perf_counter()
     mod = __import__(backend)
+    if backend == "dynrnn" and os.environ.get("DYNRNN_REPLAY"):
+        mod.config(replay=os.environ["DYNRNN_REPLAY"])
     record = {"backend": backend, "program": os.path.basename(program), "times": [], "losses": []}
     last = [None]
     esum = mod.esum

@@ -72,7 +72,7 @@ def _program(name: str, work: str) -> tuple[str, list[str]]:
     return path, args
 
 
-def _run(backend: str, name: str, updates: int, work: str) -> dict | None:
+def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto") -> dict | None:
     path, args = _program(name, work)
     out = os.path.join(work, f"{name}-{backend}.json")
     if backend == "dynet":
@@ -85,7 +85,7 @@ def _run(backend: str, name: str, updates: int, work: str) -> dict | None:
             with open(path, "w") as f:
                 f.write(src.replace("import dynet as dy", "import dynrnn as dy"))
         r = subprocess.run([sys.executable, RUNNER, "dynrnn", path, str(updates), out, *args],
-                           capture_output=True, text=True, timeout=3600)
+                           capture_output=True, text=True, timeout=3600, env={**os.environ, "DYNRNN_REPLAY": replay})
         if r.returncode != 0:
             print(f"note: the dynrnn run of {name} failed: {r.stderr[-2000:]}")
             return None
@@ -102,28 +102,35 @@ def _summary(rec: dict, tail: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--updates", type=int, default=400)
-    ap.add_argument("--only", default="rnnlm,tagger,attention")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--updates", type=int, default=400, help="updates per program and backend")
+    ap.add_argument("--only", default="rnnlm,tagger,attention", help="programs to run")
+    ap.add_argument("--replay", default="auto",
+                    help="dynrnn's replay modes to run, comma-separated (auto, always, never): one row each")
     a = ap.parse_args()
     if not os.path.isdir(EXAMPLES):
         print(f"note: DyNet's source distribution is not at {EXAMPLES}; nothing to run.")
         return
     rows = []
+    modes = a.replay.split(",")
     for name in a.only.split(","):
         with tempfile.TemporaryDirectory() as work:
-            got = {b: _run(b, name, a.updates, work) for b in ("dynet", "dynrnn")}
+            dynet = _run("dynet", name, a.updates, work)
+            ours = {m: _run("dynrnn", name, a.updates, work, m) for m in modes}
         tail = max(a.updates // 4, 1)
-        s = {b: _summary(r, tail) for b, r in got.items() if r is not None}
-        row = {"program": name, "updates": a.updates}
-        for b, v in s.items():
-            for k, x in v.items():
-                row[f"{b}_{k}"] = x
-        if len(s) == 2:
-            row["ratio_updates_per_s"] = s["dynrnn"]["updates_per_s"] / s["dynet"]["updates_per_s"]
-            if s["dynrnn"]["steady_updates_per_s"] and s["dynet"]["steady_updates_per_s"]:
-                row["ratio_steady"] = s["dynrnn"]["steady_updates_per_s"] / s["dynet"]["steady_updates_per_s"]
-        rows.append(row)
+        for m in modes:
+            got = {"dynet": dynet, "dynrnn": ours[m]}
+            s = {b: _summary(r, tail) for b, r in got.items() if r is not None}
+            row = {"program": name if len(modes) == 1 else f"{name} (replay={m})", "updates": a.updates}
+            for b, v in s.items():
+                for k, x in v.items():
+                    row[f"{b}_{k}"] = x
+            if len(s) == 2:
+                row["ratio_updates_per_s"] = s["dynrnn"]["updates_per_s"] / s["dynet"]["updates_per_s"]
+                if s["dynrnn"]["steady_updates_per_s"] and s["dynet"]["steady_updates_per_s"]:
+                    row["ratio_steady"] = s["dynrnn"]["steady_updates_per_s"] / s["dynet"]["steady_updates_per_s"]
+            rows.append(row)
     H.report("dynet_programs", rows, [
         ("program", "program"), ("updates", "updates"),
         ("dynet_updates_per_s", "DyNet upd/s"), ("dynrnn_updates_per_s", "dynrnn upd/s"),

@@ -78,3 +78,14 @@ def count_compiles():
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+
+
+@contextlib.contextmanager
+def dy_config(**settings: Any):
+    """`dy.config(**settings)` inside the block; the previous settings after it."""
+    old = dy.config()
+    dy.config(**settings)
+    try:
+        yield
+    finally:
+        dy.config(**{k: old[k] for k in settings})

@@ -4,8 +4,6 @@ finite differences (gradients), the unbatched schedule (autobatching) and DyNet'
 
 from __future__ import annotations
 
-import contextlib
-
 import jax
 import numpy as np
 import pytest
@@ -15,17 +13,11 @@ from hypothesis import strategies as st
 import dynrnn as dy
 
 from . import references as ref
-from .helpers import count_compiles, layer_params, randomize
+from .helpers import count_compiles, dy_config, layer_params, randomize
 
 
-@contextlib.contextmanager
 def autobatch(flag: bool):
-    old = dy.config()["autobatch"]
-    dy.config(autobatch=flag)
-    try:
-        yield
-    finally:
-        dy.config(autobatch=old)
+    return dy_config(autobatch=flag)
 
 
 def _softmax(v, axis=0):

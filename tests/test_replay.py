@@ -6,7 +6,6 @@ dense and sparse gradients and so the same updates, take every new id, input and
 parameter value as data, and fall back to the kernel path for anything it did not keep.
 """
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -16,15 +15,11 @@ from hypothesis import strategies as st
 import dynrnn as dy
 from dynrnn.graph import _replay
 
+from .helpers import dy_config
 
-@contextlib.contextmanager
+
 def replay(mode):
-    old = dy.config()["replay"]
-    dy.config(replay=mode)
-    try:
-        yield
-    finally:
-        dy.config(replay=old)
+    return dy_config(replay=mode)
 
 
 def _model(dropout=0.0):
@@ -181,19 +176,29 @@ def test_a_replayed_graph_falls_back_for_what_it_did_not_keep():
                 p.clear_grad()
 
 
-def test_a_structure_that_fell_back_is_not_replayed_again():
+def test_a_structure_that_falls_back_often_is_not_replayed_again():
+    """A program that now and then extends a graph after its loss (DyNet's attention example
+    samples from the training graph every 20 updates) keeps its replay; one that does so as
+    a rule goes back to the kernel path. Either way the values are right."""
     pc, m = _model()
+    _replay.forget()
+    x = np.arange(8, dtype=np.float32)
+
+    def graph(extend):
+        dy.renew_cg()
+        h = dy.tanh(m["V"] * dy.inputTensor(x))
+        loss = dy.sum_elems(h)
+        loss.value()
+        plan = loss.graph.replayed.plan if loss.graph.replayed is not None else None
+        if extend:  # not kept by the replay: falls back to the kernel path
+            np.testing.assert_allclose(h.npvalue(), np.tanh(m["V"].as_array() @ x), rtol=1e-5, atol=1e-6)
+        return plan
+
     with replay("always"):
-        for _ in range(2):
-            dy.renew_cg()
-            h = dy.tanh(m["V"] * dy.inputTensor(np.arange(8, dtype=np.float32)))
-            loss = dy.sum_elems(h)
-            loss.value()
-            first = loss.graph.replayed
-            h.value()  # not kept by the replay: falls back, and the structure is marked
-        assert first is None
-        assert _replay.structure(loss.graph, loss.index) in _replay._PLANS
-        assert _replay._PLANS[_replay.structure(loss.graph, loss.index)].status == "off"
+        plans = [graph(extend=(i == 3)) for i in range(8)]  # one graph in eight falls back
+        assert all(p is plans[0] for p in plans) and plans[0].status == "ready"
+        plans = [graph(extend=True) for _ in range(3)]  # now as a rule
+        assert plans[0] is not None and plans[-1] is None and plans[0].status == "off"
 
 
 def test_auto_compiles_a_structure_once_it_has_cost_what_compiling_costs(monkeypatch):

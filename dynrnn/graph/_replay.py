@@ -21,8 +21,8 @@ and parameter values are arguments of the compiled functions, never constants in
 
 A replayed graph holds values only for the nodes the user asked for. Anything else — the
 value of another node, nodes added after the forward, `gradient()`, `backward(full=True)`
-— makes the graph fall back: it runs again on the kernel path (same results), and the
-structure is not replayed again.
+— makes the graph fall back: it runs again on the kernel path (same results). A structure
+whose graphs fall back more than one time in four is not replayed again.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class Plan:
     """One structure: its key, the time its graphs spent on the kernel path, and — once
     compiled — its functions and where its gradients go."""
 
-    __slots__ = ("key", "spent", "status", "fwd", "grad", "dense", "sparse", "then_backward", "last", "error")
+    __slots__ = ("key", "spent", "status", "fwd", "grad", "dense", "sparse", "then_backward", "last", "error",
+                 "uses", "misses")
 
     def __init__(self, key: tuple):
         self.key = key
@@ -64,6 +65,8 @@ class Plan:
         self.then_backward = False  # the last forward was followed by backward(): compute both at once
         self.last: Any = None  # the last replay of this structure
         self.error: Any = None  # why compiling failed (the structure then stays on the kernel path)
+        self.uses = 0  # graphs replayed
+        self.misses = 0  # of which fell back
 
 
 _PLANS: OrderedDict[tuple, Plan] = OrderedDict()
@@ -268,6 +271,7 @@ def forward(g: Graph, p: Plan, target: Expression) -> None:
     if p.last is not None and p.last.grads is not None:  # computed gradients nobody took
         p.then_backward = False
     p.last = r
+    p.uses += 1
     if p.then_backward:
         target.val, r.grads = _call_grad(r)
     else:
@@ -303,11 +307,15 @@ def backward(g: Graph, loss: Expression, full: bool) -> bool:
 
 
 def fall_back(g: Graph) -> None:
-    """Forgets a replay (its target's value too): the graph runs again on the kernel path,
-    and this structure is not replayed again."""
+    """Forgets a replay (its target's value too): the graph runs again on the kernel path.
+    A structure whose graphs fall back more than one time in four (a program that reads
+    other nodes, or extends its graphs, as a rule) is not replayed again."""
     r = g.replayed
     if r is None:
         return
-    r.plan.status = "off"
+    p = r.plan
+    p.misses += 1
+    if 4 * p.misses > p.uses:
+        p.status = "off"
     r.target.val = None
     g.replayed = None

@@ -309,13 +309,14 @@ def backward(g: Graph, loss: Expression, full: bool) -> bool:
 def fall_back(g: Graph) -> None:
     """Forgets a replay (its target's value too): the graph runs again on the kernel path.
     A structure whose graphs fall back more than one time in four (a program that reads
-    other nodes, or extends its graphs, as a rule) is not replayed again."""
+    other nodes, or extends its graphs, as a rule; the first fallback is forgiven) is not
+    replayed again."""
     r = g.replayed
     if r is None:
         return
     p = r.plan
     p.misses += 1
-    if 4 * p.misses > p.uses:
+    if p.misses >= 2 and 4 * p.misses > p.uses:
         p.status = "off"
     r.target.val = None
     g.replayed = None

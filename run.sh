@@ -20,6 +20,6 @@ case "${1:-}" in
   demo) shift; exec .venv/bin/python examples/char_lm.py "$@" ;;
   # two test processes: compiling is single-threaded, so on 2 cores this takes ~8 instead of
   # ~11.5 minutes; later arguments win (`bash run.sh test -n 0` runs in one process)
-  test) shift; exec .venv/bin/python -m pytest -n 2 "$@" ;;
+  test) shift; exec .venv/bin/python -m pytest -n 2 --dist worksteal "$@" ;;
   *) echo "usage: bash run.sh demo|test|lint [args...]" >&2; exit 2 ;;
 esac

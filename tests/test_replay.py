@@ -250,7 +250,7 @@ def test_different_wiring_is_a_different_structure():
     assert _replay.structure(a.graph, a.index) == k1
 
 
-@settings(max_examples=4)
+@settings(max_examples=3)
 @given(st.lists(st.tuples(st.integers(0, 11), st.integers(1, 4)), min_size=1, max_size=3),
        st.integers(0, 2 ** 31 - 1))
 def test_replay_equals_the_kernel_path_on_random_graphs(examples, seed):

@@ -214,7 +214,7 @@ def generate(rnn):
 # train, and generate every 5 samples
 def train(rnn, sentence):
     trainer = dy.SimpleSGDTrainer(pc)
-    for i in range(50 if QUICK else 200):
+    for i in range(20 if QUICK else 200):
         loss = do_one_sentence(rnn, sentence)
         loss_value = loss.value()
         loss.backward()
@@ -238,7 +238,7 @@ code below works on arrays again."""),
     ("code", """dy.graph.end_graph()
 trainer = dy.SimpleSGDTrainer(pc)
 t0 = time.perf_counter()
-for i in range(50 if QUICK else 200):
+for i in range(20 if QUICK else 200):
     loss_value = trainer.step(do_one_sentence, lstm, sentence)
 print(f"compiled: {time.perf_counter() - t0:.1f} s, loss {float(loss_value):.4f}")"""),
     ("md", """## Gradients, trainers, compilation

@@ -299,6 +299,30 @@ def test_autobatched_equals_sequential_on_random_graphs(examples, seed):
         np.testing.assert_allclose(g1[k], g2[k], rtol=1e-4, atol=1e-5, err_msg=k)
 
 
+def test_gradient_of_a_state_slot_is_its_gradient():
+    """`s.output().gradient()` after backward, for a state computed alone (its slots held as
+    plain arrays) and inside a chain (rows of a stacked scan), in both schedules."""
+    pc, W, b, E, lstm = _model(np.float32)
+    for flag in (True, False):
+        with autobatch(flag):
+            dy.renew_cg()
+            s1 = lstm.initial_state().add_input(E[1])
+            loss = dy.sum_elems(s1.output() * 2.0) + dy.sum_elems(dy.cmult(s1.s()[0], s1.s()[0]))
+            loss.backward()
+            np.testing.assert_allclose(s1.output().gradient(), np.full(5, 2.0), rtol=1e-6)
+            c = s1.s()[0].npvalue()
+            np.testing.assert_allclose(s1.s()[0].gradient(), 2 * c, rtol=1e-5, atol=1e-7)
+            dy.renew_cg()
+            s = lstm.initial_state().add_inputs([E[1], E[2], E[3]])
+            loss = dy.sum_elems(s[-1].output()) + dy.sum_elems(s[0].output() * 3.0)
+            loss.backward()
+            h0 = s[0].output().gradient()
+            assert h0.shape == (5,) and np.abs(h0).min() > 0  # 3 plus what flows back from the later steps
+            np.testing.assert_allclose(s[-1].output().gradient(), np.ones(5), rtol=1e-6)
+        for p in pc.all_parameters():
+            p.clear_grad()
+
+
 def test_autobatching_runs_many_examples_in_few_calls():
     pc, W, b, E, lstm = _model(np.float32)
     dy.renew_cg()

@@ -143,10 +143,12 @@ def test_a_replayed_graph_falls_back_for_what_it_did_not_keep():
         dy.renew_cg()
         s = m["dec"].initial_state().add_input(dy.concatenate([m["E"][3], dy.vecInput(8)]))
         h = s.output()
-        loss = dy.pickneglogsoftmax(m["W"] * h + m["b"], 2)
+        logits = m["W"] * h + m["b"]
+        loss = dy.pickneglogsoftmax(logits, 2)
         want_loss, want_h = loss.scalar_value(), h.npvalue()
         loss.backward()
-        want_grad_h, want_W = h.gradient(), m["W"].grad_as_array()
+        want_grad_h, want_W, want_grad_logits = h.gradient(), m["W"].grad_as_array(), logits.gradient()
+        assert np.abs(want_grad_h).max() > 0 and np.abs(want_grad_logits).max() > 0
         for p in pc.all_parameters():
             p.clear_grad()
     with replay("always"):
@@ -155,7 +157,8 @@ def test_a_replayed_graph_falls_back_for_what_it_did_not_keep():
             dy.renew_cg()
             s = m["dec"].initial_state().add_input(dy.concatenate([m["E"][3], dy.vecInput(8)]))
             h = s.output()
-            loss = dy.pickneglogsoftmax(m["W"] * h + m["b"], 2)
+            logits = m["W"] * h + m["b"]
+            loss = dy.pickneglogsoftmax(logits, 2)
             assert loss.scalar_value() == pytest.approx(want_loss, rel=1e-6)
             g = loss.graph
             assert g.replayed is not None and h.val is None  # only the asked-for value was kept
@@ -169,6 +172,7 @@ def test_a_replayed_graph_falls_back_for_what_it_did_not_keep():
                 loss.backward()
                 assert g.backward_replayed is loss
                 np.testing.assert_allclose(m["W"].grad_as_array(), want_W, rtol=1e-5, atol=1e-7)
+                np.testing.assert_allclose(logits.gradient(), want_grad_logits, rtol=1e-5, atol=1e-7)
                 np.testing.assert_allclose(h.gradient(), want_grad_h, rtol=1e-5, atol=1e-7)
                 # gradient() did not add to the parameters a second time
                 np.testing.assert_allclose(m["W"].grad_as_array(), want_W, rtol=1e-5, atol=1e-7)

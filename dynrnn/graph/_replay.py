@@ -320,3 +320,4 @@ def fall_back(g: Graph) -> None:
         p.status = "off"
     r.target.val = None
     g.replayed = None
+    g.ran = True  # this graph now runs on the kernel path, whatever the plan's status

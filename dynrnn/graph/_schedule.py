@@ -436,6 +436,13 @@ def gradient_of(node: Expression) -> Any:
             _replay.fall_back(g)
         forward(loss)
         _backward(g, loss, False, accumulate=False)
+    if node.op.view and node.op is not PACK:  # a slot of a state (h(), s(), output())
+        parent = node.args[0]
+        if parent.op is PACK:
+            return gradient_of(parent.args[node.static])
+        whole = g.grads.get(parent)
+        if isinstance(whole, tuple):  # the state was held as plain arrays: one total per slot
+            return whole[node.static]
     v = node.val
     if isinstance(v, Slice) and not isinstance(v.base, tuple):
         launch, slot = g.owners[id(v.base)]

@@ -18,8 +18,9 @@ case "${1:-}" in
     .venv/bin/python -c "import ruff, pyright" 2>/dev/null || .venv/bin/python -m pip install --quiet -e ".[test,lint]"
     .venv/bin/ruff check . && exec .venv/bin/pyright "$@" ;;
   demo) shift; exec .venv/bin/python examples/char_lm.py "$@" ;;
-  # two test processes: compiling is single-threaded, so on 2 cores this takes ~8 instead of
-  # ~11.5 minutes; later arguments win (`bash run.sh test -n 0` runs in one process)
+  # two test processes (compiling is single-threaded), the long notebook tests balanced by work
+  # stealing: 12 minutes on 2 idle cores (11 min 37 s measured), about 16 on a busy machine;
+  # later arguments win (`bash run.sh test -n 0` runs in one process)
   test) shift; exec .venv/bin/python -m pytest -n 2 --dist worksteal "$@" ;;
   *) echo "usage: bash run.sh demo|test|lint [args...]" >&2; exit 2 ;;
 esac

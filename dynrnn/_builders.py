@@ -216,13 +216,14 @@ class VanillaLSTMBuilder(RNNBuilder):
     optional layer norm (`ln_lstm`)."""
 
     _collection_name = "vanilla-lstm-builder"
+    _cell_class: type = LSTMCell
 
     def __init__(self, layers: int, input_dim: int, hidden_dim: int, pc: ParameterCollection,
                  ln_lstm: bool = False, forget_bias: float = 1.0):
         self._ln = bool(ln_lstm)
         self._forget_bias = check_real(type(self).__name__, "forget_bias", forget_bias)
         super().__init__(layers, input_dim, hidden_dim, pc,
-                         cell=lambda i, h: LSTMCell(i, h, ln=self._ln, forget_bias=self._forget_bias))
+                         cell=lambda i, h: self._cell_class(i, h, ln=self._ln, forget_bias=self._forget_bias))
 
     def get_parameters(self) -> list[list[Parameters]]:
         """Per layer `[W_x (4H×I), W_h (4H×H), b (4H)]` (layer-norm gains: `get_ln_parameters`)."""
@@ -245,13 +246,11 @@ class SparseLSTMBuilder(VanillaLSTMBuilder):
     does. Raise it in steps during training; pruned weights stay pruned."""
 
     _collection_name = "sparse-lstm-builder"
+    _cell_class = SparseLSTMCell
 
     def __init__(self, layers: int, input_dim: int, hidden_dim: int, pc: ParameterCollection,
                  ln_lstm: bool = False, forget_bias: float = 1.0):
-        self._ln = bool(ln_lstm)
-        self._forget_bias = check_real(type(self).__name__, "forget_bias", forget_bias)
-        RNNBuilder.__init__(self, layers, input_dim, hidden_dim, pc,
-                            cell=lambda i, h: SparseLSTMCell(i, h, ln=self._ln, forget_bias=self._forget_bias))
+        super().__init__(layers, input_dim, hidden_dim, pc, ln_lstm, forget_bias)
         for ps in self._layer_params:
             for mask in ps[3:5]:
                 mask.set_updated(False)  # trainers leave the masks alone

@@ -102,7 +102,8 @@ def plan_for(g: Graph, target: Expression) -> Plan | None:
     else:
         _PLANS.move_to_end(key)
     if p.status == "new" and (mode == "always" or p.spent >= _compile_estimate(len(key))):
-        _compile(p, *_arguments(g, target.index))
+        leaf_nodes, consts = _arguments(g, target.index)
+        _compile(p, [n.val for n in leaf_nodes], consts)
     return p
 
 
@@ -246,28 +247,30 @@ def _compile(p: Plan, leaves: list, consts: list) -> None:
 # -- running a replay ------------------------------------------------------------------------
 
 def _arguments(g: Graph, hi: int) -> tuple[list, list]:
-    leaves, consts = [], []
+    """The leaf nodes of nodes[0..hi] (their values are the functions' first argument) and
+    every node's host constants, in order."""
+    leaf_nodes, consts = [], []
     for n in g.nodes[:hi + 1]:
         if n.sig is not None:
             consts.extend(n.consts)
         elif not n.op.view:
-            leaves.append(n.val)
-    return leaves, consts
+            leaf_nodes.append(n)
+    return leaf_nodes, consts
 
 
 class Replayed:
     """What a replayed graph remembers: its plan, arguments and gradients not yet given."""
 
-    __slots__ = ("plan", "target", "leaves", "consts", "grads")
+    __slots__ = ("plan", "target", "leaf_nodes", "leaves", "consts", "grads")
 
-    def __init__(self, plan: Plan, target: Expression, leaves: list, consts: list):
-        self.plan, self.target, self.leaves, self.consts = plan, target, leaves, consts
+    def __init__(self, plan: Plan, target: Expression, leaf_nodes: list, consts: list):
+        self.plan, self.target, self.leaf_nodes, self.consts = plan, target, leaf_nodes, consts
+        self.leaves = [n.val for n in leaf_nodes]
         self.grads: Any = None
 
 
 def forward(g: Graph, p: Plan, target: Expression) -> None:
-    leaves, consts = _arguments(g, target.index)
-    r = Replayed(p, target, leaves, consts)
+    r = Replayed(p, target, *_arguments(g, target.index))
     if p.last is not None and p.last.grads is not None:  # computed gradients nobody took
         p.then_backward = False
     p.last = r
@@ -275,7 +278,7 @@ def forward(g: Graph, p: Plan, target: Expression) -> None:
     if p.then_backward:
         target.val, r.grads = _call_grad(r)
     else:
-        target.val = p.fwd(leaves, consts)
+        target.val = p.fwd(r.leaves, r.consts)
     g.replayed = r
 
 
@@ -296,7 +299,7 @@ def backward(g: Graph, loss: Expression, full: bool) -> bool:
         _, r.grads = _call_grad(r)
     d_dense, tables = r.grads
     r.grads = None
-    nodes = [n for n in g.nodes[:loss.index + 1] if n.sig is None and not n.op.view]
+    nodes = r.leaf_nodes
     for pos, d in zip(p.dense, d_dense):
         nodes[pos].extra.accumulate_grad(d)
     for (t, idx), rows in zip(p.sparse, tables):

@@ -72,7 +72,7 @@ def _program(name: str, work: str) -> tuple[str, list[str]]:
     return path, args
 
 
-def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto") -> dict | None:
+def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto", cache: str = "") -> dict | None:
     path, args = _program(name, work)
     out = os.path.join(work, f"{name}-{backend}.json")
     if backend == "dynet":
@@ -85,7 +85,8 @@ def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto")
             with open(path, "w") as f:
                 f.write(src.replace("import dynet as dy", "import dynrnn as dy"))
         r = subprocess.run([sys.executable, RUNNER, "dynrnn", path, str(updates), out, *args],
-                           capture_output=True, text=True, timeout=3600, env={**os.environ, "DYNRNN_REPLAY": replay})
+                           capture_output=True, text=True, timeout=3600, env={**os.environ, "DYNRNN_REPLAY": replay,
+                                "DYNRNN_KERNEL_CACHE": cache})
         if r.returncode != 0:
             print(f"note: the dynrnn run of {name} failed: {r.stderr[-2000:]}")
             return None
@@ -108,21 +109,29 @@ def main() -> None:
     ap.add_argument("--only", default="rnnlm,tagger,attention", help="programs to run")
     ap.add_argument("--replay", default="auto",
                     help="dynrnn's replay modes to run, comma-separated (auto, always, never): one row each")
+    ap.add_argument("--kernel-cache", action="store_true",
+                    help="run dynrnn twice per mode with a new persistent kernel cache: the first run fills it "
+                         "(cold), the second loads from it (warm)")
     a = ap.parse_args()
     if not os.path.isdir(EXAMPLES):
         print(f"note: DyNet's source distribution is not at {EXAMPLES}; nothing to run.")
         return
     rows = []
-    modes = a.replay.split(",")
+    modes = [(m, c) for m in a.replay.split(",") for c in (("cold", "warm") if a.kernel_cache else ("",))]
     for name in a.only.split(","):
         with tempfile.TemporaryDirectory() as work:
             dynet = _run("dynet", name, a.updates, work)
-            ours = {m: _run("dynrnn", name, a.updates, work, m) for m in modes}
+            ours = {}
+            for m, c in modes:
+                cache = os.path.join(work, f"kernels-{m}") if c else ""
+                ours[m, c] = _run("dynrnn", name, a.updates, work, m, cache)
         tail = max(a.updates // 4, 1)
-        for m in modes:
-            got = {"dynet": dynet, "dynrnn": ours[m]}
+        for m, c in modes:
+            got = {"dynet": dynet, "dynrnn": ours[m, c]}
             s = {b: _summary(r, tail) for b, r in got.items() if r is not None}
-            row = {"program": name if len(modes) == 1 else f"{name} (replay={m})", "updates": a.updates}
+            label = ", ".join(x for x in (f"replay={m}" if len(set(modes)) > 1 or c else "",
+                                         f"kernel cache {c}" if c else "") if x)
+            row = {"program": f"{name} ({label})" if label else name, "updates": a.updates}
             for b, v in s.items():
                 for k, x in v.items():
                     row[f"{b}_{k}"] = x

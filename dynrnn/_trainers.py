@@ -391,10 +391,11 @@ class Trainer:
         ids, inv, parts = {}, {}, {}
         for n, (row_ids, blocks) in rows.items():
             uniq, inverse = np.unique(row_ids, return_inverse=True)
-            u = _pow2(len(uniq))
-            ids[n] = np.concatenate([uniq, np.full(u - len(uniq), values[n].shape[0])]).astype(np.int32)
             block = jnp.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-            k = _pow2(block.shape[0])
+            # one bucket for both the used rows and the row blocks (there are never more
+            # used rows than blocks): the kernel depends on one number, not two
+            k = u = _pow2(block.shape[0])
+            ids[n] = np.concatenate([uniq, np.full(u - len(uniq), values[n].shape[0])]).astype(np.int32)
             inv[n] = np.concatenate([inverse, np.zeros(k - len(inverse), np.int64)]).astype(np.int32)
             parts[n] = jnp.pad(block, ((0, k - block.shape[0]),) + ((0, 0),) * (block.ndim - 1)).astype(
                 values[n].dtype)

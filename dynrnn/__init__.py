@@ -91,6 +91,8 @@ from ._trainers import OptaxTrainer as OptaxTrainer
 from ._trainers import RMSPropTrainer as RMSPropTrainer
 from ._trainers import SimpleSGDTrainer as SimpleSGDTrainer
 from ._trainers import Trainer as Trainer
+from ._tree import TreeSchedule as TreeSchedule
+from ._tree import tree_schedule as tree_schedule
 from .graph import Expression as Expression
 from .graph import GraphError as GraphError
 from .graph._api import abs as abs
@@ -206,7 +208,7 @@ __all__ = [
     "ConstInitializer", "IdentityInitializer", "SaxeInitializer", "NumpyInitializer",
     "RNNStack", "greedy_decode", "beam_search", "beam_search_batched", "Hypothesis", "RNNBuilder", "SimpleRNNBuilder",
     "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder", "FastLSTMBuilder", "SparseLSTMBuilder",
-    "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState",
+    "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState", "TreeSchedule", "tree_schedule",
     "jit", "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
     "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",
     "sequence_cross_entropy", "norm_stabilizer", "perplexity", "bits_per_char",

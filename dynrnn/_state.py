@@ -19,6 +19,7 @@ from . import _hooks
 from ._compiled import compiled
 from ._errors import as_float_array, check_indices, check_sequence, check_vector
 from ._params import graph_mode
+from ._tree import TreeSchedule, check_parents, run_tree, tree_schedule
 
 
 class RNNState:
@@ -175,6 +176,60 @@ class RNNState:
             prev = RNNState(self._builder, self._spec, layers, self._key, prev)
             states.append(prev)
         return states
+
+    def transduce_tree(self, xs: Any, parents: Any, *, return_states: bool = False) -> Any:
+        """Every node's output for a tree (or forest) of states grown from this one:
+
+            for i in range(N):
+                states[i] = (self if parents[i] < 0 else states[parents[i]]).add_input(xs[i])
+
+        computed level by level — one batched cell call per depth, as one compiled scan —
+        so a forest of many sentences takes as many sequential steps as its deepest tree.
+
+        Args:
+          xs: `(N, input_dim)` (an array, or a list of N vectors).
+          parents: N ints with `-1 <= parents[i] < i` (-1: this state), known on the host;
+            or a `dy.tree_schedule(parents)` built outside a compiled function, to pass into
+            one (xs may then have up to `schedule.size` rows; it compiles once per bucket).
+
+        Dropout: a tree is one sequence — every node uses this state's masks, as the loop
+        does; give each sentence its own `initial_state()` to draw its own masks.
+
+        Returns:
+          `(N, hidden_dim)` outputs (rows of xs past the schedule's nodes give zeros); with
+          `return_states`, `(outputs, states)`, states being one `RNNState` batched over the
+          N nodes (`h()`, `s()` per node; no history).
+        """
+        where = self._where("transduce_tree")
+        if isinstance(xs, (list, tuple)) and _hooks.any_expression(xs):
+            states, outs = [], []
+            for i, p in enumerate(check_parents(where, parents, len(xs)).tolist()):
+                states.append((self if p < 0 else states[p]).add_input(xs[i]))
+                outs.append(states[-1].output())
+            return (outs, states) if return_states else outs
+        if self.batch_size is not None:
+            raise ValueError(f"{where}: this state is batched ({self.batch_size} rows); a tree grows from one "
+                             f"unbatched state (put many sentences in one forest instead).")
+        xs = as_float_array(where, "xs", xs if not isinstance(xs, (list, tuple)) else
+                            (jnp.stack([jnp.asarray(x) for x in xs]) if xs else np.zeros((0, self._builder.input_dim))),
+                            self._builder.dtype)
+        if xs.ndim != 2 or xs.shape[1] != self._builder.input_dim:
+            raise ValueError(f"{where}: xs must have shape (N, input_dim={self._builder.input_dim}); given "
+                             f"{tuple(xs.shape)}.")
+        n = int(xs.shape[0])
+        if isinstance(parents, TreeSchedule):
+            schedule = parents
+            if n > schedule.size:
+                raise ValueError(f"{where}: xs has {n} rows but the schedule has room for {schedule.size}; "
+                                 f"build it with dy.tree_schedule(parents, size={n}).")
+        else:
+            schedule = tree_schedule(check_parents(where, parents, n))
+        table = run_tree(self._spec, self._builder._param_tree(), self._layers, self._key, xs, schedule)
+        table = tuple(tuple(a[:n] for a in layer) for layer in table)
+        outs = table[-1][-1]
+        if return_states:
+            return outs, RNNState(self._builder, self._spec, table, self._key, None)
+        return outs
 
     def reorder(self, indices: Any) -> RNNState:
         """The batch rows `indices` of this state, as a new batched state: row i of the

@@ -22,6 +22,7 @@ ORDER = [
     # parameters, then what works on parameter values
     "dynrnn._params", "dynrnn._io", "dynrnn._compiled", "dynrnn._autodiff", "dynrnn._distributed",
     "dynrnn._losses", "dynrnn._expressions", "dynrnn._expr_losses", "dynrnn._batching", "dynrnn._decoding",
+    "dynrnn._tree",
     # states, builders, trainers
     "dynrnn._state", "dynrnn._stack", "dynrnn._builders", "dynrnn._bidirectional", "dynrnn._trainers",
     # the graph layer, on top of all of it

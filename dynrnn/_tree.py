@@ -1,0 +1,181 @@
+"""Trees of states, computed level by level: the engine of `RNNState.transduce_tree`.
+
+A stack LSTM's pushes, a decoder's beam, a Tree-LSTM read top-down: each is a tree of
+states, every node `states[i] = states[parents[i]].add_input(xs[i])` (a root's parent is
+the initial state). Its nodes at the same depth are independent, so the whole tree — or
+a forest of many sentences — needs only as many sequential steps as it is deep, each one
+batched cell call over every node of that depth.
+
+The levels are planned on the host (`tree_schedule`) into two `(levels, width)` index
+arrays, padded to rounded sizes so that a training loop compiles once per bucket, never
+per tree. The device side is one `lax.scan` over the levels whose carry is a table of
+every node's state (one row per node, then the initial state, then a scratch row that
+padding writes to): each level gathers its parents' rows, steps, and scatters its rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.core import Tracer
+
+from ._compiled import StackSpec, dropout_masks
+from .cells import InputProjection
+
+
+def round_up(n: int) -> int:
+    """`n` exactly up to 8, then rounded up by at most 25% (few distinct sizes, little padding)."""
+    if n <= 8:
+        return max(n, 1)
+    step = 2 ** (int(math.log2(n)) - 2)
+    return -(-n // step) * step
+
+
+def check_parents(where: str, parents: Any, n: int | None = None) -> np.ndarray:
+    """`parents` as an int64 NumPy vector, checked: `-1 <= parents[i] < i` (a parent comes
+    before its children; -1 is the initial state), and `n` entries when `n` is given."""
+    if isinstance(parents, Tracer):
+        raise TypeError(f"{where}: parents must be known on the host (a list or NumPy array), not a traced array; "
+                        f"inside a compiled function pass a dy.tree_schedule(parents) built outside it.")
+    p = np.asarray(parents)
+    if p.ndim != 1 or (p.size and not np.issubdtype(p.dtype, np.integer)):
+        raise TypeError(f"{where}: parents must be a 1-D sequence of ints; given shape {p.shape}, dtype {p.dtype}.")
+    p = p.astype(np.int64)
+    if n is not None and len(p) != n:
+        raise ValueError(f"{where}: parents has {len(p)} entries and xs has {n} rows; give one parent per input.")
+    bad = np.flatnonzero((p < -1) | (p >= np.arange(len(p))))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{where}: parents[{i}] = {int(p[i])}; each parent must come before its child "
+                         f"(-1 <= parents[i] < i, -1 meaning the initial state).")
+    return p
+
+
+def depths(parents: np.ndarray) -> np.ndarray:
+    """Each node's depth (a root, whose parent is the initial state, has depth 0)."""
+    d = np.zeros(len(parents), np.int64)
+    for i, p in enumerate(parents.tolist()):
+        if p >= 0:
+            d[i] = d[p] + 1
+    return d
+
+
+class TreeSchedule:
+    """The levels of a forest, planned on the host: level `k` steps the nodes `nodes[k]`
+    from the states `parents[k]` (row `size` of the state table is the initial state;
+    padding reads it and writes to row `size + 1`).
+
+    A pytree whose leaves are the two index arrays and whose static part is `size`, the
+    (rounded) number of node rows: passed into a compiled training step as an argument,
+    it compiles once per (size, levels, width) bucket.
+    """
+
+    __slots__ = ("nodes", "parents", "size", "count")
+
+    def __init__(self, nodes: Any, parents: Any, size: int, count: int | None = None):
+        self.nodes, self.parents, self.size, self.count = nodes, parents, size, count
+
+    @property
+    def num_levels(self) -> int:
+        return int(self.nodes.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.nodes.shape[1])
+
+    def __repr__(self) -> str:
+        n = "" if self.count is None else f"nodes={self.count}, "
+        return f"TreeSchedule({n}size={self.size}, levels={self.num_levels}, width={self.width})"
+
+
+jax.tree_util.register_pytree_node(
+    TreeSchedule, lambda s: ((s.nodes, s.parents), s.size), lambda size, ch: TreeSchedule(ch[0], ch[1], size))
+
+
+def tree_schedule(parents: Any, *, size: int | None = None, levels: int | None = None, width: int | None = None,
+                  exact: bool = False) -> TreeSchedule:
+    """Plans `parents` (one entry per node, `-1 <= parents[i] < i`; -1: the initial state)
+    as levels of equal depth.
+
+    The schedule's shape — node rows, levels, width — decides the compiled code: by default
+    each is rounded up (by at most 25%) so that forests of similar sizes share one
+    compilation; give them explicitly to make every batch of a training loop one shape.
+
+    Args:
+      parents: the forest, as ints on the host.
+      size: the number of node rows the inputs will have (at least `len(parents)`).
+      levels: the number of levels (at least the deepest tree's depth + 1).
+      width: the nodes per level (at least the widest level's).
+      exact: no rounding (tests).
+    """
+    where = "tree_schedule"
+    p = check_parents(where, parents)
+    n = len(p)
+    d = depths(p)
+    counts = np.bincount(d) if n else np.zeros(0, np.int64)
+    order = np.argsort(d, kind="stable")
+
+    def pick(name: str, given: int | None, need: int) -> int:
+        if given is None:
+            return need if exact else round_up(need)
+        if not isinstance(given, (int, np.integer)) or given < need:
+            raise ValueError(f"{where}: {name} must be an int >= {need} for this forest; given {given!r}.")
+        return int(given)
+
+    size = pick("size", size, n)
+    n_levels = pick("levels", levels, len(counts))
+    width = pick("width", width, int(counts.max()) if n else 1)
+    nodes = np.full((n_levels, width), size + 1, np.int32)     # padding writes to the scratch row
+    parent_rows = np.full((n_levels, width), size, np.int32)   # ... reading the initial state
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    for k in range(len(counts)):
+        members = order[starts[k]:starts[k + 1]]
+        nodes[k, :len(members)] = members
+        parent_rows[k, :len(members)] = np.where(p[members] < 0, size, p[members])
+    return TreeSchedule(nodes, parent_rows, size, n)
+
+
+def run_tree(spec: StackSpec, params: Any, layers: tuple, key: Any, xs: jax.Array, schedule: TreeSchedule) -> tuple:
+    """Every node's state, per layer a tuple of `(size, state_size)` arrays (rows past the
+    forest's nodes hold zeros). `layers` is the initial state (unbatched vectors)."""
+    return _tree_function(spec)(params, layers, key, xs, schedule)
+
+
+@functools.cache
+def _tree_function(spec: StackSpec):
+    def run(params, layers, key, xs, schedule):
+        size, dtype = schedule.size, xs.dtype
+        xs = jnp.concatenate([xs, jnp.zeros((size + 2 - xs.shape[0], xs.shape[1]), dtype)])
+        # one "sequence" per tree of states: the masks of the initial state's key, shared by
+        # every node (as stepping the nodes one by one with add_input gives)
+        masks = (dropout_masks(spec, key, (), dtype) if spec.uses_key else [(None, None)] * len(spec.cells))
+        table = tuple(tuple(jnp.zeros((size + 2,) + a.shape[-1:], a.dtype).at[size].set(a) for a in layer)
+                      for layer in layers)
+        first, p0 = spec.cells[0], params[0]
+        mx0 = masks[0][0]
+        # layer 0's W·x for every node in one product, before the levels
+        px = first.project_input(p0, xs if mx0 is None else xs * mx0) if isinstance(first, InputProjection) else None
+
+        def level(table, idx):
+            nodes, parents = idx
+            new, inp = [], None
+            for li, (cell, p, (mx, mh)) in enumerate(zip(spec.cells, params, masks)):
+                state = tuple(a[parents] for a in table[li])
+                if li == 0 and px is not None:
+                    out = cell.step_projected(p, state, px[nodes], mh)
+                else:
+                    x = xs[nodes] if li == 0 else inp
+                    out = cell.step(p, state, x if mx is None else x * mx, mh)
+                new.append(tuple(a.at[nodes].set(o) for a, o in zip(table[li], out)))
+                inp = out[-1]
+            return tuple(new), None
+
+        table, _ = jax.lax.scan(level, table, (schedule.nodes, schedule.parents))
+        return tuple(tuple(a[:size] for a in layer) for layer in table)
+
+    return jax.jit(run)

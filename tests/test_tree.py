@@ -1,0 +1,218 @@
+"""`RNNState.transduce_tree`: a tree (forest) of states computed level by level equals the
+loop `states[i] = states[parents[i]].add_input(xs[i])` — against a NumPy reference, the
+library's own add_input loop, numerical derivatives, and under jit with a schedule."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+
+import dynrnn as dy
+
+from . import references as ref
+from .helpers import BUILDERS, count_compiles, layer_params, randomize
+from .test_custom_cell import MinimalGatedUnit
+
+n_in, H = 3, 4
+
+
+def make(name, layers=2, dtype=jnp.float32, seed=0):
+    pc = dy.ParameterCollection(seed=seed, dtype=dtype)
+    b = BUILDERS[name][0](layers, n_in, H, pc)
+    randomize(b, np.random.default_rng(seed + 1))
+    return pc, b
+
+
+def random_forest(rng, n, p_root=0.2):
+    """Parents of a random forest of n nodes (each parent before its child)."""
+    return [-1 if i == 0 or rng.random() < p_root else int(rng.integers(0, i)) for i in range(n)]
+
+
+def numpy_tree(name, builder, xs, parents):
+    """The NumPy reference: each node one step of the reference stack from its parent's state."""
+    _, cell, kw = BUILDERS[name]
+    lp = layer_params(builder)
+    states, outs = [], []
+    for i, p in enumerate(parents):
+        out, st_ = ref.run_stack(cell, lp, xs[i:i + 1], None if p < 0 else states[p], **kw)
+        states.append(st_[0])
+        outs.append(out[0])
+    return np.array(outs), states
+
+
+def loop(s0, xs, parents):
+    states = []
+    for i, p in enumerate(parents):
+        states.append((s0 if p < 0 else states[p]).add_input(xs[i]))
+    return states
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_equals_numpy_reference(name, x64, rng):
+    pc, b = make(name, dtype=jnp.float64)
+    parents = [-1, 0, 0, 1, -1, 4, 3, 2, -1, 8, 9, 9, 0]
+    xs = rng.normal(size=(len(parents), n_in))
+    out, states = b.initial_state().transduce_tree(xs, parents, return_states=True)
+    want, want_states = numpy_tree(name, b, xs, parents)
+    np.testing.assert_allclose(np.asarray(out), want, rtol=1e-10, atol=1e-12)
+    n_comp = len(want_states[0][0])
+    for i in range(len(parents)):  # s() is component-major: (c_1..c_L, h_1..h_L) for an LSTM
+        got = [np.asarray(a)[i] for a in states.s()]
+        ref_s = [want_states[i][li][k] for k in range(n_comp) for li in range(2)]
+        for g, w in zip(got, ref_s):
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.integers(1, 30), p_root=st.floats(0.0, 1.0), seed=st.integers(0, 10**6),
+       name=st.sampled_from(["lstm", "gru", "coupled"]), exact=st.booleans())
+def test_equals_the_add_input_loop_on_random_forests(n, p_root, seed, name, exact):
+    rng = np.random.default_rng(seed)
+    pc, b = make(name, seed=seed % 7)
+    parents = random_forest(rng, n, p_root)
+    xs = jnp.asarray(rng.normal(size=(n, n_in)), jnp.float32)
+    s0 = b.initial_state()
+    sched = dy.tree_schedule(parents, exact=exact)
+    out, states = s0.transduce_tree(xs, sched, return_states=True)
+    want = loop(s0, xs, parents)
+    np.testing.assert_allclose(np.asarray(out), np.stack([s.output() for s in want]), rtol=2e-5, atol=2e-6)
+    for k, a in enumerate(states.s()):
+        np.testing.assert_allclose(np.asarray(a), np.stack([s.s()[k] for s in want]), rtol=2e-5, atol=2e-6)
+
+
+def test_levels_are_the_depths_and_sizes_are_rounded():
+    parents = [-1, 0, 1, 2, -1, 4, 0]
+    s = dy.tree_schedule(parents, exact=True)
+    assert s.num_levels == 4 and s.width == 3 and s.size == 7 and s.count == 7
+    depth = {int(v): k for k in range(s.num_levels) for v in s.nodes[k] if v < 7}
+    assert depth == {0: 0, 4: 0, 1: 1, 5: 1, 6: 1, 2: 2, 3: 3}
+    for k in range(s.num_levels):  # a node's parent row is its parent (or the initial state's row)
+        for v, p in zip(s.nodes[k], s.parents[k]):
+            if v < 7:
+                assert p == (parents[v] if parents[v] >= 0 else 7)
+            else:  # padding writes to the scratch row
+                assert v == 8
+    big = dy.tree_schedule(random_forest(np.random.default_rng(0), 37))
+    assert big.size == 40  # rounded up by at most 25%
+    assert dy.tree_schedule([-1] * 9).width == 10
+    fixed = dy.tree_schedule(parents, size=20, levels=6, width=5)
+    assert (fixed.size, fixed.num_levels, fixed.width) == (20, 6, 5)
+
+
+def test_user_cell_without_input_projection(rng):
+    pc = dy.ParameterCollection(seed=0)
+    b = dy.RNNBuilder(2, n_in, H, pc, cell=MinimalGatedUnit)
+    parents = random_forest(rng, 11)
+    xs = jnp.asarray(rng.normal(size=(11, n_in)), jnp.float32)
+    s0 = b.initial_state()
+    out = s0.transduce_tree(xs, parents)
+    np.testing.assert_allclose(np.asarray(out), np.stack([s.output() for s in loop(s0, xs, parents)]),
+                               rtol=2e-5, atol=2e-6)
+
+
+def test_dropout_masks_are_the_loops(rng):
+    """A tree is one sequence: every node uses the initial state's masks, as the loop does."""
+    pc, b = make("lstm")
+    b.set_dropouts(0.5, 0.5)
+    s0 = b.initial_state(key=jax.random.key(4))
+    parents = random_forest(rng, 15)
+    xs = jnp.asarray(rng.normal(size=(15, n_in)), jnp.float32)
+    out = s0.transduce_tree(xs, parents)
+    np.testing.assert_allclose(np.asarray(out), np.stack([s.output() for s in loop(s0, xs, parents)]),
+                               rtol=2e-5, atol=2e-6)
+    b.disable_dropout()
+    assert not np.allclose(np.asarray(out), np.asarray(b.initial_state().transduce_tree(xs, parents)), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "simple"])
+def test_gradients_match_finite_differences(name, x64, rng):
+    pc, b = make(name, dtype=jnp.float64)
+    parents = [-1, 0, 0, 1, -1, 4, 2]
+    xs = jnp.asarray(rng.normal(size=(len(parents), n_in)))
+    values = pc.parameter_values()
+
+    def f(values, xs):
+        with pc.bind(values):
+            return jnp.sum(jnp.sin(b.initial_state().transduce_tree(xs, parents)))
+
+    check_grads(f, (values, xs), order=1, modes=("rev",), atol=1e-6, rtol=1e-6)
+
+    def g(values, xs):  # the same function as the loop
+        with pc.bind(values):
+            return jnp.sum(jnp.sin(jnp.stack([s.output() for s in loop(b.initial_state(), xs, parents)])))
+
+    got, want = jax.grad(f, argnums=(0, 1))(values, xs), jax.grad(g, argnums=(0, 1))(values, xs)
+    for a, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(w), rtol=1e-9, atol=1e-12)
+
+
+def test_a_training_step_compiles_once_per_bucket(rng):
+    """The schedule is an argument of the compiled step: new forests of the same rounded
+    sizes reuse its compilation; the result equals the eager loop's."""
+    pc, b = make("lstm", layers=1)
+    W = pc.add_parameters((5, H))
+    trainer = dy.SimpleSGDTrainer(pc, 0.1)
+
+    def loss_fn(xs, sched, gold):
+        out = b.initial_state().transduce_tree(xs, sched)
+        return jnp.sum(jax.vmap(lambda h, y: -jax.nn.log_softmax(W @ h)[y])(out, gold))
+
+    padded = []
+    for _ in range(4):  # sizes, depths and widths vary; one shape for all
+        parents = random_forest(rng, 30, 0.1)
+        padded.append((parents, dy.tree_schedule(parents, size=32, levels=32, width=16)))
+    xs = jnp.asarray(rng.normal(size=(32, n_in)), jnp.float32)
+    gold = jnp.asarray(rng.integers(0, 5, 32))
+    trainer.step(loss_fn, xs, padded[0][1], gold)
+    compiled = []
+    for parents, s in padded[1:]:
+        states = loop(b.initial_state(), xs[:30], parents)  # before the update
+        logits = [W.as_array() @ st_.output() for st_ in states] + [W.as_array() @ np.zeros(H)] * 2
+        want = sum(float(-jax.nn.log_softmax(z)[y]) for z, y in zip(logits, np.asarray(gold)))
+        with count_compiles() as names:
+            loss = trainer.step(loss_fn, xs, s, gold)
+        compiled += names
+        np.testing.assert_allclose(loss, want, rtol=1e-5)
+    assert compiled == []
+
+
+def test_graph_mode_runs_the_loop(rng):
+    pc, b = make("lstm")
+    parents = [-1, 0, 0, 1]
+    xs = rng.normal(size=(4, n_in)).astype(np.float32)
+    want = np.asarray(b.initial_state().transduce_tree(xs, parents))
+    dy.renew_cg()
+    try:
+        outs = b.initial_state().transduce_tree([dy.inputTensor(x) for x in xs], parents)
+        np.testing.assert_allclose(np.stack([o.npvalue() for o in outs]), want, rtol=1e-5, atol=1e-6)
+    finally:
+        dy.graph.end_graph()
+
+
+def test_bad_inputs_get_clear_errors(rng):
+    pc, b = make("lstm")
+    s0 = b.initial_state()
+    xs = rng.normal(size=(3, n_in))
+    with pytest.raises(ValueError, match=r"parents\[1\] = 1; each parent must come before its child"):
+        s0.transduce_tree(xs, [-1, 1, 0])
+    with pytest.raises(ValueError, match=r"parents\[2\] = -2"):
+        s0.transduce_tree(xs, [-1, 0, -2])
+    with pytest.raises(ValueError, match="parents has 2 entries and xs has 3 rows"):
+        s0.transduce_tree(xs, [-1, 0])
+    with pytest.raises(TypeError, match="1-D sequence of ints"):
+        s0.transduce_tree(xs, [-1.0, 0.5, 0.0])
+    with pytest.raises(ValueError, match=r"xs must have shape \(N, input_dim=3\)"):
+        s0.transduce_tree(rng.normal(size=(3, 5)), [-1, 0, 0])
+    with pytest.raises(ValueError, match="this state is batched"):
+        b.initial_state().add_input(np.zeros((2, n_in))).transduce_tree(xs, [-1, 0, 0])
+    with pytest.raises(ValueError, match="room for 3"):
+        s0.transduce_tree(np.zeros((5, n_in)), dy.tree_schedule([-1, 0, 0], exact=True))
+    with pytest.raises(ValueError, match="size must be an int >= 3 for this forest"):
+        dy.tree_schedule([-1, 0, 0], size=2)
+    with pytest.raises(TypeError, match="built outside it"):
+        jax.jit(lambda p: s0.transduce_tree(jnp.zeros((3, n_in)), p))(jnp.array([-1, 0, 0]))

@@ -93,6 +93,11 @@ from ._trainers import SimpleSGDTrainer as SimpleSGDTrainer
 from ._trainers import Trainer as Trainer
 from ._tree import TreeSchedule as TreeSchedule
 from ._tree import tree_schedule as tree_schedule
+from ._tree_lstm import BottomUpSchedule as BottomUpSchedule
+from ._tree_lstm import ChildSumTreeLSTMBuilder as ChildSumTreeLSTMBuilder
+from ._tree_lstm import NaryTreeLSTMBuilder as NaryTreeLSTMBuilder
+from ._tree_lstm import TreeLSTMBuilder as TreeLSTMBuilder
+from ._tree_lstm import bottom_up_schedule as bottom_up_schedule
 from .graph import Expression as Expression
 from .graph import GraphError as GraphError
 from .graph._api import abs as abs
@@ -209,6 +214,7 @@ __all__ = [
     "RNNStack", "greedy_decode", "beam_search", "beam_search_batched", "Hypothesis", "RNNBuilder", "SimpleRNNBuilder",
     "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder", "FastLSTMBuilder", "SparseLSTMBuilder",
     "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState", "TreeSchedule", "tree_schedule",
+    "TreeLSTMBuilder", "ChildSumTreeLSTMBuilder", "NaryTreeLSTMBuilder", "BottomUpSchedule", "bottom_up_schedule",
     "jit", "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
     "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",
     "sequence_cross_entropy", "norm_stabilizer", "perplexity", "bits_per_char",

@@ -17,14 +17,15 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "dynrnn")
 ORDER = [
     # cell math, checks and hooks: no other dynrnn module
     "dynrnn.cells._base", "dynrnn.cells._lstm", "dynrnn.cells._coupled_lstm", "dynrnn.cells._fast_lstm",
-    "dynrnn.cells._gru", "dynrnn.cells._simple", "dynrnn.cells._sparse_lstm", "dynrnn.cells",
+    "dynrnn.cells._gru", "dynrnn.cells._simple", "dynrnn.cells._sparse_lstm", "dynrnn.cells._tree_lstm", "dynrnn.cells",
     "dynrnn._errors", "dynrnn._hooks", "dynrnn._init", "dynrnn._random",
     # parameters, then what works on parameter values
     "dynrnn._params", "dynrnn._io", "dynrnn._compiled", "dynrnn._autodiff", "dynrnn._distributed",
     "dynrnn._losses", "dynrnn._expressions", "dynrnn._expr_losses", "dynrnn._batching", "dynrnn._decoding",
     "dynrnn._tree",
     # states, builders, trainers
-    "dynrnn._state", "dynrnn._stack", "dynrnn._builders", "dynrnn._bidirectional", "dynrnn._trainers",
+    "dynrnn._state", "dynrnn._stack", "dynrnn._builders", "dynrnn._tree_lstm", "dynrnn._bidirectional",
+    "dynrnn._trainers",
     # the graph layer, on top of all of it
     "dynrnn.graph._kernels", "dynrnn.graph._graph", "dynrnn.graph._ops", "dynrnn.graph._rnn",
     "dynrnn.graph._replay", "dynrnn.graph._schedule", "dynrnn.graph._bridge", "dynrnn.graph._api",

@@ -13,6 +13,9 @@ from ._gru import GRUCell as GRUCell
 from ._lstm import LSTMCell as LSTMCell
 from ._simple import SimpleRNNCell as SimpleRNNCell
 from ._sparse_lstm import SparseLSTMCell as SparseLSTMCell
+from ._tree_lstm import ChildSumTreeLSTMCell as ChildSumTreeLSTMCell
+from ._tree_lstm import NaryTreeLSTMCell as NaryTreeLSTMCell
 
 __all__ = ["Cell", "ParamSpec", "cell_dataclass", "layer_norm", "linear",
-           "SimpleRNNCell", "LSTMCell", "CoupledLSTMCell", "FastLSTMCell", "GRUCell"]
+           "SimpleRNNCell", "LSTMCell", "CoupledLSTMCell", "FastLSTMCell", "GRUCell",
+           "ChildSumTreeLSTMCell", "NaryTreeLSTMCell"]

@@ -1,0 +1,350 @@
+"""Bottom-up trees: Tree-LSTM builders computed level by level (children before parents).
+
+A node's height is 0 for a leaf and one more than its tallest child's otherwise; the
+nodes of one height are independent, so a forest of many sentences takes as many
+sequential steps as its tallest tree, each one batched cell call over every node of that
+height. `bottom_up_schedule` plans the levels on the host into index arrays padded to
+rounded sizes (a pytree, so a compiled training step compiles once per bucket); the device
+runs one `lax.scan` over the levels, carrying a table of every node's `(c, h)` with a row
+of zeros for absent children and a scratch row for padding.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _params
+from ._errors import as_float_array, check_int, check_key, check_rate
+from ._io import savable
+from ._params import ParameterCollection, Parameters
+from ._tree import round_up
+from .cells import ChildSumTreeLSTMCell, NaryTreeLSTMCell
+
+
+class BottomUpSchedule:
+    """The levels of a forest read bottom-up: level `k` computes the nodes `nodes[k]` from
+    the rows `children[k]` (`(levels, width, fan)`; row `size` is an absent child's zeros,
+    row `size + 1` the scratch row padding writes to); `tree[i]` is node i's tree (its
+    dropout masks). A pytree: its arrays are leaves, `size` is static."""
+
+    __slots__ = ("nodes", "children", "tree", "size", "count")
+
+    def __init__(self, nodes: Any, children: Any, tree: Any, size: int, count: int | None = None):
+        self.nodes, self.children, self.tree, self.size, self.count = nodes, children, tree, size, count
+
+    @property
+    def num_levels(self) -> int:
+        return int(self.nodes.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.nodes.shape[1])
+
+    @property
+    def fan(self) -> int:
+        return int(self.children.shape[2])
+
+    def __repr__(self) -> str:
+        n = "" if self.count is None else f"nodes={self.count}, "
+        return f"BottomUpSchedule({n}size={self.size}, levels={self.num_levels}, width={self.width}, fan={self.fan})"
+
+
+jax.tree_util.register_pytree_node(
+    BottomUpSchedule, lambda s: ((s.nodes, s.children, s.tree), s.size),
+    lambda size, ch: BottomUpSchedule(ch[0], ch[1], ch[2], size))
+
+
+def _check_children(where: str, children: Any, arity: int | None) -> list[list[int]]:
+    if isinstance(children, (np.ndarray, jax.Array)) or not isinstance(children, Sequence):
+        raise TypeError(f"{where}: children must be a list with, per node, the list of its children's indices; "
+                        f"given {type(children).__name__}.")
+    n = len(children)
+    out, parent = [], [-1] * n
+    for i, kids in enumerate(children):
+        if not isinstance(kids, (Sequence, np.ndarray)) or isinstance(kids, str):
+            raise TypeError(f"{where}: children[{i}] must be a list of node indices; given {type(kids).__name__}.")
+        kids = [int(k) for k in kids]
+        if arity is not None and len(kids) > arity:
+            raise ValueError(f"{where}: node {i} has {len(kids)} children; this cell takes at most {arity} "
+                             f"(use -1 for an absent child in a position).")
+        for k in kids:
+            if k == -1:
+                continue
+            if not 0 <= k < n or k == i:
+                raise ValueError(f"{where}: children[{i}] names node {k}; a child must be another node "
+                                 f"(0 <= index < {n}), or -1 for none.")
+            if parent[k] >= 0:
+                raise ValueError(f"{where}: node {k} is a child of both node {parent[k]} and node {i}; "
+                                 f"each node has at most one parent.")
+            parent[k] = i
+        out.append(kids)
+    return out
+
+
+def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | None = None,
+                       levels: int | None = None, width: int | None = None, fan: int | None = None,
+                       exact: bool = False) -> BottomUpSchedule:
+    """Plans a forest for a bottom-up pass.
+
+    Args:
+      children: per node, the list of its children's indices, in any node order (each
+        node at most one parent; no cycles). With `arity`, positions matter (-1: absent).
+      arity: an N-ary cell's N (children are padded to N, in order); None for child-sum.
+      size, levels, width, fan: the schedule's shape — node rows, levels, nodes per level,
+        children per node — by default each rounded up (by at most 25%) so that similar
+        forests share one compilation; give them to make every batch one shape.
+      exact: no rounding (tests).
+    """
+    where = "bottom_up_schedule"
+    kids = _check_children(where, children, arity)
+    n = len(kids)
+    height, pending = [0] * n, [sum(k >= 0 for k in ks) for ks in kids]
+    parent = [-1] * n
+    for i, ks in enumerate(kids):
+        for k in ks:
+            if k >= 0:
+                parent[k] = i
+    ready = [i for i in range(n) if pending[i] == 0]
+    done = 0
+    while ready:  # Kahn's order: a node once all its children are done
+        i = ready.pop()
+        done += 1
+        p = parent[i]
+        if p >= 0:
+            height[p] = max(height[p], height[i] + 1)
+            pending[p] -= 1
+            if pending[p] == 0:
+                ready.append(p)
+    if done < n:
+        stuck = next(i for i in range(n) if pending[i] > 0)
+        raise ValueError(f"{where}: the children lists have a cycle (through node {stuck}); a forest has none.")
+    tree = [-1] * n
+    roots = 0
+    for i in sorted(range(n), key=lambda j: -height[j]):  # roots first, then down
+        if parent[i] < 0:
+            tree[i], roots = roots, roots + 1
+        else:
+            tree[i] = tree[parent[i]]
+    h = np.asarray(height, np.int64)
+    counts = np.bincount(h) if n else np.zeros(0, np.int64)
+    most = max((len(ks) for ks in kids), default=0) if arity is None else arity
+
+    def pick(name: str, given: int | None, need: int, rounding: bool = True) -> int:
+        if given is None:
+            return need if exact or not rounding else round_up(need)
+        if not isinstance(given, (int, np.integer)) or given < need:
+            raise ValueError(f"{where}: {name} must be an int >= {need} for this forest; given {given!r}.")
+        return int(given)
+
+    size = pick("size", size, n)
+    n_levels = pick("levels", levels, len(counts))
+    w = pick("width", width, int(counts.max()) if n else 1)
+    k_fan = pick("fan", fan, max(most, 1), rounding=arity is None)
+    if arity is not None and k_fan != arity:
+        raise ValueError(f"{where}: fan must equal arity ({arity}) for an N-ary cell; given {fan!r}.")
+    nodes = np.full((n_levels, w), size + 1, np.int32)
+    child_rows = np.full((n_levels, w, k_fan), size, np.int32)
+    order = np.argsort(h, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    for lv in range(len(counts)):
+        for slot, i in enumerate(order[starts[lv]:starts[lv + 1]].tolist()):
+            nodes[lv, slot] = i
+            for pos, k in enumerate(kids[i]):
+                if k >= 0:
+                    child_rows[lv, slot, pos] = k
+    tree_rows = np.zeros(size + 2, np.int32)
+    tree_rows[:n] = tree
+    return BottomUpSchedule(nodes, child_rows, tree_rows, size, n)
+
+
+def _keep(key: Any, rate: float, shape: tuple, dtype: Any) -> jax.Array:
+    return jax.random.bernoulli(key, 1.0 - rate, shape).astype(dtype) / (1.0 - rate)
+
+
+@functools.cache
+def _bottom_up_function(cell: Any, dropout_x: float, dropout_h: float) -> Callable:
+    def run(params, xs, schedule, key):
+        size, dtype, H = schedule.size, xs.dtype, cell.hidden_dim
+        xs = jnp.concatenate([xs, jnp.zeros((size + 2 - xs.shape[0], xs.shape[1]), dtype)])
+        # one mask per tree (DyNet's rule: one per sequence), each node taking its tree's
+        if dropout_x > 0.0:
+            xs = xs * _keep(jax.random.fold_in(key, 0), dropout_x, (size + 2, xs.shape[1]), dtype)[schedule.tree]
+        mask_h = (_keep(jax.random.fold_in(key, 1), dropout_h, (size + 2, H), dtype)[schedule.tree]
+                  if dropout_h > 0.0 else None)
+        px = cell.project_input(params, xs)  # every node's input part in one product
+        zeros = jnp.zeros((size + 2, H), dtype)
+
+        def level(table, idx):
+            nodes, kids = idx
+            c_tab, h_tab = table
+            c, h = cell.combine_projected(params, px[nodes], c_tab[kids], h_tab[kids],
+                                          None if mask_h is None else mask_h[nodes])
+            return (c_tab.at[nodes].set(c), h_tab.at[nodes].set(h)), None
+
+        (c_tab, h_tab), _ = jax.lax.scan(level, (zeros, zeros), (schedule.nodes, schedule.children))
+        return c_tab[:size], h_tab[:size]
+
+    return jax.jit(run)
+
+
+class TreeLSTMBuilder:
+    """A Tree-LSTM layer over forests, computed bottom-up by levels (see the cells in
+    `dynrnn.cells` for the equations).
+
+    `transduce(xs, children)` returns every node's h — `(N, hidden_dim)` — where node i
+    reads `xs[i]` and the states of `children[i]`. Dropout (`set_dropout`): masks on the
+    inputs and on the children's h, one per tree, drawn per call.
+    """
+
+    _collection_name = "tree-lstm-builder"
+    _arity: int | None = None
+
+    def __init__(self, input_dim: int, hidden_dim: int, pc: ParameterCollection, cell: Any):
+        where = type(self).__name__
+        self.input_dim = check_int(where, "input_dim", input_dim)
+        self.hidden_dim = check_int(where, "hidden_dim", hidden_dim)
+        if not isinstance(pc, ParameterCollection):
+            raise TypeError(f"{where}: pc must be a ParameterCollection; given {type(pc).__name__}.")
+        self._cell = cell
+        self._pc = pc.add_subcollection(self._collection_name)
+        self._params = [self._pc.add_parameters(s.shape, init=s.init, name=s.name) for s in cell.param_specs()]
+        self._dropout = (0.0, 0.0)
+        self._cache_version, self._cache = -1, ()
+
+    @property
+    def cell(self) -> Any:
+        return self._cell
+
+    @property
+    def dtype(self) -> Any:
+        return self._pc.dtype
+
+    def param_collection(self) -> ParameterCollection:
+        return self._pc
+
+    def get_parameters(self) -> list[Parameters]:
+        """`[W_iou, U_iou, b_iou, W_f, U_f, b_f]` (see the cell's docstring)."""
+        return list(self._params)
+
+    def saved_parameters(self) -> list[Parameters]:
+        return list(self._params)
+
+    def _param_tree(self) -> tuple:
+        if _params.bindings_active():
+            return tuple(p.value for p in self._params)
+        _params.check_not_staging(self._params[0].name())
+        if self._cache_version != _params.version():
+            self._cache = tuple(p.stored_value() for p in self._params)
+            self._cache_version = _params.version()
+        return self._cache
+
+    # -- dropout ------------------------------------------------------------------------
+    def set_dropout(self, d: float) -> None:
+        """Rate `d` on the inputs and on the children's h."""
+        self.set_dropouts(d, d)
+
+    def set_dropouts(self, d: float, d_h: float) -> None:
+        where = f"{type(self).__name__}.set_dropouts"
+        self._dropout = (check_rate(where, "d", d), check_rate(where, "d_h", d_h))
+
+    def disable_dropout(self) -> None:
+        self._dropout = (0.0, 0.0)
+
+    @property
+    def dropout(self) -> tuple[float, float]:
+        return self._dropout
+
+    def dropout_settings(self) -> list[list[float]]:
+        return [list(self._dropout)]
+
+    def restore_dropout(self, settings: list) -> None:
+        (d, d_h), = settings
+        self._dropout = (float(d), float(d_h))
+
+    # -- computing ----------------------------------------------------------------------
+    def schedule(self, children: Any, **shape: Any) -> BottomUpSchedule:
+        """`bottom_up_schedule(children, arity=..., **shape)` for this builder's cell."""
+        return bottom_up_schedule(children, arity=self._arity, **shape)
+
+    def transduce(self, xs: Any, children: Any, *, key: jax.Array | None = None,
+                  return_cells: bool = False) -> Any:
+        """Every node's output h, `(N, hidden_dim)` (with `return_cells`, `(h, c)`).
+
+        Args:
+          xs: `(N, input_dim)`, node i's input in row i (zeros for nodes without one).
+          children: per node, its children's indices (any node order; a forest), or a
+            schedule from `self.schedule(children)` built outside a compiled function
+            (xs may then have up to `schedule.size` rows; extra rows give zeros).
+          key: the PRNG key of this call's dropout masks (by default the collection's next).
+        """
+        where = f"{type(self).__name__}.transduce"
+        if isinstance(xs, (list, tuple)):
+            xs = jnp.stack([jnp.asarray(x) for x in xs]) if xs else np.zeros((0, self.input_dim))
+        xs = as_float_array(where, "xs", xs, self.dtype)
+        if xs.ndim != 2 or xs.shape[1] != self.input_dim:
+            raise ValueError(f"{where}: xs must have shape (N, input_dim={self.input_dim}); given {tuple(xs.shape)}.")
+        n = int(xs.shape[0])
+        if isinstance(children, BottomUpSchedule):
+            sched = children
+            if n > sched.size:
+                raise ValueError(f"{where}: xs has {n} rows but the schedule has room for {sched.size}.")
+            if sched.fan != (self._arity or sched.fan):
+                raise ValueError(f"{where}: the schedule has {sched.fan} children per node; this cell takes "
+                                 f"{self._arity} (build it with builder.schedule(children)).")
+        else:
+            if isinstance(children, Sequence) and len(children) != n:
+                raise ValueError(f"{where}: children has {len(children)} entries and xs has {n} rows; give one "
+                                 f"list of children per node.")
+            sched = self.schedule(children)
+        d, d_h = self._dropout
+        if d > 0.0 or d_h > 0.0:
+            if key is None:
+                key = self._pc.next_key()
+            else:
+                check_key(where, key)
+        else:
+            key = None
+        c, h = _bottom_up_function(self._cell, d, d_h)(self._param_tree(), xs, sched, key)
+        return (h[:n], c[:n]) if return_cells else h[:n]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(input_dim={self.input_dim}, hidden_dim={self.hidden_dim})"
+
+
+@savable
+class ChildSumTreeLSTMBuilder(TreeLSTMBuilder):
+    """Child-Sum Tree-LSTM (Tai et al. 2015; `dynrnn.cells.ChildSumTreeLSTMCell`): any
+    number of unordered children — dependency trees."""
+
+    _collection_name = "child-sum-tree-lstm-builder"
+
+    def __init__(self, input_dim: int, hidden_dim: int, pc: ParameterCollection):
+        super().__init__(input_dim, hidden_dim, pc, ChildSumTreeLSTMCell(input_dim, hidden_dim))
+
+    def save_config(self) -> tuple[list, dict]:
+        return [self.input_dim, self.hidden_dim], {}
+
+
+@savable
+class NaryTreeLSTMBuilder(TreeLSTMBuilder):
+    """N-ary Tree-LSTM (Tai et al. 2015; `dynrnn.cells.NaryTreeLSTMCell`): at most `arity`
+    children, in positions — binary constituency trees with `arity=2` (the default)."""
+
+    _collection_name = "nary-tree-lstm-builder"
+
+    def __init__(self, input_dim: int, hidden_dim: int, pc: ParameterCollection, arity: int = 2):
+        self._arity = check_int(type(self).__name__, "arity", arity)
+        super().__init__(input_dim, hidden_dim, pc, NaryTreeLSTMCell(input_dim, hidden_dim, self._arity))
+
+    @property
+    def arity(self) -> int:
+        return int(self._arity or 0)
+
+    def save_config(self) -> tuple[list, dict]:
+        return [self.input_dim, self.hidden_dim], {"arity": self._arity}

@@ -6,9 +6,10 @@ the initial state). Its nodes at the same depth are independent, so the whole tr
 a forest of many sentences — needs only as many sequential steps as it is deep, each one
 batched cell call over every node of that depth.
 
-The levels are planned on the host (`tree_schedule`) into two `(levels, width)` index
+The levels are planned on the host (`tree_schedule`) into two `(steps, width)` index
 arrays, padded to rounded sizes so that a training loop compiles once per bucket, never
-per tree. The device side is one `lax.scan` over the levels whose carry is a table of
+per tree (a level wider than the width takes several steps). The device side is one
+`lax.scan` over the steps whose carry is a table of
 every node's state (one row per node, then the initial state, then a scratch row that
 padding writes to): each level gathers its parents' rows, steps, and scatters its rows.
 """
@@ -65,14 +66,48 @@ def depths(parents: np.ndarray) -> np.ndarray:
     return d
 
 
+def pack_levels(where: str, level: np.ndarray, *, steps: int | None, width: int | None,
+                exact: bool) -> tuple[list[np.ndarray], int, int]:
+    """The nodes of each level (`level[i]`: node i's level), packed into `steps` scan steps
+    of `width` nodes: a level wider than `width` takes several steps (its nodes are
+    independent); every step holds one level's nodes only. By default the width is the
+    widest level's and nothing is split; `steps` and `width` are rounded up unless `exact`.
+    Returns (the node ids of each real step, steps, width)."""
+    n = len(level)
+    counts = np.bincount(level) if n else np.zeros(0, np.int64)
+    need_w = int(counts.max()) if n else 1
+    if width is None:
+        width = need_w if exact else round_up(need_w)
+    elif not isinstance(width, (int, np.integer)) or width < 1:
+        raise ValueError(f"{where}: width must be a positive int; given {width!r}.")
+    width = int(width)
+    order = np.argsort(level, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    chunks = [order[a:b][k:k + width] for a, b in zip(starts[:-1], starts[1:]) for k in range(0, b - a, width)]
+    if steps is None:
+        steps = len(chunks) if exact else round_up(len(chunks))
+    elif not isinstance(steps, (int, np.integer)) or steps < len(chunks):
+        raise ValueError(f"{where}: steps must be an int >= {len(chunks)} for this forest at width {width}; "
+                         f"given {steps!r}.")
+    return chunks, int(steps), width
+
+
+def pick_size(where: str, size: Any, n: int, exact: bool) -> int:
+    if size is None:
+        return n if exact else round_up(n)
+    if not isinstance(size, (int, np.integer)) or size < n:
+        raise ValueError(f"{where}: size must be an int >= the number of nodes ({n}); given {size!r}.")
+    return int(size)
+
+
 class TreeSchedule:
-    """The levels of a forest, planned on the host: level `k` steps the nodes `nodes[k]`
-    from the states `parents[k]` (row `size` of the state table is the initial state;
-    padding reads it and writes to row `size + 1`).
+    """The levels of a forest, planned on the host: scan step `k` steps the nodes
+    `nodes[k]` from the states `parents[k]` (row `size` of the state table is the initial
+    state; padding reads it and writes to row `size + 1`).
 
     A pytree whose leaves are the two index arrays and whose static part is `size`, the
-    (rounded) number of node rows: passed into a compiled training step as an argument,
-    it compiles once per (size, levels, width) bucket.
+    number of node rows: passed into a compiled training step as an argument, it
+    compiles once per (size, steps, width) shape.
     """
 
     __slots__ = ("nodes", "parents", "size", "count")
@@ -81,7 +116,7 @@ class TreeSchedule:
         self.nodes, self.parents, self.size, self.count = nodes, parents, size, count
 
     @property
-    def num_levels(self) -> int:
+    def steps(self) -> int:
         return int(self.nodes.shape[0])
 
     @property
@@ -90,54 +125,40 @@ class TreeSchedule:
 
     def __repr__(self) -> str:
         n = "" if self.count is None else f"nodes={self.count}, "
-        return f"TreeSchedule({n}size={self.size}, levels={self.num_levels}, width={self.width})"
+        return f"TreeSchedule({n}size={self.size}, steps={self.steps}, width={self.width})"
 
 
 jax.tree_util.register_pytree_node(
     TreeSchedule, lambda s: ((s.nodes, s.parents), s.size), lambda size, ch: TreeSchedule(ch[0], ch[1], size))
 
 
-def tree_schedule(parents: Any, *, size: int | None = None, levels: int | None = None, width: int | None = None,
+def tree_schedule(parents: Any, *, size: int | None = None, steps: int | None = None, width: int | None = None,
                   exact: bool = False) -> TreeSchedule:
     """Plans `parents` (one entry per node, `-1 <= parents[i] < i`; -1: the initial state)
-    as levels of equal depth.
+    as levels of equal depth, one scan step per level (or several, for a level wider than
+    `width`).
 
-    The schedule's shape — node rows, levels, width — decides the compiled code: by default
+    The schedule's shape — node rows, steps, width — decides the compiled code: by default
     each is rounded up (by at most 25%) so that forests of similar sizes share one
     compilation; give them explicitly to make every batch of a training loop one shape.
 
     Args:
       parents: the forest, as ints on the host.
       size: the number of node rows the inputs will have (at least `len(parents)`).
-      levels: the number of levels (at least the deepest tree's depth + 1).
-      width: the nodes per level (at least the widest level's).
+      steps: the number of scan steps (at least the number of levels).
+      width: the nodes per step (default: the widest level's).
       exact: no rounding (tests).
     """
     where = "tree_schedule"
     p = check_parents(where, parents)
-    n = len(p)
-    d = depths(p)
-    counts = np.bincount(d) if n else np.zeros(0, np.int64)
-    order = np.argsort(d, kind="stable")
-
-    def pick(name: str, given: int | None, need: int) -> int:
-        if given is None:
-            return need if exact else round_up(need)
-        if not isinstance(given, (int, np.integer)) or given < need:
-            raise ValueError(f"{where}: {name} must be an int >= {need} for this forest; given {given!r}.")
-        return int(given)
-
-    size = pick("size", size, n)
-    n_levels = pick("levels", levels, len(counts))
-    width = pick("width", width, int(counts.max()) if n else 1)
-    nodes = np.full((n_levels, width), size + 1, np.int32)     # padding writes to the scratch row
-    parent_rows = np.full((n_levels, width), size, np.int32)   # ... reading the initial state
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    for k in range(len(counts)):
-        members = order[starts[k]:starts[k + 1]]
+    size = pick_size(where, size, len(p), exact)
+    chunks, n_steps, w = pack_levels(where, depths(p), steps=steps, width=width, exact=exact)
+    nodes = np.full((n_steps, w), size + 1, np.int32)     # padding writes to the scratch row
+    parent_rows = np.full((n_steps, w), size, np.int32)   # ... reading the initial state
+    for k, members in enumerate(chunks):
         nodes[k, :len(members)] = members
         parent_rows[k, :len(members)] = np.where(p[members] < 0, size, p[members])
-    return TreeSchedule(nodes, parent_rows, size, n)
+    return TreeSchedule(nodes, parent_rows, size, len(p))
 
 
 def run_tree(spec: StackSpec, params: Any, layers: tuple, key: Any, xs: jax.Array, schedule: TreeSchedule) -> tuple:

@@ -23,13 +23,13 @@ from . import _params
 from ._errors import as_float_array, check_int, check_key, check_rate
 from ._io import savable
 from ._params import ParameterCollection, Parameters
-from ._tree import round_up
+from ._tree import pack_levels, pick_size, round_up
 from .cells import ChildSumTreeLSTMCell, NaryTreeLSTMCell
 
 
 class BottomUpSchedule:
-    """The levels of a forest read bottom-up: level `k` computes the nodes `nodes[k]` from
-    the rows `children[k]` (`(levels, width, fan)`; row `size` is an absent child's zeros,
+    """The levels of a forest read bottom-up: scan step `k` computes the nodes `nodes[k]`
+    from the rows `children[k]` (`(steps, width, fan)`; row `size` is an absent child's zeros,
     row `size + 1` the scratch row padding writes to); `tree[i]` is node i's tree (its
     dropout masks). A pytree: its arrays are leaves, `size` is static."""
 
@@ -39,7 +39,7 @@ class BottomUpSchedule:
         self.nodes, self.children, self.tree, self.size, self.count = nodes, children, tree, size, count
 
     @property
-    def num_levels(self) -> int:
+    def steps(self) -> int:
         return int(self.nodes.shape[0])
 
     @property
@@ -52,7 +52,7 @@ class BottomUpSchedule:
 
     def __repr__(self) -> str:
         n = "" if self.count is None else f"nodes={self.count}, "
-        return f"BottomUpSchedule({n}size={self.size}, levels={self.num_levels}, width={self.width}, fan={self.fan})"
+        return f"BottomUpSchedule({n}size={self.size}, steps={self.steps}, width={self.width}, fan={self.fan})"
 
 
 jax.tree_util.register_pytree_node(
@@ -88,7 +88,7 @@ def _check_children(where: str, children: Any, arity: int | None) -> list[list[i
 
 
 def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | None = None,
-                       levels: int | None = None, width: int | None = None, fan: int | None = None,
+                       steps: int | None = None, width: int | None = None, fan: int | None = None,
                        exact: bool = False) -> BottomUpSchedule:
     """Plans a forest for a bottom-up pass.
 
@@ -96,9 +96,10 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
       children: per node, the list of its children's indices, in any node order (each
         node at most one parent; no cycles). With `arity`, positions matter (-1: absent).
       arity: an N-ary cell's N (children are padded to N, in order); None for child-sum.
-      size, levels, width, fan: the schedule's shape — node rows, levels, nodes per level,
-        children per node — by default each rounded up (by at most 25%) so that similar
-        forests share one compilation; give them to make every batch one shape.
+      size, steps, width, fan: the schedule's shape — node rows, scan steps (one per level,
+        or several for a level wider than `width`), nodes per step (default: the widest
+        level's), children per node — by default each rounded up (by at most 25%) so that
+        similar forests share one compilation; give them to make every batch one shape.
       exact: no rounding (tests).
     """
     where = "bottom_up_schedule"
@@ -131,33 +132,25 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
             tree[i], roots = roots, roots + 1
         else:
             tree[i] = tree[parent[i]]
-    h = np.asarray(height, np.int64)
-    counts = np.bincount(h) if n else np.zeros(0, np.int64)
     most = max((len(ks) for ks in kids), default=0) if arity is None else arity
-
-    def pick(name: str, given: int | None, need: int, rounding: bool = True) -> int:
-        if given is None:
-            return need if exact or not rounding else round_up(need)
-        if not isinstance(given, (int, np.integer)) or given < need:
-            raise ValueError(f"{where}: {name} must be an int >= {need} for this forest; given {given!r}.")
-        return int(given)
-
-    size = pick("size", size, n)
-    n_levels = pick("levels", levels, len(counts))
-    w = pick("width", width, int(counts.max()) if n else 1)
-    k_fan = pick("fan", fan, max(most, 1), rounding=arity is None)
+    if fan is None:
+        k_fan = max(most, 1) if exact or arity is not None else round_up(max(most, 1))
+    elif not isinstance(fan, (int, np.integer)) or fan < max(most, 1):
+        raise ValueError(f"{where}: fan must be an int >= {max(most, 1)} for this forest; given {fan!r}.")
+    else:
+        k_fan = int(fan)
     if arity is not None and k_fan != arity:
         raise ValueError(f"{where}: fan must equal arity ({arity}) for an N-ary cell; given {fan!r}.")
-    nodes = np.full((n_levels, w), size + 1, np.int32)
-    child_rows = np.full((n_levels, w, k_fan), size, np.int32)
-    order = np.argsort(h, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    for lv in range(len(counts)):
-        for slot, i in enumerate(order[starts[lv]:starts[lv + 1]].tolist()):
-            nodes[lv, slot] = i
-            for pos, k in enumerate(kids[i]):
-                if k >= 0:
-                    child_rows[lv, slot, pos] = k
+    size = pick_size(where, size, n, exact)
+    chunks, n_steps, w = pack_levels(where, np.asarray(height, np.int64), steps=steps, width=width, exact=exact)
+    nodes = np.full((n_steps, w), size + 1, np.int32)
+    child_rows = np.full((n_steps, w, k_fan), size, np.int32)
+    for k, members in enumerate(chunks):
+        for slot, i in enumerate(members.tolist()):
+            nodes[k, slot] = i
+            for pos, c in enumerate(kids[i]):
+                if c >= 0:
+                    child_rows[k, slot, pos] = c
     tree_rows = np.zeros(size + 2, np.int32)
     tree_rows[:n] = tree
     return BottomUpSchedule(nodes, child_rows, tree_rows, size, n)

@@ -70,14 +70,14 @@ def test_equals_numpy_reference(name, x64, rng):
 
 @settings(max_examples=12, deadline=None)
 @given(n=st.integers(1, 30), p_root=st.floats(0.0, 1.0), seed=st.integers(0, 10**6),
-       name=st.sampled_from(["lstm", "gru", "coupled"]), exact=st.booleans())
-def test_equals_the_add_input_loop_on_random_forests(n, p_root, seed, name, exact):
+       name=st.sampled_from(["lstm", "gru", "coupled"]), exact=st.booleans(), width=st.sampled_from([None, 1, 2, 5]))
+def test_equals_the_add_input_loop_on_random_forests(n, p_root, seed, name, exact, width):
     rng = np.random.default_rng(seed)
     pc, b = make(name, seed=seed % 7)
     parents = random_forest(rng, n, p_root)
     xs = jnp.asarray(rng.normal(size=(n, n_in)), jnp.float32)
     s0 = b.initial_state()
-    sched = dy.tree_schedule(parents, exact=exact)
+    sched = dy.tree_schedule(parents, exact=exact, width=width)  # narrow widths split levels
     out, states = s0.transduce_tree(xs, sched, return_states=True)
     want = loop(s0, xs, parents)
     np.testing.assert_allclose(np.asarray(out), np.stack([s.output() for s in want]), rtol=2e-5, atol=2e-6)
@@ -88,10 +88,10 @@ def test_equals_the_add_input_loop_on_random_forests(n, p_root, seed, name, exac
 def test_levels_are_the_depths_and_sizes_are_rounded():
     parents = [-1, 0, 1, 2, -1, 4, 0]
     s = dy.tree_schedule(parents, exact=True)
-    assert s.num_levels == 4 and s.width == 3 and s.size == 7 and s.count == 7
-    depth = {int(v): k for k in range(s.num_levels) for v in s.nodes[k] if v < 7}
+    assert s.steps == 4 and s.width == 3 and s.size == 7 and s.count == 7
+    depth = {int(v): k for k in range(s.steps) for v in s.nodes[k] if v < 7}
     assert depth == {0: 0, 4: 0, 1: 1, 5: 1, 6: 1, 2: 2, 3: 3}
-    for k in range(s.num_levels):  # a node's parent row is its parent (or the initial state's row)
+    for k in range(s.steps):  # a node's parent row is its parent (or the initial state's row)
         for v, p in zip(s.nodes[k], s.parents[k]):
             if v < 7:
                 assert p == (parents[v] if parents[v] >= 0 else 7)
@@ -100,8 +100,10 @@ def test_levels_are_the_depths_and_sizes_are_rounded():
     big = dy.tree_schedule(random_forest(np.random.default_rng(0), 37))
     assert big.size == 40  # rounded up by at most 25%
     assert dy.tree_schedule([-1] * 9).width == 10
-    fixed = dy.tree_schedule(parents, size=20, levels=6, width=5)
-    assert (fixed.size, fixed.num_levels, fixed.width) == (20, 6, 5)
+    fixed = dy.tree_schedule(parents, size=20, steps=6, width=5)
+    assert (fixed.size, fixed.steps, fixed.width) == (20, 6, 5)
+    narrow = dy.tree_schedule(parents, width=2, exact=True)  # level 1 (three nodes) takes two steps
+    assert narrow.steps == 5 and sorted(int(v) for v in narrow.nodes[1:3].ravel() if v < 7) == [1, 5, 6]
 
 
 def test_user_cell_without_input_projection(rng):
@@ -165,7 +167,7 @@ def test_a_training_step_compiles_once_per_bucket(rng):
     padded = []
     for _ in range(4):  # sizes, depths and widths vary; one shape for all
         parents = random_forest(rng, 30, 0.1)
-        padded.append((parents, dy.tree_schedule(parents, size=32, levels=32, width=16)))
+        padded.append((parents, dy.tree_schedule(parents, size=32, steps=32, width=16)))
     xs = jnp.asarray(rng.normal(size=(32, n_in)), jnp.float32)
     gold = jnp.asarray(rng.integers(0, 5, 32))
     trainer.step(loss_fn, xs, padded[0][1], gold)
@@ -212,7 +214,7 @@ def test_bad_inputs_get_clear_errors(rng):
         b.initial_state().add_input(np.zeros((2, n_in))).transduce_tree(xs, [-1, 0, 0])
     with pytest.raises(ValueError, match="room for 3"):
         s0.transduce_tree(np.zeros((5, n_in)), dy.tree_schedule([-1, 0, 0], exact=True))
-    with pytest.raises(ValueError, match="size must be an int >= 3 for this forest"):
+    with pytest.raises(ValueError, match=r"size must be an int >= the number of nodes \(3\)"):
         dy.tree_schedule([-1, 0, 0], size=2)
     with pytest.raises(TypeError, match="built outside it"):
         jax.jit(lambda p: s0.transduce_tree(jnp.zeros((3, n_in)), p))(jnp.array([-1, 0, 0]))

@@ -104,15 +104,16 @@ def test_child_sum_equals_numpy_reference(x64, rng):
 
 
 @settings(max_examples=10, deadline=None)
-@given(n=st.integers(1, 40), p_root=st.floats(0.0, 1.0), seed=st.integers(0, 10**6), exact=st.booleans())
-def test_child_sum_on_random_forests(n, p_root, seed, exact):
+@given(n=st.integers(1, 40), p_root=st.floats(0.0, 1.0), seed=st.integers(0, 10**6), exact=st.booleans(),
+       width=st.sampled_from([None, 1, 3]))
+def test_child_sum_on_random_forests(n, p_root, seed, exact, width):
     rng = np.random.default_rng(seed)
     pc = dy.ParameterCollection(seed=seed % 5)
     b = dy.ChildSumTreeLSTMBuilder(N_IN, H, pc)
     randomize(b, rng)
     children = random_forest_children(rng, n, p_root)
     xs = rng.normal(size=(n, N_IN)).astype(np.float32)
-    got = b.transduce(xs, b.schedule(children, exact=exact))
+    got = b.transduce(xs, b.schedule(children, exact=exact, width=width))
     want, _ = numpy_child_sum([p.as_array() for p in b.get_parameters()], xs, children)
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
 
@@ -245,7 +246,7 @@ def test_a_training_step_compiles_once_per_shape_and_learns(rng):
         roots = np.array([j for j in range(20) if all(j not in k for k in children)] + [20] * 20)[:20]
         xs = rng.normal(size=(20, N_IN)).astype(np.float32)
         gold = (xs.sum(1) > 0).astype(np.int32)  # a label each node's own input decides
-        batches.append((xs, b.schedule(children, size=24, levels=24, width=24, fan=24), gold, roots))
+        batches.append((xs, b.schedule(children, size=24, steps=24, width=8, fan=24), gold, roots))
 
     def loss_fn(xs, sched, gold):
         h = b.transduce(xs, sched)

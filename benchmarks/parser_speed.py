@@ -5,8 +5,11 @@ UD English EWT train, at the original code's dimensions (coupled LSTMs, token 60
 * eager: one sentence at a time in Python, DyNet style (`add_input` / `prev()`), the loss
   differentiated op by op (`dy.value_and_grad(..., jit=False)`) — what a DyNet user's
   code does when ported line by line;
-* batched: B sentences in lockstep in one compiled step (`dy.RNNStack` in a `lax.scan`),
-  B = 1, 8, 32, 64, 256, sentence lengths bucketed; compile time and compiled shapes too;
+* batched: B sentences in one compiled step, B = 1, 8, 32, 64, 256, sentence lengths
+  bucketed, two ways: the stack stepped over all transitions in lockstep (`dy.RNNStack` in
+  a `lax.scan`), and the stack planned from the oracle as a tree of states computed by
+  depth (`transduce_tree`, compositions by level); compile time and compiled shapes too;
+  `--profile` times each part of one batch;
 * DyNet 2.1.2, the same parser (benchmarks/dynet_parser.py), one sentence per graph and 32
   per graph autobatched, when its environment exists (benchmarks/README.md, 'Building DyNet 2.1.2').
 
@@ -33,21 +36,34 @@ import conllu  # noqa: E402
 import stack_lstm_parser as P  # noqa: E402
 
 
-def batched(parser, vocab, examples, sentences, B, rng):
+def _step(trainer, parser, way, batch, capacity):
+    if way == "levels":  # the stack as a tree of states by depth, planned from the oracle
+        return trainer.step(parser.batch_loss, *batch)
+    return trainer.step(parser.loss(capacity), *batch[:5])
+
+
+def _shape(way, batch, capacity):
+    if way == "levels":
+        plan = batch[5]
+        return batch[0].shape, plan.comp_rows.shape, plan.stack.nodes.shape
+    return batch[0].shape, capacity
+
+
+def batched(parser, vocab, examples, sentences, B, rng, way="lockstep"):
     batches = P.training_batches(vocab, examples, B, rng, parser.config.unk_prob)
     trainer = dy.AdamTrainer(parser.pc, 1e-3)
     shapes = {}
     t0 = time.perf_counter()
     for batch, capacity in batches:  # one step per shape: compiles (and runs once)
-        key = (batch[0].shape, capacity)
+        key = _shape(way, batch, capacity)
         if key not in shapes:
             t = time.perf_counter()
-            trainer.step(parser.loss(capacity), *batch)
+            _step(trainer, parser, way, batch, capacity)
             shapes[key] = time.perf_counter() - t
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for batch, capacity in batches:
-        trainer.step(parser.loss(capacity), *batch)
+        _step(trainer, parser, way, batch, capacity)
     train_sps = len(examples) / (time.perf_counter() - t0)
     parser.parse(sentences, batch_size=B)  # compile the decoder's shapes
     t0 = time.perf_counter()
@@ -71,6 +87,55 @@ def eager(parser, examples, sentences):
     return {"train": train_sps, "parse": len(sentences) / (time.perf_counter() - t0)}
 
 
+def _ms(f, *args, repeat=10):
+    import jax
+    jax.block_until_ready(f(*args))
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        jax.block_until_ready(f(*args))
+    return (time.perf_counter() - t0) / repeat * 1e3
+
+
+def profile(vocab, examples) -> list[str]:
+    """Loss-and-gradient time of each part of one B=32 batch of 17-20-word sentences, and
+    of the two whole losses: where a step's time goes."""
+    import jax.numpy as jnp
+
+    group = [e for e in examples if 17 <= e.n <= 20][:32]
+    (batch, capacity), = P.training_batches(vocab, group, 32, np.random.default_rng(0), 0.5)
+    parser = P.Parser(vocab, P.Config())
+    plan, B, D = batch[5], 32, parser.config.token_dim
+
+    def stack(words, tags, n, actions, nxt, plan):
+        xs = jnp.ones((plan.push_vec.shape[0], D)) * parser.root.expr()
+        return jnp.sum(parser.stack_rnn.initial_state().transduce_tree(xs, plan.stack))
+
+    def compositions(words, tags, n, actions, nxt, plan):
+        tok = parser.tokens(words, tags)
+        table = jnp.concatenate([tok.reshape(-1, D), jnp.zeros((B * (words.shape[1] - 1) + 1, D))])
+        reads = jnp.stack([plan.comp_head, plan.comp_dep], axis=-1)
+        return jnp.sum(dy.level_scan(P._compose_rows, (parser.C.expr(), parser.c.expr()), table, reads,
+                                     plan.comp_rows, parser.E_rel.batch(plan.comp_rel)))
+
+    def buffer(words, tags, n, actions, nxt, plan):
+        return jnp.sum(parser._encode_batch(words, tags, n, training=True)[1])
+
+    def history(words, tags, n, actions, nxt, plan):
+        hist_in = jnp.concatenate([jnp.broadcast_to(parser.action_start.expr(), (1, B, parser.config.action_dim)),
+                                   parser.E_act.batch(actions.T[:-1])])
+        return jnp.sum(parser.action_rnn.initial_state().transduce(hist_in))
+
+    parts = [("whole loss, stack by depth", parser.batch_loss, batch),
+             ("whole loss, stack in lockstep", parser.loss(capacity), batch[:5]),
+             (f"stack as a tree of states ({plan.stack.steps} steps x {plan.stack.width})", stack, batch),
+             (f"tokens + compositions ({plan.comp_rows.shape[0]} steps x {plan.comp_rows.shape[1]})",
+              compositions, batch),
+             ("tokens + buffer LSTM (transduce)", buffer, batch),
+             (f"action-history LSTM (transduce, {batch[3].shape[1]} steps)", history, batch)]
+    return [f"profile, loss and gradient of one B=32 batch (N={batch[0].shape[1] - 1}): {name} "
+            f"{_ms(dy.value_and_grad(f, parser.pc), *args):.1f} ms" for name, f, args in parts]
+
+
 def dynet(train_path, per_graph, autobatch, sentences):
     out = run_dynet([os.path.join(HERE, "dynet_parser.py"), train_path, "--sentences", str(sentences),
                      "--per-graph", str(per_graph)] + (["--autobatch"] if autobatch else []))
@@ -84,6 +149,9 @@ def main() -> dict:
     ap.add_argument("--eager-sentences", type=int, default=10)
     ap.add_argument("--dynet-sentences", type=int, default=600)
     ap.add_argument("--batch-sizes", default="1,8,32,64,256")
+    ap.add_argument("--ways", default="lockstep,levels", help="training losses to time (lockstep, levels)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also time each part of one B=32 batch's loss and gradient (notes)")
     args = ap.parse_args()
     if not os.path.exists(args.train):
         print(f"no treebank at {args.train} (../shared/data/ud-english-ewt); nothing to measure")
@@ -104,10 +172,16 @@ def main() -> dict:
     for B in [int(b) for b in args.batch_sizes.split(",")]:
         sents = sample[:args.sentences] if B > 1 else sample[:256]
         exs = examples[:args.sentences] if B > 1 else examples[:256]
-        r = batched(P.Parser(vocab, P.Config()), vocab, exs, sents, B, rng)
-        rows.append({"version": "dynrnn batched, compiled", "batch": B, "train_sps": r["train"],
-                     "parse_sps": r["parse"], "shapes": r["shapes"], "compile_s": r["compile_s"]})
-        print(rows[-1], flush=True)
+        for way in args.ways.split(","):
+            r = batched(P.Parser(vocab, P.Config()), vocab, exs, sents, B, rng, way)
+            name = ("dynrnn batched, stack in lockstep" if way == "lockstep" else
+                    "dynrnn batched, stack by depth (levels)")
+            rows.append({"version": name, "batch": B, "train_sps": r["train"], "parse_sps": r["parse"],
+                         "shapes": r["shapes"], "compile_s": r["compile_s"],
+                         "compile_per_shape_s": r["compile_per_shape_s"]})
+            print(rows[-1], flush=True)
+    if args.profile:
+        notes += profile(vocab, examples)
     for per_graph, autobatch in ((1, False), (32, True)):
         d = dynet(args.train, per_graph, autobatch, args.dynet_sentences)
         if d:
@@ -119,7 +193,8 @@ def main() -> dict:
             r["train_vs_dynet_best"] = r["train_sps"] / dynet_best
     return report("parser_speed", rows, [("version", "version"), ("batch", "batch"), ("train_sps", "train sent/s"),
                                          ("parse_sps", "parse sent/s"), ("shapes", "shapes"),
-                                         ("compile_s", "compile s"), ("train_vs_dynet_best", "train ÷ best DyNet")],
+                                         ("compile_s", "compile s"), ("compile_per_shape_s", "s per shape"),
+                                         ("train_vs_dynet_best", "train ÷ best DyNet")],
                   notes)
 
 

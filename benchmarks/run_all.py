@@ -34,6 +34,7 @@ BENCHMARKS = [
     ("data_parallel", "Data-parallel training", "words/s on 1, 2, 4, 8 devices."),
     ("char_lm", "Character LM (DyNet tutorial)", "per-sentence and minibatched training against DyNet."),
     ("parser_speed", "Stack-LSTM parser", "training and parsing sentences/s against DyNet."),
+    ("tree_lstm", "Tree-LSTM on dependency trees", "trees/s against DyNet's examples/treelstm, autobatched (≥5×)."),
     ("decoding", "Incremental decoding", "tokens/s greedy and beam 5, eager and compiled."),
     ("dynet_programs", "DyNet's example programs, import changed (graph mode)",
      "≥ 1× DyNet's updates/s one example per graph; loss curves agree."),

@@ -92,6 +92,7 @@ from ._trainers import RMSPropTrainer as RMSPropTrainer
 from ._trainers import SimpleSGDTrainer as SimpleSGDTrainer
 from ._trainers import Trainer as Trainer
 from ._tree import TreeSchedule as TreeSchedule
+from ._tree import level_scan as level_scan
 from ._tree import tree_schedule as tree_schedule
 from ._tree_lstm import BottomUpSchedule as BottomUpSchedule
 from ._tree_lstm import ChildSumTreeLSTMBuilder as ChildSumTreeLSTMBuilder
@@ -213,7 +214,7 @@ __all__ = [
     "ConstInitializer", "IdentityInitializer", "SaxeInitializer", "NumpyInitializer",
     "RNNStack", "greedy_decode", "beam_search", "beam_search_batched", "Hypothesis", "RNNBuilder", "SimpleRNNBuilder",
     "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder", "FastLSTMBuilder", "SparseLSTMBuilder",
-    "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState", "TreeSchedule", "tree_schedule",
+    "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState", "TreeSchedule", "tree_schedule", "level_scan",
     "TreeLSTMBuilder", "ChildSumTreeLSTMBuilder", "NaryTreeLSTMBuilder", "BottomUpSchedule", "bottom_up_schedule",
     "jit", "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
     "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",

@@ -23,7 +23,7 @@ from . import _params
 from ._errors import as_float_array, check_int, check_key, check_rate
 from ._io import savable
 from ._params import ParameterCollection, Parameters
-from ._tree import pack_levels, pick_size, round_up
+from ._tree import level_scan, pack_levels, pick_size, round_up
 from .cells import ChildSumTreeLSTMCell, NaryTreeLSTMCell
 
 
@@ -31,12 +31,15 @@ class BottomUpSchedule:
     """The levels of a forest read bottom-up: scan step `k` computes the nodes `nodes[k]`
     from the rows `children[k]` (`(steps, width, fan)`; row `size` is an absent child's zeros,
     row `size + 1` the scratch row padding writes to); `tree[i]` is node i's tree (its
-    dropout masks). A pytree: its arrays are leaves, `size` is static."""
+    dropout masks); `leaf[i]` is 1 for a node without children — the leaves are computed
+    all at once before the steps, which cover the other heights. A pytree: its arrays are
+    leaves, `size` is static."""
 
-    __slots__ = ("nodes", "children", "tree", "size", "count")
+    __slots__ = ("nodes", "children", "tree", "leaf", "size", "count")
 
-    def __init__(self, nodes: Any, children: Any, tree: Any, size: int, count: int | None = None):
-        self.nodes, self.children, self.tree, self.size, self.count = nodes, children, tree, size, count
+    def __init__(self, nodes: Any, children: Any, tree: Any, leaf: Any, size: int, count: int | None = None):
+        self.nodes, self.children, self.tree, self.leaf = nodes, children, tree, leaf
+        self.size, self.count = size, count
 
     @property
     def steps(self) -> int:
@@ -56,8 +59,8 @@ class BottomUpSchedule:
 
 
 jax.tree_util.register_pytree_node(
-    BottomUpSchedule, lambda s: ((s.nodes, s.children, s.tree), s.size),
-    lambda size, ch: BottomUpSchedule(ch[0], ch[1], ch[2], size))
+    BottomUpSchedule, lambda s: ((s.nodes, s.children, s.tree, s.leaf), s.size),
+    lambda size, ch: BottomUpSchedule(ch[0], ch[1], ch[2], ch[3], size))
 
 
 def _check_children(where: str, children: Any, arity: int | None) -> list[list[int]]:
@@ -142,7 +145,10 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
     if arity is not None and k_fan != arity:
         raise ValueError(f"{where}: fan must equal arity ({arity}) for an N-ary cell; given {fan!r}.")
     size = pick_size(where, size, n, exact)
-    chunks, n_steps, w = pack_levels(where, np.asarray(height, np.int64), steps=steps, width=width, exact=exact)
+    h = np.asarray(height, np.int64)
+    inner = np.flatnonzero(h > 0)  # the leaves are computed before the steps
+    chunks, n_steps, w = pack_levels(where, h[inner] - 1, steps=steps, width=width, exact=exact)
+    chunks = [inner[c] for c in chunks]
     nodes = np.full((n_steps, w), size + 1, np.int32)
     child_rows = np.full((n_steps, w, k_fan), size, np.int32)
     for k, members in enumerate(chunks):
@@ -153,7 +159,9 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
                     child_rows[k, slot, pos] = c
     tree_rows = np.zeros(size + 2, np.int32)
     tree_rows[:n] = tree
-    return BottomUpSchedule(nodes, child_rows, tree_rows, size, n)
+    leaf = np.zeros(size + 2, np.float32)
+    leaf[:n] = h == 0
+    return BottomUpSchedule(nodes, child_rows, tree_rows, leaf, size, n)
 
 
 def _keep(key: Any, rate: float, shape: tuple, dtype: Any) -> jax.Array:
@@ -171,19 +179,25 @@ def _bottom_up_function(cell: Any, dropout_x: float, dropout_h: float) -> Callab
         mask_h = (_keep(jax.random.fold_in(key, 1), dropout_h, (size + 2, H), dtype)[schedule.tree]
                   if dropout_h > 0.0 else None)
         px = cell.project_input(params, xs)  # every node's input part in one product
-        zeros = jnp.zeros((size + 2, H), dtype)
-
-        def level(table, idx):
-            nodes, kids = idx
-            c_tab, h_tab = table
-            c, h = cell.combine_projected(params, px[nodes], c_tab[kids], h_tab[kids],
-                                          None if mask_h is None else mask_h[nodes])
-            return (c_tab.at[nodes].set(c), h_tab.at[nodes].set(h)), None
-
-        (c_tab, h_tab), _ = jax.lax.scan(level, (zeros, zeros), (schedule.nodes, schedule.children))
+        # every leaf at once (no children: zeros), then the other heights level by level
+        none = jnp.zeros((size + 2, schedule.fan, H), dtype)
+        leaf = schedule.leaf.astype(dtype)[:, None]
+        c_tab, h_tab = (a * leaf for a in cell.combine_projected(params, px, none, none, mask_h))
+        extras = (px[schedule.nodes], None if mask_h is None else mask_h[schedule.nodes])
+        c_tab, h_tab = level_scan(_combine_rows(cell), params, (c_tab, h_tab), schedule.children, schedule.nodes,
+                                  extras)
         return c_tab[:size], h_tab[:size]
 
     return jax.jit(run)
+
+
+@functools.cache
+def _combine_rows(cell: Any) -> Callable:
+    def combine(params, rows, extras):
+        (child_c, child_h), (px, mh) = rows, extras
+        return cell.combine_projected(params, px, child_c, child_h, mh)
+
+    return combine
 
 
 class TreeLSTMBuilder:

@@ -16,12 +16,16 @@ Two ways to run the same model (same parameters, same loss — tests/test_parser
 
 * `sentence_loss_eager` / `parse_eager`: one sentence at a time in Python, exactly as a
   DyNet user writes it (`add_input` to push, `prev()` to pop). Clear, and slow.
-* `batch_loss` / `parse_batch`: B sentences in lockstep inside one compiled function.
-  The buffer and action-history LSTMs read inputs known in advance, so they run as
-  `transduce` scans; the stack is a `dy.RNNStack` in a `lax.scan` over transitions with
-  per-sentence masks (each sentence takes its own action at every step); the parser-state
-  MLP and softmax run once over all steps. Sentence lengths are bucketed so only a few
-  shapes are ever compiled.
+* `batch_loss`: B sentences in one compiled function, planned from the oracle. In
+  training every transition is known in advance, so every stack push is known: the pushes
+  form a tree of stack states, computed by depth (`transduce_tree`: as many sequential
+  steps as the deepest stack, not one per transition), after the compositions, computed
+  level by level of their DAG. The buffer and action-history LSTMs read inputs known in
+  advance, so they run as `transduce` scans; the parser-state MLP and softmax run once
+  over all transitions. `lockstep_loss` is the same loss the direct way (a `dy.RNNStack`
+  stepped over all transitions with per-sentence masks), kept as the reference.
+* `parse`: no oracle, so B sentences in lockstep (`RNNStack` in a `lax.scan`, greedy).
+  Sentence lengths are bucketed so only a few shapes are ever compiled.
 
     python examples/stack_lstm_parser.py --minutes 40 --save parser.npz     # train, evaluate, save
     python examples/stack_lstm_parser.py --load parser.npz --parse in.conllu --output out.conllu
@@ -42,7 +46,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -125,6 +129,13 @@ BUILDERS = {"coupled": dy.CoupledLSTMBuilder, "lstm": dy.LSTMBuilder}
 # ---------------------------------------------------------------------------------------
 
 
+def _compose_rows(params, rows, rel):
+    """`Parser.compose` for one level of compositions, as `dy.level_scan` runs it: rows
+    (width, 2, D) are each composition's head and dependent, `rel` their label vectors."""
+    C, c = params
+    return jnp.tanh(jnp.concatenate([rows[:, 0], rows[:, 1], rel], axis=-1) @ C.T + c)
+
+
 class Parser:
     def __init__(self, vocab: Vocab, config: Config = Config(), seed: int = 0):
         if config.cell not in BUILDERS:
@@ -156,10 +167,10 @@ class Parser:
         self._losses: dict[int, Any] = {}
 
     def loss(self, capacity: int):
-        """`batch_loss` for stacks of this capacity, as one function object per capacity
+        """`lockstep_loss` for stacks of this capacity, as one function object per capacity
         (so that `trainer.step` compiles once per capacity and shape)."""
         if capacity not in self._losses:
-            self._losses[capacity] = functools.partial(self.batch_loss, capacity=capacity)
+            self._losses[capacity] = functools.partial(self.lockstep_loss, capacity=capacity)
         return self._losses[capacity]
 
     # -- pieces shared by every way of running the parser (batched: leading axes) ------
@@ -268,8 +279,40 @@ class Parser:
         stack = dy.RNNStack(self.stack_rnn.initial_state(), capacity, batch_size=B)
         return stack.push(jnp.broadcast_to(self.root.expr(), (B, self.config.token_dim)))
 
-    def batch_loss(self, words, tags, n, actions, nxt, capacity: int | None = None):
-        """Sum over the batch of each sentence's transition losses, divided by the batch size.
+    def batch_loss(self, words, tags, n, actions, nxt, plan: Plan):
+        """Sum over the batch of each sentence's transition losses, divided by the batch size,
+        computed from the oracle's structure (`plan`, see `plan_batch`) in few sequential steps:
+        token vectors in one product; compositions level by level of their DAG; every stack
+        state as one tree of states (`transduce_tree`: one batched step per stack depth);
+        the buffer and action-history LSTMs as scans; the parser-state MLP and the softmax
+        once over all transitions. The same loss as `lockstep_loss` and the eager version.
+
+        words, tags: (B, N+1) ids (position 0 = ROOT); n: (B,) lengths (0 = padding);
+        actions: (B, 2N) oracle actions; nxt: (B, 2N) the next buffer word before each action.
+        """
+        B, T = actions.shape
+        active = jnp.arange(T)[None, :] < 2 * n[:, None]
+        tok, buf = self._encode_batch(words, tags, n, training=True)
+        D = tok.shape[-1]
+        table = jnp.concatenate([tok.reshape(-1, D), jnp.zeros((B * (T // 2) + 1, D), tok.dtype)])
+
+        reads = jnp.stack([plan.comp_head, plan.comp_dep], axis=-1)  # (steps, width, 2)
+        table = dy.level_scan(_compose_rows, (self.C.expr(), self.c.expr()), table, reads, plan.comp_rows,
+                              self.E_rel.batch(plan.comp_rel))
+        pushes = self.stack_rnn.initial_state().transduce_tree(table[plan.push_vec], plan.stack)  # (P, H)
+        S = jnp.swapaxes(pushes[plan.top], 0, 1)                                                # (T, B, H)
+        hist_in = jnp.concatenate([jnp.broadcast_to(self.action_start.expr(), (1, B, self.config.action_dim)),
+                                   self.E_act.batch(actions.T[:-1])])
+        A = self.action_rnn.initial_state().transduce(hist_in)                       # (T, B, H)
+        Bf = jnp.take_along_axis(buf, jnp.clip(n[:, None] + 1 - nxt, 0, buf.shape[1] - 1)[..., None], axis=1)
+        scores = self.logits(S, jnp.swapaxes(Bf, 0, 1), A, training=True)            # (T, B, actions)
+        scores = jnp.where(self.legal(plan.depth.T, (n[None, :] + 1 - nxt.T)), scores, NEG)
+        logp = jnp.take_along_axis(jax.nn.log_softmax(scores), actions.T[..., None], axis=-1)[..., 0]
+        return -jnp.sum(jnp.where(active.T, logp, 0.0)) / B
+
+    def lockstep_loss(self, words, tags, n, actions, nxt, plan: Plan | None = None, capacity: int | None = None):
+        """`batch_loss` computed the direct way (the reference, and the speed baseline): the
+        stack is a `dy.RNNStack` stepped over all 2N transitions in lockstep (`plan` unused).
 
         words, tags: (B, N+1) ids (position 0 = ROOT); n: (B,) lengths (0 = padding);
         actions: (B, 2N) oracle actions; nxt: (B, 2N) the next buffer word before each action;
@@ -377,11 +420,63 @@ def bucket(n: int) -> int:
 
 
 @dataclasses.dataclass
+class Structure:
+    """What the oracle's transitions make of one sentence, fixed before any forward pass.
+
+    Vectors are numbered locally: 0..n the token vectors (0 = ROOT), n+1+m composition m.
+    Composition m is tanh(C·[v(head[m]); v(dep[m]); E_rel[rel[m]]] + c) and sits at `level[m]`
+    (1 + the higher of its parts' levels; tokens are level 0). Push p feeds vector `push_vec[p]`
+    to the stack LSTM on top of push `push_parent[p]` (-1: the empty stack) — the pushes form
+    a tree of states. Before transition t the stack's top is push `top[t]` and it holds
+    `depth[t]` elements (ROOT counted)."""
+
+    head: np.ndarray
+    dep: np.ndarray
+    rel: np.ndarray
+    level: np.ndarray
+    push_vec: np.ndarray
+    push_parent: np.ndarray
+    top: np.ndarray
+    depth: np.ndarray
+
+
+def structure(actions: Sequence[int], n: int) -> Structure:
+    head, dep, rel, level = [], [], [], []
+    push_vec, push_parent = [0], [-1]           # ROOT's push, on the empty stack
+    items = [(0, 0)]                            # (push, vector) of each stack element
+    vec_level = [0] * (n + 1)
+    top, depth, nxt = [], [], 1
+    for a in actions:
+        top.append(items[-1][0])
+        depth.append(len(items))
+        if a == ts.SHIFT:
+            push_vec.append(nxt)
+            push_parent.append(items[-1][0])
+            items.append((len(push_vec) - 1, nxt))
+            nxt += 1
+            continue
+        (_, v1), (_, v0) = items[-2], items[-1]
+        h, d = (v0, v1) if ts.kind(a) == "left" else (v1, v0)
+        head.append(h)
+        dep.append(d)
+        rel.append(ts.rel_of(a))
+        level.append(1 + max(vec_level[v0], vec_level[v1]))
+        vec_level.append(level[-1])
+        v = n + len(head)
+        push_vec.append(v)
+        push_parent.append(items[-3][0] if len(items) >= 3 else -1)
+        items[-2:] = [(len(push_vec) - 1, v)]
+    arrays = [np.asarray(x, np.int32) for x in (head, dep, rel, level, push_vec, push_parent, top, depth)]
+    return Structure(*arrays)
+
+
+@dataclasses.dataclass
 class Example:
     words: np.ndarray
     tags: np.ndarray
     actions: np.ndarray
     nxt: np.ndarray
+    structure: Structure
 
     @property
     def n(self) -> int:
@@ -407,13 +502,92 @@ def oracle_example(vocab: Vocab, s: conllu.Sentence) -> Example | None:
         nxt.append(k)
         k += a == ts.SHIFT
     words, tags = vocab.encode(s)
-    return Example(words, tags, np.array(actions, np.int32), np.array(nxt, np.int32))
+    return Example(words, tags, np.array(actions, np.int32), np.array(nxt, np.int32), structure(actions, len(s)))
+
+
+class Plan(NamedTuple):
+    """A batch's structure for `Parser.batch_loss`, planned on the host from the oracle.
+
+    The vector table has a row per token (row b·(N+1)+i: sentence b's word i), then a row
+    per composition (up to B·N), then a scratch row that padding writes to. Compositions run
+    in `comp_*` steps of equal width — a step holds compositions of one level, a wide level
+    takes several steps; the pushes of every sentence are one tree of stack states
+    (`stack`), reading table rows `push_vec`; `top`, `depth`: per transition (B, 2N), the
+    push at the stack's top and the stack's size before it."""
+
+    comp_rows: np.ndarray
+    comp_head: np.ndarray
+    comp_dep: np.ndarray
+    comp_rel: np.ndarray
+    push_vec: np.ndarray
+    stack: dy.TreeSchedule
+    top: np.ndarray
+    depth: np.ndarray
+
+
+def _round4(k: int) -> int:
+    return max(4, 4 * math.ceil(k / 4))
+
+
+def plan_batch(group: Sequence[Example], B: int, N: int) -> Plan:
+    """The `Plan` of sentences `group` (at most B, each at most N words) padded to (B, N).
+    Its shapes depend on (B, N) and on two step counts rounded to multiples of 4."""
+    tokens, comps = B * (N + 1), B * N
+    scratch = tokens + comps
+    heads, deps, rels, levels, push_vec, push_parent = [], [], [], [], [], []
+    top = np.zeros((B, 2 * N), np.int32)
+    depth = np.ones((B, 2 * N), np.int32)
+    n_comp = n_push = 0
+    for row, e in enumerate(group):
+        st, n = e.structure, e.n
+
+        def table_row(v, row=row, n=n, base=n_comp):
+            return np.where(v <= n, row * (N + 1) + v, tokens + base + v - (n + 1))
+
+        heads.append(table_row(st.head))
+        deps.append(table_row(st.dep))
+        rels.append(st.rel)
+        levels.append(st.level)
+        push_vec.append(table_row(st.push_vec))
+        push_parent.append(np.where(st.push_parent < 0, -1, st.push_parent + n_push))
+        top[row, :2 * n], depth[row, :2 * n] = st.top + n_push, st.depth
+        n_comp += len(st.head)
+        n_push += len(st.push_vec)
+    level = np.concatenate(levels)
+    width = _width(comps)
+    order = np.argsort(level, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(level)[1:])]) if len(level) else np.zeros(1, np.int64)
+    chunks = [order[a:b][k:k + width] for a, b in zip(bounds[:-1], bounds[1:]) for k in range(0, b - a, width)]
+    steps = _round4(len(chunks))
+    comp_rows = np.full((steps, width), scratch, np.int32)
+    comp_head, comp_dep, comp_rel = (np.zeros((steps, width), np.int32) for _ in range(3))
+    head, dep, rel = np.concatenate(heads), np.concatenate(deps), np.concatenate(rels)
+    for k, c in enumerate(chunks):
+        comp_rows[k, :len(c)] = tokens + c
+        comp_head[k, :len(c)], comp_dep[k, :len(c)], comp_rel[k, :len(c)] = head[c], dep[c], rel[c]
+    size = B * (2 * N + 1)
+    parents = np.concatenate(push_parent)
+    vec = np.zeros(size, np.int32)
+    vec[:n_push] = np.concatenate(push_vec)
+    w_stack = _width(size)
+    depths_needed = dy.tree_schedule(parents, size=size, width=w_stack, exact=True).steps
+    stack = dy.tree_schedule(parents, size=size, width=w_stack, steps=_round4(depths_needed))
+    return Plan(comp_rows, comp_head, comp_dep, comp_rel, vec, stack, top, depth)
+
+
+def _width(rows: int) -> int:
+    """Nodes per step for a table of `rows` nodes: 1/24 of them, a multiple of 8. Measured
+    on EWT batches (B = 32 and 256), forward and gradient: widths of 1/4 (one step per
+    level, mostly padding) to 1/32 of the rows gave 916–1,657 sentences/s; narrow steps,
+    more of them, waste less work on padding, which on a CPU costs more than the steps."""
+    return 8 * math.ceil(rows / 192)
 
 
 def training_batches(vocab: Vocab, examples: Sequence[Example], batch_size: int, rng: np.random.Generator,
                      unk_prob: float = 0.0, shuffle: bool = True):
-    """Batches of similar-length sentences: ((words, tags, n, actions, nxt) arrays padded to
-    the bucket length and to `batch_size` rows (padding rows have n = 0), stack capacity)."""
+    """Batches of similar-length sentences: ((words, tags, n, actions, nxt, plan), capacity):
+    arrays padded to the bucket length and to `batch_size` rows (padding rows have n = 0),
+    the batch's `Plan`, and the stack capacity the lockstep loss needs."""
     order = sorted(range(len(examples)), key=lambda i: (examples[i].n, rng.random() if shuffle else 0))
     singletons = np.zeros(len(vocab.words), bool)
     singletons[vocab.singletons] = True
@@ -433,7 +607,7 @@ def training_batches(vocab: Vocab, examples: Sequence[Example], batch_size: int,
             words[row, :len(w)], tags[row, :len(w)], n[row] = w, e.tags, e.n
             actions[row, :len(e.actions)], nxt[row, :len(e.nxt)] = e.actions, e.nxt
         capacity = 8 * math.ceil(max(e.max_depth for e in group) / 8)
-        out.append(((words, tags, n, actions, nxt), capacity))
+        out.append(((words, tags, n, actions, nxt, plan_batch(group, batch_size, N)), capacity))
     if shuffle:
         rng.shuffle(out)
     return out
@@ -468,10 +642,16 @@ def evaluate(parser: Parser, sentences: Sequence[conllu.Sentence]) -> dict:
 def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Sequence[conllu.Sentence] = (), *,
           minutes: float | None = 40.0, max_epochs: int = 100, max_updates: int | None = None,
           batch_size: int = 32, learning_rate: float = 1e-3,
-          lr_decay: float = 0.5, seed: int = 0, log=print) -> dict:
+          lr_decay: float = 0.5, seed: int = 0, loss: str = "lockstep", log=print) -> dict:
     """Adam on projective training sentences, evaluating on dev after each epoch (the step
     size is multiplied by `lr_decay` after an epoch that does not improve dev LAS); keeps
-    the parameters of the best dev LAS. Returns the training history."""
+    the parameters of the best dev LAS. Returns the training history.
+
+    loss: "lockstep" (`lockstep_loss`) or "levels" (`batch_loss`) — the same loss and
+    gradients. On a 2-core CPU lockstep measured faster (benchmarks/parser_speed.py: B=32,
+    773 vs 696 sentences/s, 13 vs 31 compiled shapes), so it is the default."""
+    if loss not in ("lockstep", "levels"):
+        raise ValueError(f"train: loss must be 'lockstep' or 'levels'; given {loss!r}.")
     examples = [e for e in (oracle_example(parser.vocab, s) for s in train_sents) if e is not None]
     log(f"training on {len(examples)} projective sentences of {len(train_sents)} "
         f"({len(train_sents) - len(examples)} non-projective left out)")
@@ -489,7 +669,10 @@ def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Seq
     for epoch in range(1, max_epochs + 1):
         t0, total, count = time.perf_counter(), 0.0, 0
         for batch, capacity in training_batches(parser.vocab, examples, batch_size, rng, parser.config.unk_prob):
-            total += trainer.step(parser.loss(capacity), *batch) * batch_size
+            if loss == "levels":
+                total += trainer.step(parser.batch_loss, *batch) * batch_size
+            else:
+                total += trainer.step(parser.loss(capacity), *batch[:5]) * batch_size
             count += int((batch[2] > 0).sum())
             updates += 1
             if out_of_budget():
@@ -537,6 +720,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--cell", choices=sorted(BUILDERS), help="override the dims' cell")
     ap.add_argument("--dropout", type=float, help="override the dims' dropout (paper 0, accuracy 0.3)")
     ap.add_argument("--seed", type=int, default=0, help="parameter and shuffling seed")
+    ap.add_argument("--loss", choices=["lockstep", "levels"], default="lockstep",
+                    help="how the batched training loss runs the stack: over transitions in lockstep, or planned "
+                         "from the oracle as a tree of states by depth (same loss; lockstep measured faster on CPU)")
     ap.add_argument("--save", help="save the trained model here")
     ap.add_argument("--load", help="load a saved model instead of training")
     ap.add_argument("--parse", help="parse this CoNLL-U file (with --output)")
@@ -560,7 +746,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         parser = Parser(Vocab.build(train_sents), config, seed=args.seed)
         print(f"{config}\n{parser.pc.parameter_count():,} parameters")
         result["history"] = train(parser, train_sents, dev_sents, minutes=args.minutes, max_epochs=args.epochs,
-                                  batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed)
+                                  batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                                  loss=args.loss)
         if args.save:
             parser.save(args.save)
             print(f"saved: {args.save}")

@@ -167,8 +167,8 @@ def test_batched_loss_and_gradients_equal_the_eager_dynet_style_version(tiny, ce
         return sum(parser.sentence_loss_eager(e.words, e.tags, e.actions) for e in examples) / 8
 
     le, ge = dy.value_and_grad(eager, parser.pc, jit=False)(0.0)
-    for cap in (None, capacity):
-        lb, gb = dy.value_and_grad(parser.loss(cap) if cap else parser.batch_loss, parser.pc)(*batch)
+    for loss in (parser.batch_loss, parser.lockstep_loss, parser.loss(capacity)):
+        lb, gb = dy.value_and_grad(loss, parser.pc)(*batch)
         np.testing.assert_allclose(lb, le, rtol=1e-5)
         for k in ge:
             np.testing.assert_allclose(gb[k], ge[k], rtol=2e-4, atol=1e-6, err_msg=k)
@@ -213,7 +213,7 @@ def test_overfits_a_tiny_treebank_to_100_percent_then_saves_and_reloads(tiny, tm
     examples = [P.oracle_example(parser.vocab, s) for s in tiny]
     (batch, capacity), = P.training_batches(parser.vocab, examples, 8, np.random.default_rng(0), shuffle=False)
     trainer = dy.AdamTrainer(parser.pc, 0.01)
-    losses = [trainer.step(parser.loss(capacity), *batch) for _ in range(150)]
+    losses = [trainer.step(parser.batch_loss, *batch) for _ in range(150)]
     assert losses[-1] < 0.05 * losses[0]
     scores = P.evaluate(parser, tiny)
     assert scores["uas"] == 100.0 and scores["las"] == 100.0

@@ -1,0 +1,158 @@
+"""Tree-LSTM training on UD English EWT dependency trees: dynrnn's `NaryTreeLSTMBuilder`
+(binary; forests computed bottom-up by levels in one compiled step) against DyNet 2.1.2
+running its own examples/treelstm model on the same trees, one tree per graph and 25 per
+graph autobatched (benchmarks/dynet_tree_lstm.py).
+
+The trees (benchmarks/dependency_trees.py): each word a preterminal labelled with its UPOS
+tag, each dependent attached by a binary node labelled with its relation — every node
+classified, as the example classifies every node of its sentiment trees. The model is the
+example's: word embeddings 300, hidden 150, W·x at the words and U·[h_l; h_r] at binary
+nodes (dynrnn's N-ary cell with x = 0 at binary nodes), dropout 0.3 on each h before the
+classifier, the sum of the nodes' losses plus 1e-4/2 · Σ‖θ‖² over the non-embedding
+parameters, Adagrad (DyNet's example: 0.05 for the parameters and 0.005 for the
+embeddings; dynrnn: one trainer, 0.05).
+
+Run: .venv/bin/python benchmarks/tree_lstm.py [--trees 2000] [--per-batch 25]
+Target (the issue): at least 5x DyNet's autobatched trees/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from _harness import report, run_dynet
+
+import dynrnn as dy
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "examples"))
+import conllu  # noqa: E402
+import dependency_trees  # noqa: E402
+
+EWT = os.path.join(HERE, "..", "..", "shared", "data", "ud-english-ewt")
+
+
+def forest(trees, w2i, size_round=64):
+    """One batch: (word ids (size,), children lists, labels (size,), real (size,), schedule shape)."""
+    words, children, labels = [], [], []
+    for nodes in trees:
+        base = len(words)
+        for label, word, kids in nodes:
+            words.append(w2i.get(word, 0) if word is not None else -1)
+            children.append([base + k for k in kids])
+            labels.append(label)
+    n = len(words)
+    size = size_round * math.ceil(n / size_round)
+    ids = np.zeros(size, np.int32)
+    ids[:n] = np.maximum(words, 0)
+    leaf = np.zeros(size, np.float32)
+    leaf[:n] = np.asarray(words) >= 0
+    lab = np.zeros(size, np.int32)
+    lab[:n] = labels
+    real = np.zeros(size, np.float32)
+    real[:n] = 1.0
+    children += [[] for _ in range(size - n)]
+    return ids, leaf, lab, real, children, size
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--train", default=os.path.join(EWT, "en_ewt-ud-train.conllu"))
+    ap.add_argument("--trees", type=int, default=2000, help="training trees timed per system")
+    ap.add_argument("--per-batch", type=int, default=25, help="trees per update (DyNet's example: 25)")
+    ap.add_argument("--dynet-trees", type=int, default=1000)
+    args = ap.parse_args()
+    if not os.path.exists(args.train):
+        print(f"no treebank at {args.train} (../shared/data/ud-english-ewt); nothing to measure")
+        return {}
+    sents = conllu.read_conllu(args.train)
+    tag_ids, rel_ids = dependency_trees.label_maps(sents)
+    trees = []
+    for s in sents:
+        b = dependency_trees.binarize(s, tag_ids, rel_ids)
+        if b is not None:
+            trees.append(b[1])
+        if len(trees) == args.trees:
+            break
+    n_classes = len(tag_ids) + len(rel_ids)
+    w2i = {w: i for i, w in enumerate(["_UNK_"] + sorted({w for t in trees for _, w, _ in t if w is not None}))}
+
+    pc = dy.ParameterCollection(seed=0)
+    E = pc.add_lookup_parameters((len(w2i), 300), name="E")
+    tree = dy.NaryTreeLSTMBuilder(300, 150, pc, arity=2)
+    W = pc.add_parameters((n_classes, 150), name="W")
+    regularized = tree.get_parameters() + [W]
+    trainer = dy.AdagradTrainer(pc, 0.05)
+    trainer.set_clip_threshold(-1)  # as the example
+
+    def loss_fn(ids, leaf, labels, real, schedule):
+        xs = E.batch(ids) * leaf[:, None]                       # W·x only at the words
+        h = dy.dropout(tree.transduce(xs, schedule), 0.3)
+        logp = jax.nn.log_softmax(h @ W.expr().T)
+        nll = -jnp.take_along_axis(logp, labels[:, None], axis=1)[:, 0]
+        return jnp.sum(nll * real) + 0.5e-4 * sum(jnp.sum(p.expr() ** 2) for p in regularized)
+
+    batches = []
+    t0 = time.perf_counter()
+    for start in range(0, len(trees), args.per_batch):
+        ids, leaf, lab, real, children, size = forest(trees[start:start + args.per_batch], w2i)
+        exact = tree.schedule(children, size=size, width=size // 16, exact=True)
+        sched = tree.schedule(children, size=size, width=size // 16, steps=4 * math.ceil(exact.steps / 4))
+        batches.append((ids, leaf, lab, real, sched))
+    plan_s = time.perf_counter() - t0
+    nodes = sum(len(t) for t in trees)
+    shapes, losses = {}, []
+    t0 = time.perf_counter()
+    for b in batches:  # the first pass: every new shape compiles
+        key = (b[0].shape, b[4].nodes.shape)
+        t = time.perf_counter()
+        losses.append(trainer.step(loss_fn, *b))
+        if key not in shapes:
+            shapes[key] = time.perf_counter() - t
+    first_pass = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for b in batches:
+        losses.append(trainer.step(loss_fn, *b))
+    second_pass = time.perf_counter() - t0
+    tail = batches[-(len(batches) // 4):]
+    ours = {"system": f"dynrnn, {args.per_batch} trees per compiled step", "per_graph": args.per_batch,
+            "trees_per_s": len(trees) / second_pass, "trees_per_s_with_compile": len(trees) / first_pass,
+            "nodes_per_s": nodes / second_pass, "shapes": len(shapes), "compile_s": sum(shapes.values()),
+            "loss_per_node": float(np.sum(losses[-len(tail):]) / sum(float(b[3].sum()) for b in tail))}
+    rows = [ours]
+    print(ours, flush=True)
+    for per_graph, autobatch in ((1, False), (args.per_batch, True)):
+        out = run_dynet([os.path.join(HERE, "dynet_tree_lstm.py"), args.train, "--trees", str(args.dynet_trees),
+                         "--per-graph", str(per_graph)] + (["--autobatch"] if autobatch else []))
+        if out:
+            d = json.loads(out.strip().splitlines()[-1])
+            rows.append({"system": f"DyNet 2.1.2, {per_graph} per graph" + (", autobatch" if autobatch else ""),
+                         "per_graph": per_graph, "trees_per_s": d["trees_per_second"],
+                         "nodes_per_s": d["nodes_per_second"], "loss_per_node": d["loss_per_node_last_quarter"]})
+    auto = next((r["trees_per_s"] for r in rows if "autobatch" in r["system"]), None)
+    for r in rows:
+        if auto:
+            r["vs_dynet_autobatch"] = r["trees_per_s"] / auto
+    return report("tree_lstm", rows, [
+        ("system", "system"), ("trees_per_s", "trees/s"), ("trees_per_s_with_compile", "trees/s incl. compile"),
+        ("nodes_per_s", "nodes/s"), ("vs_dynet_autobatch", "÷ DyNet autobatch (target ≥5)"), ("shapes", "shapes"),
+        ("compile_s", "compile s"), ("loss_per_node", "loss/node (last quarter)")],
+        [f"UD English EWT train, the first {len(trees)} trees (dynrnn; DyNet: the first {args.dynet_trees}), "
+         f"{nodes / len(trees):.1f} nodes per tree, {n_classes} labels (17 UPOS + relations)",
+         "dynrnn's trees/s: the second pass over the same batches (the first compiles each new shape; "
+         "'incl. compile' is the first pass); DyNet has nothing to compile",
+         f"dynrnn planning (host, schedules for every batch): {plan_s:.2f} s",
+         "loss/node: the summed node losses of the last quarter of the updates per node (DyNet: with the L2 term; "
+         "dynrnn: its second pass, so after twice the updates)"])
+
+
+if __name__ == "__main__":
+    main()

@@ -180,9 +180,8 @@ def _bottom_up_function(cell: Any, dropout_x: float, dropout_h: float) -> Callab
                   if dropout_h > 0.0 else None)
         px = cell.project_input(params, xs)  # every node's input part in one product
         # every leaf at once (no children: zeros), then the other heights level by level
-        none = jnp.zeros((size + 2, schedule.fan, H), dtype)
         leaf = schedule.leaf.astype(dtype)[:, None]
-        c_tab, h_tab = (a * leaf for a in cell.combine_projected(params, px, none, none, mask_h))
+        c_tab, h_tab = (a * leaf for a in cell.combine_leaf(params, px))
         extras = (px[schedule.nodes], None if mask_h is None else mask_h[schedule.nodes])
         c_tab, h_tab = level_scan(_combine_rows(cell), params, (c_tab, h_tab), schedule.children, schedule.nodes,
                                   extras)

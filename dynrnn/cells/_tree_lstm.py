@@ -11,10 +11,17 @@ from ._base import ParamSpec, cell_dataclass, linear, masked
 
 
 def _finish(px_iou, hidden_iou, f, child_c):
-    """c = σ(i) ⊙ tanh(u) + Σ_k f_k ⊙ c_k,  h = σ(o) ⊙ tanh(c)."""
+    """c = σ(i) ⊙ tanh(u) + Σ_k f_k ⊙ c_k,  h = σ(o) ⊙ tanh(c)  (no children: f = None)."""
     i, o, u = jnp.split(px_iou + hidden_iou, 3, axis=-1)
-    c = jax.nn.sigmoid(i) * jnp.tanh(u) + jnp.sum(f * child_c, axis=-2)
+    c = jax.nn.sigmoid(i) * jnp.tanh(u)
+    if f is not None:
+        c = c + jnp.sum(f * child_c, axis=-2)
     return c, jax.nn.sigmoid(o) * jnp.tanh(c)
+
+
+def _leaf(hidden_dim, params, px):
+    """A node without children (every U·h term is zero): c = σ(i) ⊙ tanh(u), h = σ(o) ⊙ tanh(c)."""
+    return _finish(px[..., :3 * hidden_dim], params[2], None, None)
 
 
 @cell_dataclass
@@ -52,6 +59,10 @@ class ChildSumTreeLSTMCell:
         child_h = masked(child_h, None if h_mask is None else h_mask[..., None, :])
         f = jax.nn.sigmoid(px[..., None, 3 * H:] + linear(U_f, child_h) + b_f)
         return _finish(px[..., :3 * H], linear(U_iou, jnp.sum(child_h, axis=-2)) + b_iou, f, child_c)
+
+    def combine_leaf(self, params, px):
+        """`combine_projected` for a node without children, without the products by zeros."""
+        return _leaf(self.hidden_dim, params, px)
 
     def combine(self, params, x, child_c, child_h, h_mask=None):
         """The node's `(c, h)` from its input `x (..., I)` and its children's `(..., K, H)`."""
@@ -98,6 +109,10 @@ class NaryTreeLSTMCell:
         uf = linear(U_f, flat).reshape(flat.shape[:-1] + (N, H))
         f = jax.nn.sigmoid(px[..., None, 3 * H:] + uf + b_f)
         return _finish(px[..., :3 * H], linear(U_iou, flat) + b_iou, f, child_c)
+
+    def combine_leaf(self, params, px):
+        """`combine_projected` for a node without children, without the products by zeros."""
+        return _leaf(self.hidden_dim, params, px)
 
     def combine(self, params, x, child_c, child_h, h_mask=None):
         """The node's `(c, h)` from `x (..., I)` and its N children's `(..., N, H)`, in order."""

@@ -52,3 +52,20 @@ def label_maps(sentences) -> tuple[dict, dict]:
     tags = sorted({t for s in sentences for t in s.upos})
     rels = sorted({r for s in sentences for r in s.rels})
     return {t: i for i, t in enumerate(tags)}, {r: i for i, r in enumerate(rels)}
+
+
+def load(path: str, count: int):
+    """The first `count` binarized trees of a CoNLL-U file: ([(s-expression, nodes)], number
+    of labels). Labels are counted over the whole file."""
+    import conllu  # examples/conllu.py, on the caller's path
+
+    sents = conllu.read_conllu(path)
+    tag_ids, rel_ids = label_maps(sents)
+    trees = []
+    for s in sents:
+        b = binarize(s, tag_ids, rel_ids)
+        if b is not None:
+            trees.append(b)
+        if len(trees) == count:
+            break
+    return trees, len(tag_ids) + len(rel_ids)

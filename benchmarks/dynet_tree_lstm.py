@@ -33,7 +33,6 @@ import dynet as dy  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 sys.path.insert(0, HERE)
-import conllu  # noqa: E402
 import dependency_trees  # noqa: E402
 
 # DyNet's source distribution, beside the virtual environment this runs in
@@ -42,18 +41,11 @@ sys.path.insert(0, os.path.abspath(EXAMPLE))
 from dataloader import Tree  # noqa: E402
 from model import TreeLSTMClassifier  # noqa: E402
 
-sents = conllu.read_conllu(args.train)
-tag_ids, rel_ids = dependency_trees.label_maps(sents)
-trees = []
-for s in sents:
-    b = dependency_trees.binarize(s, tag_ids, rel_ids)
-    if b is not None:
-        trees.append(Tree.from_sexpr(b[0]))
-    if len(trees) == args.trees:
-        break
+binarized, n_classes = dependency_trees.load(args.train, args.trees)
+trees = [Tree.from_sexpr(sexpr) for sexpr, _ in binarized]
 words = sorted({leaf.label for t in trees for leaf in t.leaves()})
 w2i = {w: i for i, w in enumerate(["_UNK_"] + words)}
-model = TreeLSTMClassifier(len(tag_ids) + len(rel_ids), w2i, None,
+model = TreeLSTMClassifier(n_classes, w2i, None,
                            {"dropout_rate": 0.3, "wembed_size": args.wembed, "hidden_size": args.hidden})
 trainer_param, trainer_embed = dy.AdagradTrainer(model.pc_param), dy.AdagradTrainer(model.pc_embed)
 trainer_param.learning_rate, trainer_embed.learning_rate = 0.05, 0.005

@@ -34,7 +34,6 @@ import dynrnn as dy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
-import conllu  # noqa: E402
 import dependency_trees  # noqa: E402
 
 EWT = os.path.join(HERE, "..", "..", "shared", "data", "ud-english-ewt")
@@ -73,16 +72,8 @@ def main() -> dict:
     if not os.path.exists(args.train):
         print(f"no treebank at {args.train} (../shared/data/ud-english-ewt); nothing to measure")
         return {}
-    sents = conllu.read_conllu(args.train)
-    tag_ids, rel_ids = dependency_trees.label_maps(sents)
-    trees = []
-    for s in sents:
-        b = dependency_trees.binarize(s, tag_ids, rel_ids)
-        if b is not None:
-            trees.append(b[1])
-        if len(trees) == args.trees:
-            break
-    n_classes = len(tag_ids) + len(rel_ids)
+    binarized, n_classes = dependency_trees.load(args.train, args.trees)
+    trees = [nodes for _, nodes in binarized]
     w2i = {w: i for i, w in enumerate(["_UNK_"] + sorted({w for t in trees for _, w, _ in t if w is not None}))}
 
     pc = dy.ParameterCollection(seed=0)

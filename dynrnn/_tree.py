@@ -101,7 +101,32 @@ def pick_size(where: str, size: Any, n: int, exact: bool) -> int:
     return int(size)
 
 
-class TreeSchedule:
+class LevelSchedule:
+    """What every schedule has: `nodes`, `(steps, width)` — the nodes each scan step
+    computes — and `size`, the number of node rows; `count` the real nodes (host only)."""
+
+    __slots__ = ()
+    nodes: Any
+    size: int
+    count: int | None
+
+    @property
+    def steps(self) -> int:
+        return int(self.nodes.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.nodes.shape[1])
+
+    def _extra(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        n = "" if self.count is None else f"nodes={self.count}, "
+        return f"{type(self).__name__}({n}size={self.size}, steps={self.steps}, width={self.width}{self._extra()})"
+
+
+class TreeSchedule(LevelSchedule):
     """The levels of a forest, planned on the host: scan step `k` steps the nodes
     `nodes[k]` from the states `parents[k]` (row `size` of the state table is the initial
     state; padding reads it and writes to row `size + 1`).
@@ -115,18 +140,6 @@ class TreeSchedule:
 
     def __init__(self, nodes: Any, parents: Any, size: int, count: int | None = None):
         self.nodes, self.parents, self.size, self.count = nodes, parents, size, count
-
-    @property
-    def steps(self) -> int:
-        return int(self.nodes.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.nodes.shape[1])
-
-    def __repr__(self) -> str:
-        n = "" if self.count is None else f"nodes={self.count}, "
-        return f"TreeSchedule({n}size={self.size}, steps={self.steps}, width={self.width})"
 
 
 jax.tree_util.register_pytree_node(

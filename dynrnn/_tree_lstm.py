@@ -23,11 +23,11 @@ from . import _params
 from ._errors import as_float_array, check_int, check_key, check_rate
 from ._io import savable
 from ._params import ParameterCollection, Parameters
-from ._tree import level_scan, pack_levels, pick_size, round_up
+from ._tree import LevelSchedule, level_scan, pack_levels, pick_size, round_up
 from .cells import ChildSumTreeLSTMCell, NaryTreeLSTMCell
 
 
-class BottomUpSchedule:
+class BottomUpSchedule(LevelSchedule):
     """The levels of a forest read bottom-up: scan step `k` computes the nodes `nodes[k]`
     from the rows `children[k]` (`(steps, width, fan)`; row `size` is an absent child's zeros,
     row `size + 1` the scratch row padding writes to); `tree[i]` is node i's tree (its
@@ -42,20 +42,11 @@ class BottomUpSchedule:
         self.size, self.count = size, count
 
     @property
-    def steps(self) -> int:
-        return int(self.nodes.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.nodes.shape[1])
-
-    @property
     def fan(self) -> int:
         return int(self.children.shape[2])
 
-    def __repr__(self) -> str:
-        n = "" if self.count is None else f"nodes={self.count}, "
-        return f"BottomUpSchedule({n}size={self.size}, steps={self.steps}, width={self.width}, fan={self.fan})"
+    def _extra(self) -> str:
+        return f", fan={self.fan}"
 
 
 jax.tree_util.register_pytree_node(

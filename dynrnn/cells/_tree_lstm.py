@@ -19,13 +19,35 @@ def _finish(px_iou, hidden_iou, f, child_c):
     return c, jax.nn.sigmoid(o) * jnp.tanh(c)
 
 
-def _leaf(hidden_dim, params, px):
-    """A node without children (every U·h term is zero): c = σ(i) ⊙ tanh(u), h = σ(o) ⊙ tanh(c)."""
-    return _finish(px[..., :3 * hidden_dim], params[2], None, None)
+class _TreeLSTMCell:
+    """What the two Tree-LSTM cells share: the state `(c, h)`, the input part
+    `[W_iou·x, W_f·x]` and the leaf; each defines `param_specs` and `combine_projected`."""
+
+    hidden_dim: int
+
+    def state_sizes(self):
+        return (self.hidden_dim, self.hidden_dim)
+
+    def project_input(self, params, x):
+        """[W_iou·x, W_f·x]: the part that reads only the node's input, `(..., 4H)`."""
+        return jnp.concatenate([linear(params[0], x), linear(params[3], x)], axis=-1)
+
+    def combine_projected(self, params, px, child_c, child_h, h_mask=None):
+        raise NotImplementedError
+
+    def combine_leaf(self, params, px):
+        """`combine_projected` for a node without children (every U·h term is zero):
+        c = σ(i) ⊙ tanh(u), h = σ(o) ⊙ tanh(c), without the products by zeros."""
+        return _finish(px[..., :3 * self.hidden_dim], params[2], None, None)
+
+    def combine(self, params, x, child_c, child_h, h_mask=None):
+        """The node's `(c, h)` from its input `x (..., I)` and its children's `(..., K, H)`
+        (an absent child: zeros)."""
+        return self.combine_projected(params, self.project_input(params, x), child_c, child_h, h_mask)
 
 
 @cell_dataclass
-class ChildSumTreeLSTMCell:
+class ChildSumTreeLSTMCell(_TreeLSTMCell):
     """The Child-Sum Tree-LSTM (Tai et al. 2015, eqs. 2–8), for trees whose children are
     unordered and of any number (dependency trees)::
 
@@ -46,13 +68,6 @@ class ChildSumTreeLSTMCell:
         return (ParamSpec("W_iou", (3 * H, n_in)), ParamSpec("U_iou", (3 * H, H)), ParamSpec("b_iou", (3 * H,), 0.0),
                 ParamSpec("W_f", (H, n_in)), ParamSpec("U_f", (H, H)), ParamSpec("b_f", (H,), 0.0))
 
-    def state_sizes(self):
-        return (self.hidden_dim, self.hidden_dim)
-
-    def project_input(self, params, x):
-        """[W_iou·x, W_f·x]: the part that reads only the node's input, `(..., 4H)`."""
-        return jnp.concatenate([linear(params[0], x), linear(params[3], x)], axis=-1)
-
     def combine_projected(self, params, px, child_c, child_h, h_mask=None):
         _, U_iou, b_iou, _, U_f, b_f = params
         H = self.hidden_dim
@@ -60,17 +75,9 @@ class ChildSumTreeLSTMCell:
         f = jax.nn.sigmoid(px[..., None, 3 * H:] + linear(U_f, child_h) + b_f)
         return _finish(px[..., :3 * H], linear(U_iou, jnp.sum(child_h, axis=-2)) + b_iou, f, child_c)
 
-    def combine_leaf(self, params, px):
-        """`combine_projected` for a node without children, without the products by zeros."""
-        return _leaf(self.hidden_dim, params, px)
-
-    def combine(self, params, x, child_c, child_h, h_mask=None):
-        """The node's `(c, h)` from its input `x (..., I)` and its children's `(..., K, H)`."""
-        return self.combine_projected(params, self.project_input(params, x), child_c, child_h, h_mask)
-
 
 @cell_dataclass
-class NaryTreeLSTMCell:
+class NaryTreeLSTMCell(_TreeLSTMCell):
     """The N-ary Tree-LSTM (Tai et al. 2015, eqs. 9–14), for trees whose children have
     positions (k = 1..N; binary constituency trees: N = 2)::
 
@@ -95,12 +102,6 @@ class NaryTreeLSTMCell:
                 ParamSpec("b_iou", (3 * H,), 0.0), ParamSpec("W_f", (H, n_in)), ParamSpec("U_f", (N * H, N * H)),
                 ParamSpec("b_f", (H,), 0.0))
 
-    def state_sizes(self):
-        return (self.hidden_dim, self.hidden_dim)
-
-    def project_input(self, params, x):
-        return jnp.concatenate([linear(params[0], x), linear(params[3], x)], axis=-1)
-
     def combine_projected(self, params, px, child_c, child_h, h_mask=None):
         _, U_iou, b_iou, _, U_f, b_f = params
         H, N = self.hidden_dim, self.arity
@@ -109,11 +110,3 @@ class NaryTreeLSTMCell:
         uf = linear(U_f, flat).reshape(flat.shape[:-1] + (N, H))
         f = jax.nn.sigmoid(px[..., None, 3 * H:] + uf + b_f)
         return _finish(px[..., :3 * H], linear(U_iou, flat) + b_iou, f, child_c)
-
-    def combine_leaf(self, params, px):
-        """`combine_projected` for a node without children, without the products by zeros."""
-        return _leaf(self.hidden_dim, params, px)
-
-    def combine(self, params, x, child_c, child_h, h_mask=None):
-        """The node's `(c, h)` from `x (..., I)` and its N children's `(..., N, H)`, in order."""
-        return self.combine_projected(params, self.project_input(params, x), child_c, child_h, h_mask)

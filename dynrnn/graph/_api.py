@@ -84,8 +84,8 @@ def _set_kernel_cache(where: Any) -> None:
     if where is True:
         where = os.path.join(os.path.expanduser("~"), ".cache", "dynrnn", "kernels")
     if not isinstance(where, (str, os.PathLike)):
-        raise TypeError(f"dy.config: kernel_cache must be a directory (str), True or None; given "
-                        f"{type(where).__name__}.")
+        raise TypeError(f"dy.config: kernel_cache must be a directory (str), True (the default directory) or "
+                        f"False (off); given {type(where).__name__}.")
     where = os.path.abspath(os.path.expanduser(os.fspath(where)))
     os.makedirs(where, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", where)

@@ -34,7 +34,8 @@ class StackSpec:
         return self.dropout_x > 0.0 or self.dropout_h > 0.0
 
 
-def _keep_mask(key, rate: float, shape, dtype):
+def keep_mask(key, rate: float, shape, dtype):
+    """Inverted dropout's mask: 1/(1 − rate) where kept, 0 where dropped."""
     keep = jax.random.bernoulli(key, 1.0 - rate, shape)
     return keep.astype(dtype) / (1.0 - rate)
 
@@ -49,9 +50,9 @@ def dropout_masks(spec: StackSpec, key, batch_shape, dtype):
     for li, cell in enumerate(spec.cells):
         mx = mh = None
         if spec.dropout_x > 0.0:
-            mx = _keep_mask(jax.random.fold_in(key, 2 * li), spec.dropout_x, batch_shape + (cell.input_dim,), dtype)
+            mx = keep_mask(jax.random.fold_in(key, 2 * li), spec.dropout_x, batch_shape + (cell.input_dim,), dtype)
         if spec.dropout_h > 0.0:
-            mh = _keep_mask(jax.random.fold_in(key, 2 * li + 1), spec.dropout_h,
+            mh = keep_mask(jax.random.fold_in(key, 2 * li + 1), spec.dropout_h,
                             batch_shape + (cell.state_sizes()[-1],), dtype)
         masks.append((mx, mh))
     return masks

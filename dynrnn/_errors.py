@@ -139,6 +139,16 @@ def check_key(where: str, key: Any) -> None:
                     f"given {type(key).__name__}{'' if dtype is None else f' of dtype {dtype}'} {key!r}"[:300] + ".")
 
 
+def as_rows(where: str, xs: Any, input_dim: int, dtype: Any) -> jax.Array:
+    """One input row per node, `(N, input_dim)`, from an array or a list of N vectors."""
+    if isinstance(xs, (list, tuple)):
+        xs = jnp.stack([jnp.asarray(x) for x in xs]) if xs else np.zeros((0, input_dim))
+    xs = as_float_array(where, "xs", xs, dtype)
+    if xs.ndim != 2 or xs.shape[1] != input_dim:
+        raise ValueError(f"{where}: xs must have shape (N, input_dim={input_dim}); given {tuple(xs.shape)}.")
+    return xs
+
+
 def check_sequence(where: str, xs: Any, lengths: Any, input_dim: int, dtype: Any,
                    batch: int | None) -> tuple[jax.Array, bool, jax.Array | None]:
     """A sequence of RNN inputs: a list of `(input_dim,)`/`(batch, input_dim)` vectors or an

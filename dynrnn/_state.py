@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _hooks
 from ._compiled import compiled
-from ._errors import as_float_array, check_indices, check_sequence, check_vector
+from ._errors import as_float_array, as_rows, check_indices, check_sequence, check_vector
 from ._params import graph_mode
 from ._tree import TreeSchedule, check_parents, run_tree, tree_schedule
 
@@ -210,12 +210,7 @@ class RNNState:
         if self.batch_size is not None:
             raise ValueError(f"{where}: this state is batched ({self.batch_size} rows); a tree grows from one "
                              f"unbatched state (put many sentences in one forest instead).")
-        xs = as_float_array(where, "xs", xs if not isinstance(xs, (list, tuple)) else
-                            (jnp.stack([jnp.asarray(x) for x in xs]) if xs else np.zeros((0, self._builder.input_dim))),
-                            self._builder.dtype)
-        if xs.ndim != 2 or xs.shape[1] != self._builder.input_dim:
-            raise ValueError(f"{where}: xs must have shape (N, input_dim={self._builder.input_dim}); given "
-                             f"{tuple(xs.shape)}.")
+        xs = as_rows(where, xs, self._builder.input_dim, self._builder.dtype)
         n = int(xs.shape[0])
         if isinstance(parents, TreeSchedule):
             schedule = parents

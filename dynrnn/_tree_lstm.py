@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _params
-from ._errors import as_float_array, check_int, check_key, check_rate
+from ._compiled import keep_mask
+from ._errors import as_rows, check_int, check_key, check_rate
 from ._io import savable
 from ._params import ParameterCollection, Parameters
 from ._tree import LevelSchedule, level_scan, pack_levels, pick_size, round_up
@@ -54,7 +55,8 @@ jax.tree_util.register_pytree_node(
     lambda size, ch: BottomUpSchedule(ch[0], ch[1], ch[2], ch[3], size))
 
 
-def _check_children(where: str, children: Any, arity: int | None) -> list[list[int]]:
+def _check_children(where: str, children: Any, arity: int | None) -> tuple[list[list[int]], list[int]]:
+    """The children lists as ints, checked, and each node's parent (-1: a root)."""
     if isinstance(children, (np.ndarray, jax.Array)) or not isinstance(children, Sequence):
         raise TypeError(f"{where}: children must be a list with, per node, the list of its children's indices; "
                         f"given {type(children).__name__}.")
@@ -78,7 +80,7 @@ def _check_children(where: str, children: Any, arity: int | None) -> list[list[i
                                  f"each node has at most one parent.")
             parent[k] = i
         out.append(kids)
-    return out
+    return out, parent
 
 
 def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | None = None,
@@ -97,14 +99,9 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
       exact: no rounding (tests).
     """
     where = "bottom_up_schedule"
-    kids = _check_children(where, children, arity)
+    kids, parent = _check_children(where, children, arity)
     n = len(kids)
     height, pending = [0] * n, [sum(k >= 0 for k in ks) for ks in kids]
-    parent = [-1] * n
-    for i, ks in enumerate(kids):
-        for k in ks:
-            if k >= 0:
-                parent[k] = i
     ready = [i for i in range(n) if pending[i] == 0]
     done = 0
     while ready:  # Kahn's order: a node once all its children are done
@@ -155,10 +152,6 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
     return BottomUpSchedule(nodes, child_rows, tree_rows, leaf, size, n)
 
 
-def _keep(key: Any, rate: float, shape: tuple, dtype: Any) -> jax.Array:
-    return jax.random.bernoulli(key, 1.0 - rate, shape).astype(dtype) / (1.0 - rate)
-
-
 @functools.cache
 def _bottom_up_function(cell: Any, dropout_x: float, dropout_h: float) -> Callable:
     def run(params, xs, schedule, key):
@@ -166,8 +159,8 @@ def _bottom_up_function(cell: Any, dropout_x: float, dropout_h: float) -> Callab
         xs = jnp.concatenate([xs, jnp.zeros((size + 2 - xs.shape[0], xs.shape[1]), dtype)])
         # one mask per tree (DyNet's rule: one per sequence), each node taking its tree's
         if dropout_x > 0.0:
-            xs = xs * _keep(jax.random.fold_in(key, 0), dropout_x, (size + 2, xs.shape[1]), dtype)[schedule.tree]
-        mask_h = (_keep(jax.random.fold_in(key, 1), dropout_h, (size + 2, H), dtype)[schedule.tree]
+            xs = xs * keep_mask(jax.random.fold_in(key, 0), dropout_x, (size + 2, xs.shape[1]), dtype)[schedule.tree]
+        mask_h = (keep_mask(jax.random.fold_in(key, 1), dropout_h, (size + 2, H), dtype)[schedule.tree]
                   if dropout_h > 0.0 else None)
         px = cell.project_input(params, xs)  # every node's input part in one product
         # every leaf at once (no children: zeros), then the other heights level by level
@@ -281,11 +274,7 @@ class TreeLSTMBuilder:
           key: the PRNG key of this call's dropout masks (by default the collection's next).
         """
         where = f"{type(self).__name__}.transduce"
-        if isinstance(xs, (list, tuple)):
-            xs = jnp.stack([jnp.asarray(x) for x in xs]) if xs else np.zeros((0, self.input_dim))
-        xs = as_float_array(where, "xs", xs, self.dtype)
-        if xs.ndim != 2 or xs.shape[1] != self.input_dim:
-            raise ValueError(f"{where}: xs must have shape (N, input_dim={self.input_dim}); given {tuple(xs.shape)}.")
+        xs = as_rows(where, xs, self.input_dim, self.dtype)
         n = int(xs.shape[0])
         if isinstance(children, BottomUpSchedule):
             sched = children

@@ -79,8 +79,7 @@ class RNNBuilder:
             self._layer_params.append([layer_pc.add_parameters(s.shape, init=s.init, name=s.name)
                                        for s in c.param_specs()])
         self._spec = StackSpec(cells)
-        self._cache_version = -1
-        self._cache: tuple = ()
+        self._values = _params.ValueCache()
         self._zeros = tuple(tuple(jnp.zeros((n,), pc.dtype) for n in c.state_sizes()) for c in cells)
 
     # -- configuration -------------------------------------------------------------------
@@ -119,14 +118,7 @@ class RNNBuilder:
 
     def _param_tree(self) -> tuple:
         """The arrays passed to compiled steps, cached until any parameter changes."""
-        if _params.bindings_active():
-            return tuple(tuple(p.value for p in ps) for ps in self._layer_params)
-        if self._layer_params and self._layer_params[0]:
-            _params.check_not_staging(self._layer_params[0][0].name())
-        if self._cache_version != _params.version():
-            self._cache = tuple(tuple(p.stored_value() for p in ps) for ps in self._layer_params)
-            self._cache_version = _params.version()
-        return self._cache
+        return self._values.get(self._layer_params)
 
     def _s_order(self) -> str:
         n = len(self._cells[0].state_sizes())

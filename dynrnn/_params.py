@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -98,6 +98,35 @@ def fresh_trace() -> Iterator[None]:
         yield
     finally:
         _FRESH.depth -= 1
+
+
+class ValueCache:
+    """The arrays of a builder's parameters (lists of `Parameters`, nested any depth), as
+    its compiled steps get them: the bound values inside `pc.bind` (a compiled training
+    step), else the stored values — refused while JAX traces code it will cache — held
+    until any parameter changes (the tuple is rebuilt only then)."""
+
+    __slots__ = ("_version", "_values")
+
+    def __init__(self) -> None:
+        self._version, self._values = -1, ()
+
+    def get(self, params: Sequence) -> tuple:
+        if bindings_active():
+            return _nested(lambda p: p.value, params)
+        first: Any = params
+        while isinstance(first, (list, tuple)) and first:
+            first = first[0]
+        if not isinstance(first, (list, tuple)):
+            check_not_staging(first.name())
+        if self._version != version():
+            self._values = _nested(lambda p: p.stored_value(), params)
+            self._version = version()
+        return self._values
+
+
+def _nested(f: Callable, x: Any) -> Any:
+    return tuple(_nested(f, y) for y in x) if isinstance(x, (list, tuple)) else f(x)
 
 
 class StaleParameterError(RuntimeError):

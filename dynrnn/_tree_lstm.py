@@ -205,7 +205,7 @@ class TreeLSTMBuilder:
         self._pc = pc.add_subcollection(self._collection_name)
         self._params = [self._pc.add_parameters(s.shape, init=s.init, name=s.name) for s in cell.param_specs()]
         self._dropout = (0.0, 0.0)
-        self._cache_version, self._cache = -1, ()
+        self._values = _params.ValueCache()
 
     @property
     def cell(self) -> Any:
@@ -226,13 +226,7 @@ class TreeLSTMBuilder:
         return list(self._params)
 
     def _param_tree(self) -> tuple:
-        if _params.bindings_active():
-            return tuple(p.value for p in self._params)
-        _params.check_not_staging(self._params[0].name())
-        if self._cache_version != _params.version():
-            self._cache = tuple(p.stored_value() for p in self._params)
-            self._cache_version = _params.version()
-        return self._cache
+        return self._values.get(self._params)
 
     # -- dropout ------------------------------------------------------------------------
     def set_dropout(self, d: float) -> None:

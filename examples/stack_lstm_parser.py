@@ -130,10 +130,11 @@ BUILDERS = {"coupled": dy.CoupledLSTMBuilder, "lstm": dy.LSTMBuilder}
 
 
 def _compose_rows(params, rows, rel):
-    """`Parser.compose` for one level of compositions, as `dy.level_scan` runs it: rows
-    (width, 2, D) are each composition's head and dependent, `rel` their label vectors."""
+    """A reduced subtree's vector tanh(C·[head; dep; rel] + c) for rows (..., 2, D) of heads
+    and dependents and their label vectors `rel`: `Parser.compose`, and one level of
+    compositions as `dy.level_scan` runs it (params = (C, c), passed explicitly)."""
     C, c = params
-    return jnp.tanh(jnp.concatenate([rows[:, 0], rows[:, 1], rel], axis=-1) @ C.T + c)
+    return jnp.tanh(jnp.concatenate([rows[..., 0, :], rows[..., 1, :], rel], axis=-1) @ C.T + c)
 
 
 class Parser:
@@ -180,7 +181,7 @@ class Parser:
 
     def compose(self, head, dep, rel):
         """A reduced subtree's vector: tanh(C·[head; dep; rel] + c)."""
-        return dy.tanh(self.C * dy.concatenate([head, dep, self.E_rel[rel]]) + self.c)
+        return _compose_rows((self.C.expr(), self.c.expr()), jnp.stack([head, dep], axis=-2), self.E_rel[rel])
 
     def logits(self, s, b, a, training: bool = False):
         """Action scores from the stack, buffer and action-history summaries."""

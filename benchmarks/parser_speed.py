@@ -50,7 +50,7 @@ def _shape(way, batch, capacity):
 
 
 def batched(parser, vocab, examples, sentences, B, rng, way="lockstep"):
-    batches = P.training_batches(vocab, examples, B, rng, parser.config.unk_prob)
+    batches = P.training_batches(vocab, examples, B, rng, parser.config.unk_prob, plans=way == "levels")
     trainer = dy.AdamTrainer(parser.pc, 1e-3)
     shapes = {}
     t0 = time.perf_counter()

@@ -585,10 +585,11 @@ def _width(rows: int) -> int:
 
 
 def training_batches(vocab: Vocab, examples: Sequence[Example], batch_size: int, rng: np.random.Generator,
-                     unk_prob: float = 0.0, shuffle: bool = True):
+                     unk_prob: float = 0.0, shuffle: bool = True, plans: bool = True):
     """Batches of similar-length sentences: ((words, tags, n, actions, nxt, plan), capacity):
     arrays padded to the bucket length and to `batch_size` rows (padding rows have n = 0),
-    the batch's `Plan`, and the stack capacity the lockstep loss needs."""
+    the batch's `Plan` (None with `plans=False`: the lockstep loss does not read it), and
+    the stack capacity the lockstep loss needs."""
     order = sorted(range(len(examples)), key=lambda i: (examples[i].n, rng.random() if shuffle else 0))
     singletons = np.zeros(len(vocab.words), bool)
     singletons[vocab.singletons] = True
@@ -608,7 +609,8 @@ def training_batches(vocab: Vocab, examples: Sequence[Example], batch_size: int,
             words[row, :len(w)], tags[row, :len(w)], n[row] = w, e.tags, e.n
             actions[row, :len(e.actions)], nxt[row, :len(e.nxt)] = e.actions, e.nxt
         capacity = 8 * math.ceil(max(e.max_depth for e in group) / 8)
-        out.append(((words, tags, n, actions, nxt, plan_batch(group, batch_size, N)), capacity))
+        plan = plan_batch(group, batch_size, N) if plans else None
+        out.append(((words, tags, n, actions, nxt, plan), capacity))
     if shuffle:
         rng.shuffle(out)
     return out
@@ -669,7 +671,8 @@ def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Seq
 
     for epoch in range(1, max_epochs + 1):
         t0, total, count = time.perf_counter(), 0.0, 0
-        for batch, capacity in training_batches(parser.vocab, examples, batch_size, rng, parser.config.unk_prob):
+        for batch, capacity in training_batches(parser.vocab, examples, batch_size, rng, parser.config.unk_prob,
+                                                plans=loss == "levels"):
             if loss == "levels":
                 total += trainer.step(parser.batch_loss, *batch) * batch_size
             else:

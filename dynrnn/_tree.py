@@ -228,7 +228,7 @@ def _level_scan_bwd(fn, res, ct_final):
         ct, d_params = carry
         r, w, e = u
         ct_out = _gather(ct, w)
-        ct = jax.tree_util.tree_map(lambda a: a.at[w].set(0), ct)  # an overwritten row's start value gets none
+        ct = jax.tree_util.tree_map(lambda a, o: a.at[w].add(-o), ct, ct_out)  # an overwritten row's start value gets none
         _, pull = jax.vjp(lambda p, x, ee: fn(p, x, ee), params, _gather(final, r), e)
         d_p, d_in, d_e = pull(ct_out)
         ct = jax.tree_util.tree_map(lambda a, d: a.at[r].add(d), ct, d_in)

@@ -228,7 +228,11 @@ def _level_scan_bwd(fn, res, ct_final):
         ct, d_params = carry
         r, w, e = u
         ct_out = _gather(ct, w)
-        ct = jax.tree_util.tree_map(lambda a, o: a.at[w].add(-o), ct, ct_out)  # an overwritten row's start value gets none
+        # An overwritten row's start value gets no cotangent: subtract the rows just read
+        # (exactly zero for finite values; a non-finite one is rejected by the update's
+        # guard either way). `.at[w].set(0)` after the gather made XLA:CPU copy the whole
+        # table at every step.
+        ct = jax.tree_util.tree_map(lambda a, o: a.at[w].add(-o), ct, ct_out)
         _, pull = jax.vjp(lambda p, x, ee: fn(p, x, ee), params, _gather(final, r), e)
         d_p, d_in, d_e = pull(ct_out)
         ct = jax.tree_util.tree_map(lambda a, d: a.at[r].add(d), ct, d_in)

@@ -390,6 +390,46 @@ def test_new_lengths_add_no_compilation_after_warm_up(rng):
     assert compiled == []
 
 
+def test_a_smaller_group_runs_on_a_larger_groups_kernels(rng):
+    """After a 40-word sentence, a 12-word one pads its groups to the 40-word one's size
+    (within 4x) instead of compiling kernels of its own, forward and backward; the values
+    and gradients are those of the sentence alone."""
+    pc = dy.ParameterCollection(seed=0)
+    E = pc.add_lookup_parameters((13, 5))
+    W = pc.add_parameters((7, 5))
+
+    def loss_of(sent):
+        dy.renew_cg()
+        loss = dy.esum([dy.pickneglogsoftmax(W * dy.tanh(E[w]), w % 7) for w in sent])
+        value = loss.scalar_value()
+        loss.backward()
+        grads = (W.grad_as_array(), E.grad_as_array())
+        for p in (W, E):
+            p.clear_grad()
+        return value, grads
+
+    loss_of([int(w) for w in rng.integers(0, 13, size=40)])
+    short = [int(w) for w in rng.integers(0, 13, size=12)]
+    with count_compiles() as compiled:
+        value, (gW, gE) = loss_of(short)
+    assert compiled == []
+    e, w = E.as_array().astype(np.float64), W.as_array().astype(np.float64)
+    ref_value, ref_gW, ref_gE = 0.0, np.zeros_like(w), np.zeros_like(e)
+    for t in short:  # NumPy: -log softmax(W tanh(E[t]))[t % 7] and its gradients
+        h = np.tanh(e[t])
+        z = w @ h
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        ref_value -= np.log(p[t % 7])
+        dz = p.copy()
+        dz[t % 7] -= 1.0
+        ref_gW += np.outer(dz, h)
+        ref_gE[t] += (w.T @ dz) * (1 - h ** 2)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+    np.testing.assert_allclose(gW, ref_gW, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gE, ref_gE, rtol=1e-4, atol=1e-6)
+
+
 # -- DyNet builders that live beside the graph ---------------------------------------------------
 
 def test_fast_lstm_matches_numpy_in_both_modes(rng):

@@ -8,6 +8,8 @@ one example's arrays (DyNet's dimensions); this module turns it into compiled ke
 * `group_kernel(sig, shared, modes, n)` — `n` nodes of the same signature as one call
   (autobatching): the node function `vmap`-ed over a stacking axis, with the arguments
   that every node shares (a parameter) passed once;
+* `packed_kernel(sig)` — one node whose many arguments are rows of one
+  stack (an `esum` over a group's outputs), gathered inside the kernel;
 * `chain_kernel(sig, shared, modes, n, t, state_pos, x_pos)` — `n` chains of `t`
   recurrent steps (each step's state is the previous step's output) as one `lax.scan`;
 
@@ -49,6 +51,25 @@ def bucket(n: int, fine: bool = True) -> int:
                 return b
     step = 2 ** (int(math.log2(n)) - 2)
     return -(-n // step) * step
+
+
+# Per group kernel (signature, shared arguments, modes): the padded sizes it has run at.
+_GROUP_SIZES: dict[tuple, set] = {}
+
+
+def group_size(key: tuple, n: int) -> int:
+    """The padded size for a group of `n` nodes with kernel `key`: a size this kernel has
+    already run at (compiled, forward and VJP) if one is at most 4× `bucket(n)`, else
+    `bucket(n)`. A small group thus reuses a larger group's kernels instead of compiling
+    its own (these calls cost their dispatch, not their rows); over a data set with many
+    lengths about half the sizes are never compiled."""
+    b = bucket(n, fine=False)
+    sizes = _GROUP_SIZES.setdefault(key, set())
+    fit = [s for s in sizes if b <= s <= 4 * b]
+    if fit:
+        return min(fit)
+    sizes.add(b)
+    return b
 
 
 class Sig:
@@ -134,6 +155,38 @@ def group_vjp(sig: Sig, shared: tuple, modes: tuple) -> Callable:
 
     def vjp(shared_args, diffs, auxs, consts, ct):
         _, pull = jax.vjp(lambda s, d: g(s, d, auxs, consts), shared_args, diffs)
+        return pull(ct)
+
+    return jax.jit(vjp)
+
+
+def _packed_function(sig: Sig) -> Callable:
+    """One node whose many arguments are rows of one stack (an `esum` of a group's
+    outputs): `(diff, aux, pad, m, consts) -> output`, the rows gathered inside the kernel
+    instead of each passed as an argument; arguments m and later are `pad` (what an n-ary
+    node is padded with to a bucketed count; m is an argument, not compiled in)."""
+    f = node_function(sig)
+    n = len(sig.args)
+
+    def run(diff, aux, pad, m, consts):
+        keep = jnp.arange(n, dtype=m.dtype) < m
+        rows = tree_map(lambda a, p: jnp.where(keep.reshape((n,) + (1,) * (a.ndim - 1)), a[aux], p), diff, pad)
+        return f(*(tree_map(lambda a, i=i: a[i], rows) for i in range(n)), *consts)
+
+    return run
+
+
+@functools.cache
+def packed_kernel(sig: Sig) -> Callable:
+    return jax.jit(_packed_function(sig))
+
+
+@functools.cache
+def packed_vjp(sig: Sig) -> Callable:
+    f = _packed_function(sig)
+
+    def vjp(diff, aux, pad, m, consts, ct):
+        _, pull = jax.vjp(lambda d, p: f(d, aux, p, m, consts), diff, pad)
         return pull(ct)
 
     return jax.jit(vjp)
@@ -264,5 +317,6 @@ def scatter_add(base: jax.Array, idx: list, rows_: list) -> jax.Array:
 
 def compile_count() -> int:
     """How many kernels have been built (each compiles once per call signature)."""
-    return sum(f.cache_info().currsize for f in (node_kernel, node_vjp, group_kernel, group_vjp,
-                                                 chain_kernel, chain_vjp, _rows_kernel, _adder, _scatter_kernel))
+    return sum(f.cache_info().currsize for f in (node_kernel, node_vjp, group_kernel, group_vjp, packed_kernel,
+                                                 packed_vjp, chain_kernel, chain_vjp, _rows_kernel, _adder,
+                                                 _scatter_kernel))

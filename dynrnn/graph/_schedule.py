@@ -157,7 +157,10 @@ def _agenda(g: Graph, pending: list, hi: int) -> None:
 
 def _pack(g: Graph, vals: list) -> tuple:
     """(mode, diff, aux) for one argument position: rows of one stack are gathered inside
-    the kernel ('take'); anything else is passed as a list of arrays ('list')."""
+    the kernel ('take'); anything else is passed as a list of arrays ('list'). (Rows of a
+    few stacks — a long chain's segments — are a list too: gathering them from their
+    concatenation would compile a kernel per combination of segment shapes, that is per
+    new sentence length.)"""
     first = vals[0]
     if isinstance(first, Slice):
         b = first.base
@@ -176,18 +179,25 @@ def _register(g: Graph, launch: Launch, out: Any) -> None:
     g.launches.append(launch)
 
 
+# A node with at least this many arguments, all rows of stacks, gathers them inside its
+# kernel ("packed") instead of cutting the stacks into rows and passing each.
+PACKED_ARGS = 4
+
+
 def _run_group(g: Graph, sig: Any, nodes: list) -> None:
     if len(nodes) == 1:
         n = nodes[0]
+        if len(n.args) >= PACKED_ARGS and type(n.args[0].val) is Slice and _run_packed(g, sig, n):
+            return
         args = tuple(materialize(g, a.val) for a in n.args)
         n.val = K.node_kernel(sig)(*args, *n.consts)
         g.launches.append(Launch("node", (sig,), (args, n.consts), n.val, [n], [], []))
         return
-    nb = K.bucket(len(nodes), fine=False)
-    padded = nodes + [nodes[-1]] * (nb - len(nodes))
-    real = nodes + [None] * (nb - len(nodes))
     first = nodes[0].args
     shared = tuple(all(n.args[k] is first[k] for n in nodes) for k in range(len(sig.args)))
+    nb = K.group_size((sig, shared, _layout(nodes, shared)), len(nodes))
+    padded = nodes + [nodes[-1]] * (nb - len(nodes))
+    real = nodes + [None] * (nb - len(nodes))
     shared_args = tuple(materialize(g, first[k].val) for k, s in enumerate(shared) if s)
     modes, diffs, auxs, positions = [], [], [], []
     for k, s in enumerate(shared):
@@ -206,6 +216,49 @@ def _run_group(g: Graph, sig: Any, nodes: list) -> None:
         n.val = Slice(out, i)
     _register(g, Launch("group", key, call, out, nodes, [first[k] for k, s in enumerate(shared) if s], positions),
               out)
+
+
+def _layout(nodes: list, shared: tuple) -> tuple:
+    """What a group kernel's input shapes depend on besides the group's size: per argument
+    that is not shared, the shape of the one stack its rows come from, or "list"."""
+    out = []
+    for k, s in enumerate(shared):
+        if s:
+            continue
+        v = nodes[0].args[k].val
+        if type(v) is Slice and all(type(n.args[k].val) is Slice and n.args[k].val.base is v.base for n in nodes):
+            out.append(K.tree_map(lambda a: a.shape, v.base))
+        else:
+            out.append("list")
+    return tuple(out)
+
+
+def _run_packed(g: Graph, sig: Any, n: Expression) -> bool:
+    """Runs node `n`, whose arguments are rows of one stack (then, perhaps, one padding
+    value repeated), as one "packed" launch. False (nothing run) when they are not."""
+    args = n.args
+    m = len(args)
+    while m > 1 and args[m - 1] is args[-1] and type(args[-1].val) is not Slice:
+        m -= 1
+    mode, diff, aux = _pack(g, [a.val for a in args[:m]])
+    if mode == "list":
+        return False
+    padded = m < len(args)
+    # A padded node may take more of its (neutral) padding: as groups do, it runs on the
+    # kernel of a larger argument count that has already run, if one is within 4x.
+    size = len(args)
+    if padded and len(set(sig.args)) == 1:
+        size = K.group_size(("packed", sig.op, sig.static, sig.args[0], sig.consts, sig.batch,
+                             K.tree_map(lambda a: a.shape, diff)), size)
+        if size > len(args):
+            sig = K.Sig((sig.op, sig.static, sig.args[:1] * size, sig.consts, sig.batch))
+    aux = np.concatenate([aux, np.zeros(size - m, np.int32)]) if size > m else aux
+    pad = (materialize(g, args[-1].val) if padded else  # unpadded: zeros that m masks out
+           K.tree_map(lambda a: K.zeros(tuple(a.shape[1:]), a.dtype), diff))
+    call = (diff, aux, pad, np.int32(m), n.consts)
+    n.val = K.packed_kernel(sig)(*call)
+    g.launches.append(Launch("packed", (sig,), call, n.val, [n], [args[-1]] if padded else [], [("take", diff)]))
+    return True
 
 
 def _run_chains(g: Graph, sig: Any, heads: list, rec: tuple, hi: int) -> list | None:
@@ -377,6 +430,16 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
     cts = _Cotangents(g, full)
     cts.add(loss, jnp.ones(loss.shape, loss.dt))
     for launch in reversed(g.launches):
+        if launch.kind == "packed":
+            n = launch.outputs[0]
+            ct = cts.node_total(n)
+            if ct is None or n.index > loss.index:
+                continue
+            d_diff, d_pad = K.packed_vjp(*launch.key)(*launch.call_args, ct)
+            _route_packed(cts, launch.positions[0], d_diff)
+            if launch.shared:  # the padding value
+                cts.add(launch.shared[0], d_pad)
+            continue
         if launch.kind == "node":
             n = launch.outputs[0]
             ct = cts.node_total(n)
@@ -398,17 +461,23 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
         s_ct, d_ct = vjp(*launch.call_args, ct)
         for node, c in zip(launch.shared, s_ct):
             cts.add(node, c)
-        for (mode, where), c in zip(launch.positions, d_ct):
-            if mode == "take":
-                cts.add_stack(where, c)
-            else:
-                for node, ci in zip(where, c):
-                    cts.add(node, ci)
+        for position, c in zip(launch.positions, d_ct):
+            _route_packed(cts, position, c)
     for n, _parts in list(cts.nodes.items()):
         total = cts.node_total(n)
         if n.op.leaf_param is not None and accumulate:
             n.op.leaf_param(n, total)
         g.grads[n] = total
+
+
+def _route_packed(cts: _Cotangents, position: tuple, c: Any) -> None:
+    """The cotangent of one packed argument position, to where its rows came from."""
+    mode, where = position
+    if mode == "take":
+        cts.add_stack(where, c)
+    else:
+        for node, ci in zip(where, c):
+            cts.add(node, ci)
 
 
 def _sparse_lookup(launch: Launch, ct: Any, accumulate: bool) -> bool:

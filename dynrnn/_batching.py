@@ -22,6 +22,20 @@ from typing import Any
 import numpy as np
 
 
+def reuse_size(sizes: set, n: int, factor: int = 4) -> int:
+    """The size to pad `n` items to, given `sizes`, the sizes a kernel has already been
+    compiled for (updated here): the smallest of them from b = the power of two ≥ n up to
+    `factor`·b, else b. A small call then runs on a larger call's kernel instead of
+    compiling its own — where a call costs its dispatch rather than its rows (graph-mode
+    groups, sparse row updates), about half the sizes are never compiled."""
+    b = 1 << max(0, (n - 1).bit_length())
+    fit = [s for s in sizes if b <= s <= factor * b]
+    if fit:
+        return min(fit)
+    sizes.add(b)
+    return b
+
+
 def padded_length(n: int, multiple: int = 8) -> int:
     """`n` rounded up to a multiple of `multiple` (at least one multiple)."""
     _check_positive("padded_length", "multiple", multiple)

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._autodiff import bound_loss, call_inputs
+from ._batching import reuse_size
 from ._distributed import _check_mesh, replicate, replicated
 from ._errors import NonFiniteError, check_real, fmt_shape
 from ._params import LookupParameters, ParameterCollection
@@ -45,10 +46,6 @@ def _zeros(params: Tree) -> Tree:
 
 
 _ZEROS: dict = {}
-
-
-def _pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
 
 
 def _rebuild(fresh: Any, old: Any, entry: Callable, leaf: Callable = lambda f, o: f) -> Any:
@@ -192,6 +189,7 @@ class Trainer:
         self._rule = rule
         self._clip = 5.0
         self._sparse = True
+        self._row_sizes: dict[str, set] = {}  # per lookup table: the sparse-update sizes compiled
         self._state: Any = None
         self._names: tuple[str, ...] | None = None
         self.updates = 0
@@ -393,8 +391,9 @@ class Trainer:
             uniq, inverse = np.unique(row_ids, return_inverse=True)
             block = jnp.concatenate(blocks) if len(blocks) > 1 else blocks[0]
             # one bucket for both the used rows and the row blocks (there are never more
-            # used rows than blocks): the kernel depends on one number, not two
-            k = u = _pow2(block.shape[0])
+            # used rows than blocks): the kernel depends on one number, not two; a size
+            # already compiled for this table is reused within 4x
+            k = u = reuse_size(self._row_sizes.setdefault(n, set()), block.shape[0])
             ids[n] = np.concatenate([uniq, np.full(u - len(uniq), values[n].shape[0])]).astype(np.int32)
             inv[n] = np.concatenate([inverse, np.zeros(k - len(inverse), np.int64)]).astype(np.int32)
             parts[n] = jnp.pad(block, ((0, k - block.shape[0]),) + ((0, 0),) * (block.ndim - 1)).astype(

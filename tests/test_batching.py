@@ -130,3 +130,15 @@ def test_bucket_lengths_errors():
         dy.bucket_lengths([], 2)
     with pytest.raises(ValueError, match=r"weights must be one non-negative number per length; given shape \(1,\)"):
         dy.bucket_lengths([3, 4], 2, weights=[1])
+
+
+def test_reuse_size_pads_to_a_compiled_size_within_the_factor():
+    from dynrnn._batching import reuse_size
+    sizes: set = set()
+    assert reuse_size(sizes, 40) == 64 and sizes == {64}     # nothing compiled: the power of two
+    assert reuse_size(sizes, 12) == 64                         # 16 -> 64 is within 4x: reused
+    assert reuse_size(sizes, 3) == 4 and sizes == {4, 64}      # 4 -> 64 is 16x: its own size
+    assert reuse_size(sizes, 9) == 64                          # 16 -> the smallest fit is 64 (4 < 16)
+    assert reuse_size(sizes, 2) == 4                           # 2 -> 4 (within 4x), not 2
+    assert reuse_size(sizes, 100) == 128 and sizes == {4, 64, 128}
+    assert reuse_size(sizes, 40, factor=1) == 64

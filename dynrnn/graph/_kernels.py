@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._batching import reuse_size
+
 # Group sizes and chain lengths are padded to one of these: small sizes exactly, then
 # steps of at most 25% (so at most 1/5 of a padded call is padding).
 _BUCKETS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16]
@@ -58,18 +60,10 @@ _GROUP_SIZES: dict[tuple, set] = {}
 
 
 def group_size(key: tuple, n: int) -> int:
-    """The padded size for a group of `n` nodes with kernel `key`: a size this kernel has
-    already run at (compiled, forward and VJP) if one is at most 4× `bucket(n)`, else
-    `bucket(n)`. A small group thus reuses a larger group's kernels instead of compiling
-    its own (these calls cost their dispatch, not their rows); over a data set with many
-    lengths about half the sizes are never compiled."""
-    b = bucket(n, fine=False)
-    sizes = _GROUP_SIZES.setdefault(key, set())
-    fit = [s for s in sizes if b <= s <= 4 * b]
-    if fit:
-        return min(fit)
-    sizes.add(b)
-    return b
+    """The padded size for a group of `n` nodes with kernel `key` (signature, shared
+    arguments, input stacks): a size this kernel has already run at — compiled, forward
+    and VJP — if one is within 4× (`reuse_size`), else the next power of two."""
+    return reuse_size(_GROUP_SIZES.setdefault(key, set()), n)
 
 
 class Sig:

@@ -95,8 +95,7 @@ def main() -> dict:
     t0 = time.perf_counter()
     for start in range(0, len(trees), args.per_batch):
         ids, leaf, lab, real, children, size = forest(trees[start:start + args.per_batch], w2i)
-        exact = tree.schedule(children, size=size, width=size // 16, exact=True)
-        sched = tree.schedule(children, size=size, width=size // 16, steps=4 * math.ceil(exact.steps / 4))
+        sched = tree.schedule(children, size=size, width=size // 16, steps=lambda k: 4 * math.ceil(k / 4))
         batches.append((ids, leaf, lab, real, sched))
     plan_s = time.perf_counter() - t0
     nodes = sum(len(t) for t in trees)

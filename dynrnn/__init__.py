@@ -93,6 +93,7 @@ from ._trainers import SimpleSGDTrainer as SimpleSGDTrainer
 from ._trainers import Trainer as Trainer
 from ._tree import TreeSchedule as TreeSchedule
 from ._tree import level_scan as level_scan
+from ._tree import pack_levels as pack_levels
 from ._tree import tree_schedule as tree_schedule
 from ._tree_lstm import BottomUpSchedule as BottomUpSchedule
 from ._tree_lstm import ChildSumTreeLSTMBuilder as ChildSumTreeLSTMBuilder
@@ -215,7 +216,8 @@ __all__ = [
     "RNNStack", "greedy_decode", "beam_search", "beam_search_batched", "Hypothesis", "RNNBuilder", "SimpleRNNBuilder",
     "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder", "FastLSTMBuilder", "SparseLSTMBuilder",
     "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState", "TreeSchedule", "tree_schedule", "level_scan",
-    "TreeLSTMBuilder", "ChildSumTreeLSTMBuilder", "NaryTreeLSTMBuilder", "BottomUpSchedule", "bottom_up_schedule",
+    "pack_levels", "TreeLSTMBuilder", "ChildSumTreeLSTMBuilder", "NaryTreeLSTMBuilder",
+    "BottomUpSchedule", "bottom_up_schedule",
     "jit", "value_and_grad", "Trainer", "SimpleSGDTrainer", "CyclicalSGDTrainer", "MomentumSGDTrainer",
     "AdagradTrainer", "AdadeltaTrainer", "RMSPropTrainer", "AdamTrainer", "AmsgradTrainer", "OptaxTrainer",
     "sequence_cross_entropy", "norm_stabilizer", "perplexity", "bits_per_char",

@@ -67,13 +67,23 @@ def depths(parents: np.ndarray) -> np.ndarray:
     return d
 
 
-def pack_levels(where: str, level: np.ndarray, *, steps: int | None, width: int | None,
-                exact: bool) -> tuple[list[np.ndarray], int, int]:
-    """The nodes of each level (`level[i]`: node i's level), packed into `steps` scan steps
-    of `width` nodes: a level wider than `width` takes several steps (its nodes are
-    independent); every step holds one level's nodes only. By default the width is the
-    widest level's and nothing is split; `steps` and `width` are rounded up unless `exact`.
-    Returns (the node ids of each real step, steps, width)."""
+def pack_levels(level: Any, *, steps: int | Callable[[int], int] | None = None, width: int | None = None,
+                exact: bool = False, where: str = "pack_levels") -> tuple[list[np.ndarray], int, int]:
+    """Packs nodes by level into scan steps, as every schedule here does: node i is on
+    level `level[i]` (ints ≥ 0); each step holds `width` nodes of one level, and a level
+    wider than `width` takes several steps (its nodes are independent). By default the
+    width is the widest level's (nothing is split) and `steps` the steps needed, each
+    rounded up by at most 25% unless `exact`; `steps` may also be a function of the steps
+    needed (a rounding rule). For a `level_scan` of one's own (the parser's compositions).
+
+    Returns (per real step, in order, the ids of its nodes; steps; width)."""
+    given = np.asarray(level)
+    if given.ndim != 1 or (given.size and given.dtype.kind not in "iu"):
+        raise TypeError(f"{where}: levels must be a 1-D sequence of ints; given dtype {given.dtype}, "
+                        f"shape {given.shape}.")
+    level = given.astype(np.int64)
+    if level.size and level.min() < 0:
+        raise ValueError(f"{where}: levels must be ints >= 0; given {int(level.min())}.")
     n = len(level)
     counts = np.bincount(level) if n else np.zeros(0, np.int64)
     need_w = int(counts.max()) if n else 1
@@ -87,7 +97,9 @@ def pack_levels(where: str, level: np.ndarray, *, steps: int | None, width: int 
     chunks = [order[a:b][k:k + width] for a, b in zip(starts[:-1], starts[1:]) for k in range(0, b - a, width)]
     if steps is None:
         steps = len(chunks) if exact else round_up(len(chunks))
-    elif not isinstance(steps, (int, np.integer)) or steps < len(chunks):
+    elif callable(steps):
+        steps = steps(len(chunks))
+    if not isinstance(steps, (int, np.integer)) or steps < len(chunks):
         raise ValueError(f"{where}: steps must be an int >= {len(chunks)} for this forest at width {width}; "
                          f"given {steps!r}.")
     return chunks, int(steps), width
@@ -146,8 +158,8 @@ jax.tree_util.register_pytree_node(
     TreeSchedule, lambda s: ((s.nodes, s.parents), s.size), lambda size, ch: TreeSchedule(ch[0], ch[1], size))
 
 
-def tree_schedule(parents: Any, *, size: int | None = None, steps: int | None = None, width: int | None = None,
-                  exact: bool = False) -> TreeSchedule:
+def tree_schedule(parents: Any, *, size: int | None = None, steps: int | Callable[[int], int] | None = None,
+                  width: int | None = None, exact: bool = False) -> TreeSchedule:
     """Plans `parents` (one entry per node, `-1 <= parents[i] < i`; -1: the initial state)
     as levels of equal depth, one scan step per level (or several, for a level wider than
     `width`).
@@ -159,14 +171,16 @@ def tree_schedule(parents: Any, *, size: int | None = None, steps: int | None = 
     Args:
       parents: the forest, as ints on the host.
       size: the number of node rows the inputs will have (at least `len(parents)`).
-      steps: the number of scan steps (at least the number of levels).
+      steps: the number of scan steps (at least the number of levels), or a function
+        from the steps this forest needs at this width to the steps to plan (a rounding
+        rule: `lambda k: 4 * math.ceil(k / 4)`).
       width: the nodes per step (default: the widest level's).
       exact: no rounding (tests).
     """
     where = "tree_schedule"
     p = check_parents(where, parents)
     size = pick_size(where, size, len(p), exact)
-    chunks, n_steps, w = pack_levels(where, depths(p), steps=steps, width=width, exact=exact)
+    chunks, n_steps, w = pack_levels(depths(p), steps=steps, width=width, exact=exact, where=where)
     nodes = np.full((n_steps, w), size + 1, np.int32)     # padding writes to the scratch row
     parent_rows = np.full((n_steps, w), size, np.int32)   # ... reading the initial state
     for k, members in enumerate(chunks):

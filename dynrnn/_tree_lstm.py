@@ -84,8 +84,8 @@ def _check_children(where: str, children: Any, arity: int | None) -> tuple[list[
 
 
 def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | None = None,
-                       steps: int | None = None, width: int | None = None, fan: int | None = None,
-                       exact: bool = False) -> BottomUpSchedule:
+                       steps: int | Callable[[int], int] | None = None, width: int | None = None,
+                       fan: int | None = None, exact: bool = False) -> BottomUpSchedule:
     """Plans a forest for a bottom-up pass.
 
     Args:
@@ -95,7 +95,8 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
       size, steps, width, fan: the schedule's shape — node rows, scan steps (one per level,
         or several for a level wider than `width`), nodes per step (default: the widest
         level's), children per node — by default each rounded up (by at most 25%) so that
-        similar forests share one compilation; give them to make every batch one shape.
+        similar forests share one compilation; give them to make every batch one shape
+        (`steps` may be a function of the steps needed: a rounding rule).
       exact: no rounding (tests).
     """
     where = "bottom_up_schedule"
@@ -135,7 +136,7 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
     size = pick_size(where, size, n, exact)
     h = np.asarray(height, np.int64)
     inner = np.flatnonzero(h > 0)  # the leaves are computed before the steps
-    chunks, n_steps, w = pack_levels(where, h[inner] - 1, steps=steps, width=width, exact=exact)
+    chunks, n_steps, w = pack_levels(h[inner] - 1, steps=steps, width=width, exact=exact, where=where)
     chunks = [inner[c] for c in chunks]
     nodes = np.full((n_steps, w), size + 1, np.int32)
     child_rows = np.full((n_steps, w, k_fan), size, np.int32)

@@ -554,12 +554,7 @@ def plan_batch(group: Sequence[Example], B: int, N: int) -> Plan:
         top[row, :2 * n], depth[row, :2 * n] = st.top + n_push, st.depth
         n_comp += len(st.head)
         n_push += len(st.push_vec)
-    level = np.concatenate(levels)
-    width = _width(comps)
-    order = np.argsort(level, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(level)[1:])]) if len(level) else np.zeros(1, np.int64)
-    chunks = [order[a:b][k:k + width] for a, b in zip(bounds[:-1], bounds[1:]) for k in range(0, b - a, width)]
-    steps = _round4(len(chunks))
+    chunks, steps, width = dy.pack_levels(np.concatenate(levels), width=_width(comps), steps=_round4)
     comp_rows = np.full((steps, width), scratch, np.int32)
     comp_head, comp_dep, comp_rel = (np.zeros((steps, width), np.int32) for _ in range(3))
     head, dep, rel = np.concatenate(heads), np.concatenate(deps), np.concatenate(rels)
@@ -571,8 +566,7 @@ def plan_batch(group: Sequence[Example], B: int, N: int) -> Plan:
     vec = np.zeros(size, np.int32)
     vec[:n_push] = np.concatenate(push_vec)
     w_stack = _width(size)
-    depths_needed = dy.tree_schedule(parents, size=size, width=w_stack, exact=True).steps
-    stack = dy.tree_schedule(parents, size=size, width=w_stack, steps=_round4(depths_needed))
+    stack = dy.tree_schedule(parents, size=size, width=w_stack, steps=_round4)
     return Plan(comp_rows, comp_head, comp_dep, comp_rel, vec, stack, top, depth)
 
 

@@ -255,3 +255,27 @@ def test_level_scan_equals_the_plain_loop_with_gradients(x64, rng):
                                    rtol=1e-10, atol=1e-12)
     assert float(jnp.abs(got[1][4:9]).sum()) == 0.0  # written rows: their initial values do not matter
     check_grads(lambda W, e: loss(scan)(W, table, e), (W, extras), order=1, modes=("rev",))
+
+
+def test_pack_levels_packs_each_level_into_steps_of_width_nodes():
+    chunks, steps, width = dy.pack_levels([2, 0, 1, 1, 1, 0], width=2, exact=True)
+    assert [c.tolist() for c in chunks] == [[1, 5], [2, 3], [4], [0]] and (steps, width) == (4, 2)
+    assert dy.pack_levels([2, 0, 1, 1, 1, 0], width=2, steps=lambda k: 4 * k)[1] == 16  # a rounding rule
+    _, steps, width = dy.pack_levels([0, 0, 0, 1], exact=True)
+    assert (steps, width) == (2, 3)                                                      # default: widest level
+    with pytest.raises(ValueError, match=r"steps must be an int >= 4 .*given 3"):
+        dy.pack_levels([2, 0, 1, 1, 1, 0], width=2, steps=lambda k: k - 1)
+    with pytest.raises(TypeError, match="levels must be a 1-D sequence of ints; given dtype float64"):
+        dy.pack_levels([0.0, 1.5])
+    with pytest.raises(ValueError, match="levels must be ints >= 0; given -1"):
+        dy.pack_levels([0, -1])
+
+
+def test_a_steps_rounding_rule_plans_what_the_rounded_count_plans():
+    parents = [-1, 0, 1, 2, -1, 4, 0]  # four levels
+    exact = dy.tree_schedule(parents, exact=True)
+    ruled = dy.tree_schedule(parents, width=exact.width, size=7, steps=lambda k: 4 * k)
+    given = dy.tree_schedule(parents, width=exact.width, size=7, steps=16)
+    assert (exact.steps, ruled.steps) == (4, 16)
+    np.testing.assert_array_equal(ruled.nodes, given.nodes)
+    np.testing.assert_array_equal(ruled.parents, given.parents)

@@ -109,11 +109,11 @@ def node_kernel(sig: Sig) -> Callable:
 def node_vjp(sig: Sig) -> Callable:
     f = node_function(sig)
 
-    def vjp(args, consts, ct):
+    def node_backward(args, consts, ct):
         _, pull = jax.vjp(lambda *a: f(*a, *consts), *args)
         return pull(ct)
 
-    return jax.jit(vjp)
+    return jax.jit(node_backward)
 
 
 def unpack(mode: str, diff: Any, aux: Any) -> Any:
@@ -147,11 +147,11 @@ def group_kernel(sig: Sig, shared: tuple, modes: tuple) -> Callable:
 def group_vjp(sig: Sig, shared: tuple, modes: tuple) -> Callable:
     g = _group_function(sig, shared, modes)
 
-    def vjp(shared_args, diffs, auxs, consts, ct):
+    def group_backward(shared_args, diffs, auxs, consts, ct):
         _, pull = jax.vjp(lambda s, d: g(s, d, auxs, consts), shared_args, diffs)
         return pull(ct)
 
-    return jax.jit(vjp)
+    return jax.jit(group_backward)
 
 
 def _packed_function(sig: Sig) -> Callable:
@@ -162,12 +162,16 @@ def _packed_function(sig: Sig) -> Callable:
     f = node_function(sig)
     n = len(sig.args)
 
-    def run(diff, aux, pad, m, consts):
+    stacked = sig.op.stacked
+
+    def packed(diff, aux, pad, m, consts):
         keep = jnp.arange(n, dtype=m.dtype) < m
         rows = tree_map(lambda a, p: jnp.where(keep.reshape((n,) + (1,) * (a.ndim - 1)), a[aux], p), diff, pad)
+        if stacked is not None and sig.batch == 1 and not consts:  # one reduction, not n - 1 binary ops
+            return stacked(sig.static, rows)
         return f(*(tree_map(lambda a, i=i: a[i], rows) for i in range(n)), *consts)
 
-    return run
+    return packed
 
 
 @functools.cache
@@ -179,11 +183,11 @@ def packed_kernel(sig: Sig) -> Callable:
 def packed_vjp(sig: Sig) -> Callable:
     f = _packed_function(sig)
 
-    def vjp(diff, aux, pad, m, consts, ct):
+    def packed_backward(diff, aux, pad, m, consts, ct):
         _, pull = jax.vjp(lambda d, p: f(d, aux, p, m, consts), diff, pad)
         return pull(ct)
 
-    return jax.jit(vjp)
+    return jax.jit(packed_backward)
 
 
 def _chain_function(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int,
@@ -256,11 +260,11 @@ def chain_kernel(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_po
 def chain_vjp(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int, x_pos: int) -> Callable:
     g = _chain_function(sig, shared, modes, n, t, state_pos, x_pos)
 
-    def vjp(shared_args, diffs, auxs, consts, ct):
+    def chain_backward(shared_args, diffs, auxs, consts, ct):
         _, pull = jax.vjp(lambda s, d: g(s, d, auxs, consts), shared_args, diffs)
         return pull(ct)
 
-    return jax.jit(vjp)
+    return jax.jit(chain_backward)
 
 
 @functools.cache

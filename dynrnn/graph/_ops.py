@@ -35,17 +35,20 @@ class Op:
       with a batch axis (chains that share their parameters run as one minibatch);
     leaf_param: for parameter leaves, how a gradient reaches the parameter;
     sparse_table: for lookups (argument 0 the table, constant 0 the ids): `static -> bool`,
-      whether the gradient flows; it reaches the table as rows (see `_schedule`).
+      whether the gradient flows; it reaches the table as rows (see `_schedule`);
+    stacked: for n-ary reductions, `(static, rows) -> fn(static, *rows)` on the arguments
+      stacked along a new axis 0 (one reduction instead of n - 1 binary operations).
     """
 
-    __slots__ = ("name", "fn", "batch_level", "view", "recurrent", "scan", "leaf_param", "sparse_table")
+    __slots__ = ("name", "fn", "batch_level", "view", "recurrent", "scan", "leaf_param", "sparse_table", "stacked")
 
     def __init__(self, name: str, fn: Callable | None = None, *, batch_level: bool = False, view: bool = False,
                  recurrent: Callable | None = None, scan: Callable | None = None,
-                 leaf_param: Callable | None = None, sparse_table: Callable | None = None):
+                 leaf_param: Callable | None = None, sparse_table: Callable | None = None,
+                 stacked: Callable | None = None):
         self.name, self.fn, self.batch_level, self.view = name, fn, batch_level, view
         self.recurrent, self.scan, self.leaf_param = recurrent, scan, leaf_param
-        self.sparse_table = sparse_table
+        self.sparse_table, self.stacked = sparse_table, stacked
 
     def __repr__(self) -> str:
         return f"Op({self.name})"
@@ -691,9 +694,10 @@ def mean_batches(x: Any) -> Expression:
     return node(MEAN_BATCHES, [e], static=("batch", e.batch, 1), batch=1) if e.batch > 1 else e
 
 
-ESUM = Op("esum", lambda s, *xs: functools.reduce(jnp.add, xs))
-EMAX = Op("emax", lambda s, *xs: functools.reduce(jnp.maximum, xs))
-LOGSUMEXP = Op("logsumexp", lambda s, *xs: jax.scipy.special.logsumexp(jnp.stack(xs), axis=0))
+ESUM = Op("esum", lambda s, *xs: functools.reduce(jnp.add, xs), stacked=lambda s, rows: jnp.sum(rows, axis=0))
+EMAX = Op("emax", lambda s, *xs: functools.reduce(jnp.maximum, xs), stacked=lambda s, rows: jnp.max(rows, axis=0))
+LOGSUMEXP = Op("logsumexp", lambda s, *xs: jax.scipy.special.logsumexp(jnp.stack(xs), axis=0),
+               stacked=lambda s, rows: jax.scipy.special.logsumexp(rows, axis=0))
 
 
 def _same_dims(where: str, es: list[Expression]) -> None:

@@ -100,6 +100,24 @@ def node_function(sig: Sig) -> Callable:
     return jax.vmap(f, in_axes=in_axes)
 
 
+def _backward(f: Callable, diff: tuple, name: str) -> Callable:
+    """The compiled VJP of `f(*args)` with respect to the arguments at positions `diff`:
+    `(*args, ct) -> their cotangents` (the forward is recomputed inside the kernel)."""
+    def backward(*args_and_ct):
+        *args, ct = args_and_ct
+
+        def at(*d):
+            full = list(args)
+            for k, v in zip(diff, d):
+                full[k] = v
+            return f(*full)
+
+        return jax.vjp(at, *(args[k] for k in diff))[1](ct)
+
+    backward.__name__ = backward.__qualname__ = name
+    return jax.jit(backward)
+
+
 @functools.cache
 def node_kernel(sig: Sig) -> Callable:
     return jax.jit(node_function(sig))
@@ -108,12 +126,7 @@ def node_kernel(sig: Sig) -> Callable:
 @functools.cache
 def node_vjp(sig: Sig) -> Callable:
     f = node_function(sig)
-
-    def node_backward(args, consts, ct):
-        _, pull = jax.vjp(lambda *a: f(*a, *consts), *args)
-        return pull(ct)
-
-    return jax.jit(node_backward)
+    return _backward(lambda args, consts: f(*args, *consts), (0,), "node_backward")
 
 
 def unpack(mode: str, diff: Any, aux: Any) -> Any:
@@ -145,13 +158,7 @@ def group_kernel(sig: Sig, shared: tuple, modes: tuple) -> Callable:
 
 @functools.cache
 def group_vjp(sig: Sig, shared: tuple, modes: tuple) -> Callable:
-    g = _group_function(sig, shared, modes)
-
-    def group_backward(shared_args, diffs, auxs, consts, ct):
-        _, pull = jax.vjp(lambda s, d: g(s, d, auxs, consts), shared_args, diffs)
-        return pull(ct)
-
-    return jax.jit(group_backward)
+    return _backward(_group_function(sig, shared, modes), (0, 1), "group_backward")
 
 
 def _packed_function(sig: Sig) -> Callable:
@@ -181,13 +188,7 @@ def packed_kernel(sig: Sig) -> Callable:
 
 @functools.cache
 def packed_vjp(sig: Sig) -> Callable:
-    f = _packed_function(sig)
-
-    def packed_backward(diff, aux, pad, m, consts, ct):
-        _, pull = jax.vjp(lambda d, p: f(d, aux, p, m, consts), diff, pad)
-        return pull(ct)
-
-    return jax.jit(packed_backward)
+    return _backward(_packed_function(sig), (0, 2), "packed_backward")
 
 
 def _chain_function(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int,
@@ -258,13 +259,7 @@ def chain_kernel(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_po
 
 @functools.cache
 def chain_vjp(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int, x_pos: int) -> Callable:
-    g = _chain_function(sig, shared, modes, n, t, state_pos, x_pos)
-
-    def chain_backward(shared_args, diffs, auxs, consts, ct):
-        _, pull = jax.vjp(lambda s, d: g(s, d, auxs, consts), shared_args, diffs)
-        return pull(ct)
-
-    return jax.jit(chain_backward)
+    return _backward(_chain_function(sig, shared, modes, n, t, state_pos, x_pos), (0, 1), "chain_backward")
 
 
 @functools.cache

@@ -448,7 +448,7 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
             if _sparse_lookup(launch, ct, accumulate):
                 continue
             args, consts = launch.call_args
-            for a, c in zip(n.args, K.node_vjp(launch.key[0])(args, consts, ct)):
+            for a, c in zip(n.args, K.node_vjp(launch.key[0])(args, consts, ct)[0]):
                 cts.add(a, c)
             continue
         ct = cts.launch_total(launch)

@@ -240,9 +240,10 @@ def _run_packed(g: Graph, sig: Any, n: Expression) -> bool:
     m = len(args)
     while m > 1 and args[m - 1] is args[-1] and type(args[-1].val) is not Slice:
         m -= 1
-    mode, diff, aux = _pack(g, [a.val for a in args[:m]])
-    if mode == "list":
-        return False
+    base = args[0].val.base
+    if not all(type(a.val) is Slice and a.val.base is base for a in args[1:m]):
+        return False  # (checked before `_pack`, which would cut the stacks into rows)
+    _, diff, aux = _pack(g, [a.val for a in args[:m]])
     padded = m < len(args)
     # A padded node may take more of its (neutral) padding: as groups do, it runs on the
     # kernel of a larger argument count that has already run, if one is within 4x.

@@ -22,13 +22,18 @@ from typing import Any
 import numpy as np
 
 
+def pow2(n: int) -> int:
+    """The smallest power of two >= n (1 for n <= 1)."""
+    return 1 << max(0, (n - 1).bit_length())
+
+
 def reuse_size(sizes: set, n: int, factor: int = 4) -> int:
     """The size to pad `n` items to, given `sizes`, the sizes a kernel has already been
     compiled for (updated here): the smallest of them from b = the power of two ≥ n up to
     `factor`·b, else b. A small call then runs on a larger call's kernel instead of
     compiling its own — where a call costs its dispatch rather than its rows (graph-mode
     groups, sparse row updates), about half the sizes are never compiled."""
-    b = 1 << max(0, (n - 1).bit_length())
+    b = pow2(n)
     fit = [s for s in sizes if b <= s <= factor * b]
     if fit:
         return min(fit)

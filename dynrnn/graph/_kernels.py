@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._batching import reuse_size
+from .._batching import pow2, reuse_size
 
 # Group sizes and chain lengths are padded to one of these: small sizes exactly, then
 # steps of at most 25% (so at most 1/5 of a padded call is padding).
@@ -46,7 +46,7 @@ def bucket(n: int, fine: bool = True) -> int:
     `fine=False` (groups of cheap nodes, where a call's cost is its dispatch) the next
     power of two, for fewer compilations."""
     if not fine:
-        return 1 << max(0, (n - 1).bit_length())
+        return pow2(n)
     if n <= 16:
         for b in _BUCKETS:
             if b >= n:
@@ -55,7 +55,8 @@ def bucket(n: int, fine: bool = True) -> int:
     return -(-n // step) * step
 
 
-# Per group kernel (signature, shared arguments, modes): the padded sizes it has run at.
+# Per kernel (a group's signature, shared arguments and input stacks; or a packed node's):
+# the padded sizes it has run at.
 _GROUP_SIZES: dict[tuple, set] = {}
 
 
@@ -168,7 +169,6 @@ def _packed_function(sig: Sig) -> Callable:
     node is padded with to a bucketed count; m is an argument, not compiled in)."""
     f = node_function(sig)
     n = len(sig.args)
-
     stacked = sig.op.stacked
 
     def packed(diff, aux, pad, m, consts):

@@ -161,12 +161,20 @@ def _pack(g: Graph, vals: list) -> tuple:
     few stacks — a long chain's segments — are a list too: gathering them from their
     concatenation would compile a kernel per combination of segment shapes, that is per
     new sentence length.)"""
+    b = _one_stack(vals)
+    if b is not None:
+        return "take", b, np.fromiter((v.i for v in vals), np.int32, len(vals))
+    return "list", tuple(materialize(g, v) for v in vals), None
+
+
+def _one_stack(vals: list) -> Any:
+    """The stack every value is a row of, or None."""
     first = vals[0]
-    if isinstance(first, Slice):
+    if type(first) is Slice:
         b = first.base
         if all(type(v) is Slice and v.base is b for v in vals):
-            return "take", b, np.fromiter((v.i for v in vals), np.int32, len(vals))
-    return "list", tuple(materialize(g, v) for v in vals), None
+            return b
+    return None
 
 
 def _register(g: Graph, launch: Launch, out: Any) -> None:
@@ -225,11 +233,8 @@ def _layout(nodes: list, shared: tuple) -> tuple:
     for k, s in enumerate(shared):
         if s:
             continue
-        v = nodes[0].args[k].val
-        if type(v) is Slice and all(type(n.args[k].val) is Slice and n.args[k].val.base is v.base for n in nodes):
-            out.append(K.tree_map(lambda a: a.shape, v.base))
-        else:
-            out.append("list")
+        b = _one_stack([n.args[k].val for n in nodes])
+        out.append("list" if b is None else K.tree_map(lambda a: a.shape, b))
     return tuple(out)
 
 
@@ -240,10 +245,10 @@ def _run_packed(g: Graph, sig: Any, n: Expression) -> bool:
     m = len(args)
     while m > 1 and args[m - 1] is args[-1] and type(args[-1].val) is not Slice:
         m -= 1
-    base = args[0].val.base
-    if not all(type(a.val) is Slice and a.val.base is base for a in args[1:m]):
+    vals = [a.val for a in args[:m]]
+    if _one_stack(vals) is None:
         return False  # (checked before `_pack`, which would cut the stacks into rows)
-    _, diff, aux = _pack(g, [a.val for a in args[:m]])
+    _, diff, aux = _pack(g, vals)
     padded = m < len(args)
     # A padded node may take more of its (neutral) padding: as groups do, it runs on the
     # kernel of a larger argument count that has already run, if one is within 4x.

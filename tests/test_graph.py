@@ -338,6 +338,84 @@ def test_autobatching_runs_many_examples_in_few_calls():
     assert len(total.graph.launches) <= 8, [la.kind for la in total.graph.launches]
 
 
+def _tagger_loss(pc, E, fwd, bwd, H, Wo, words):
+    """bilstmtagger.py's loss for one sentence (tags: word id mod 5)."""
+    xs = [E[w] for w in words]
+    f = fwd.initial_state().transduce(xs)
+    b = bwd.initial_state().transduce(xs[::-1])[::-1]
+    return dy.esum([dy.pickneglogsoftmax(Wo * dy.tanh(H * dy.concatenate([x, y])), w % 5)
+                    for x, y, w in zip(f, b, words)])
+
+
+def test_groups_that_feed_one_another_run_as_one_fused_call(rng):
+    """The tagger's per-word concatenate, H·, tanh, Wo·, pickneglogsoftmax: five groups whose
+    nodes each feed one node of the next run as one call, forward and backward, with every
+    node's value and gradient those of the node-by-node schedule."""
+    pc = dy.ParameterCollection(seed=0)
+    E = pc.add_lookup_parameters((9, 4))
+    fwd, bwd = dy.LSTMBuilder(1, 4, 3, pc), dy.LSTMBuilder(1, 4, 3, pc)
+    H, Wo = pc.add_parameters((6, 6)), pc.add_parameters((5, 6))
+    words = [int(w) for w in rng.integers(0, 9, size=7)]
+    results = []
+    for flag in (True, False):
+        with autobatch(flag):
+            dy.renew_cg()
+            loss = _tagger_loss(pc, E, fwd, bwd, H, Wo, words)
+            value = loss.scalar_value()
+            kinds = [(la.kind, len(la.key[0]) if la.kind == "fused" else None) for la in loss.graph.launches]
+            loss.backward()
+            results.append((value, {p.name(): np.asarray(p.grad()) for p in pc.all_parameters()}, kinds))
+            for p in pc.all_parameters():
+                p.clear_grad()
+    (v1, g1, kinds), (v2, g2, _) = results
+    # the lookups, both LSTMs as one scan, the five per-word groups as one call, the esum
+    assert kinds == [("group", None), ("chain", None), ("fused", 5), ("packed", None)], kinds
+    np.testing.assert_allclose(v1, v2, rtol=1e-5)
+    for k in g1:
+        np.testing.assert_allclose(g1[k], g2[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    with autobatch(True):  # intermediate values and gradients of a fused call
+        dy.renew_cg()
+        x = [E[w] for w in words]
+        G = pc.add_parameters((6, 8))
+        hid = [dy.tanh(G * dy.concatenate([a, a])) for a in x]
+        loss = dy.esum([dy.pickneglogsoftmax(Wo * h, w % 5) for h, w in zip(hid, words)])
+        loss.backward()
+        assert [la.kind for la in loss.graph.launches].count("fused") == 1
+        h2 = np.tanh(G.as_array() @ np.concatenate([E.as_array()[words[2]]] * 2))
+        np.testing.assert_allclose(hid[2].npvalue(), h2, rtol=1e-5, atol=1e-6)
+        z = Wo.as_array() @ h2
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        p[words[2] % 5] -= 1.0
+        np.testing.assert_allclose(hid[2].gradient(), Wo.as_array().T @ p, rtol=1e-4, atol=1e-6)
+        for q in pc.all_parameters():
+            q.clear_grad()
+
+
+def test_fusing_never_splits_a_group_the_agenda_would_form():
+    """A consumer stage is fused only when it holds every pending node of its signature:
+    here the tanh group's three H· consumers are not fused with it (the agenda runs the
+    logistic first, then all four H· as one group: fused with their sum_elems)."""
+    pc = dy.ParameterCollection(seed=0)
+    H = pc.add_parameters((3, 3))
+    vecs = [np.array([1.0 * i, 2.0, -1.0]) for i in range(4)]
+    with autobatch(True):
+        dy.renew_cg()
+        xs = [dy.inputVector(list(v)) for v in vecs]
+        hs = [H * dy.tanh(x) for x in xs[:3]] + [H * dy.logistic(xs[3])]
+        loss = dy.esum([dy.sum_elems(h) for h in hs])
+        loss.forward()
+        launches = loss.graph.launches
+        kinds = [la.kind for la in launches]
+        fused = [[(sig.op.name, len(la.outputs) // len(la.key[0])) for sig, *_ in la.key[0]]
+                 for la in launches if la.kind == "fused"]
+    h = H.as_array()
+    want = sum(float(np.sum(h @ np.tanh(v))) for v in vecs[:3]) + float(np.sum(h @ (1 / (1 + np.exp(-vecs[3])))))
+    np.testing.assert_allclose(loss.scalar_value(), want, rtol=1e-5)
+    assert kinds == ["group", "node", "fused", "packed"], kinds  # tanh; logistic; H·, sum_elems; esum
+    assert fused == [[("matmul", 4), ("sum_elems", 4)]], fused
+
+
 # -- training ---------------------------------------------------------------------------------
 
 def test_backward_then_update_trains_and_clears_gradients(rng):

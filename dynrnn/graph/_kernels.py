@@ -8,6 +8,9 @@ one example's arrays (DyNet's dimensions); this module turns it into compiled ke
 * `group_kernel(sig, shared, modes, n)` — `n` nodes of the same signature as one call
   (autobatching): the node function `vmap`-ed over a stacking axis, with the arguments
   that every node shares (a parameter) passed once;
+* `fused_kernel(stages)` — groups that feed one another row by row (each node of a
+  stage has its one consumer in the next) as one call: a pipeline of elementwise and
+  matrix operations costs one dispatch, and one compilation per group size;
 * `packed_kernel(sig)` — one node whose many arguments are rows of one
   stack (an `esum` over a group's outputs), gathered inside the kernel;
 * `chain_kernel(sig, shared, modes, n, t, state_pos, x_pos)` — `n` chains of `t`
@@ -162,6 +165,80 @@ def group_vjp(sig: Sig, shared: tuple, modes: tuple) -> Callable:
     return _backward(_group_function(sig, shared, modes), (0, 1), "group_backward")
 
 
+def _fused_stages(stages: tuple) -> list:
+    """Per stage of a fused call, `(run, n_shared, n_packed, n_consts)`: `run(shared_args,
+    diffs, auxs, consts, prev)` is the stage's group function, with `prev` (the previous
+    stage's output) at argument `link`."""
+    parts = []
+    for sig, shared, modes, link in stages:
+        f = node_function(sig)
+        in_axes = tuple(None if s else 0 for s in shared) + (0,) * len(sig.consts)
+
+        def run(shared_args, diffs, auxs, consts, prev, f=f, shared=shared, modes=modes, link=link, in_axes=in_axes):
+            it_s, it_p = iter(shared_args), iter(zip(modes, diffs, auxs))
+            args = [prev if k == link else next(it_s) if s else unpack(*next(it_p)) for k, s in enumerate(shared)]
+            return jax.vmap(f, in_axes=in_axes)(*args, *consts)
+
+        parts.append((run, sum(shared), len(modes), len(sig.consts)))
+    return parts
+
+
+def _split(parts: list, shared_args: tuple, diffs: tuple, auxs: tuple, consts: tuple):
+    """The arguments of a fused call, cut per stage."""
+    i = j = c = 0
+    for run, ns, nd, nc in parts:
+        yield run, shared_args[i:i + ns], diffs[j:j + nd], auxs[j:j + nd], consts[c:c + nc]
+        i, j, c = i + ns, j + nd, c + nc
+
+
+def _fused_function(stages: tuple) -> Callable:
+    """Groups run one after another in one call: stage j's nodes each take their argument
+    `link` from the same row of stage j - 1's output (`link` is None for the first stage).
+    A stage is `(sig, shared, modes, link)` as for `group_kernel`; the arguments are those
+    of the stages' group functions, concatenated: `(shared_args, diffs, auxs,
+    stacked_consts) -> every stage's stacked output` (a tuple, one per stage)."""
+    parts = _fused_stages(stages)
+
+    def fused(shared_args, diffs, auxs, consts):
+        outs: list = []
+        for run, sa, df, ax, cs in _split(parts, shared_args, diffs, auxs, consts):
+            outs.append(run(sa, df, ax, cs, outs[-1] if outs else None))
+        return tuple(outs)
+
+    return fused
+
+
+@functools.cache
+def fused_kernel(stages: tuple) -> Callable:
+    return jax.jit(_fused_function(stages))
+
+
+@functools.cache
+def fused_vjp(stages: tuple) -> Callable:
+    """`(shared_args, diffs, auxs, consts, cts) -> (shared cotangents, packed cotangents,
+    every stage's total output cotangent)`: `cts` holds what each stage's output received
+    from outside the call; the totals add what flowed back from the later stages (for
+    `gradient()` of a node inside the call)."""
+    parts = _fused_stages(stages)
+
+    def fused_backward(shared_args, diffs, auxs, consts, cts):
+        pulls, prev = [], None
+        for run, sa, df, ax, cs in _split(parts, shared_args, diffs, auxs, consts):
+            prev, pull = jax.vjp(lambda sa, df, pv, run=run, ax=ax, cs=cs: run(sa, df, ax, cs, pv), sa, df, prev)
+            pulls.append(pull)
+        s_ct: list = []
+        d_ct: list = []
+        totals: list = [None] * len(parts)
+        carry = None
+        for j in reversed(range(len(parts))):
+            totals[j] = cts[j] if carry is None else cts[j] + carry
+            ds, dd, carry = pulls[j](totals[j])
+            s_ct[:0], d_ct[:0] = ds, dd
+        return tuple(s_ct), tuple(d_ct), tuple(totals)
+
+    return jax.jit(fused_backward)
+
+
 def _packed_function(sig: Sig) -> Callable:
     """One node whose many arguments are rows of one stack (an `esum` of a group's
     outputs): `(diff, aux, pad, m, consts) -> output`, the rows gathered inside the kernel
@@ -310,6 +387,6 @@ def scatter_add(base: jax.Array, idx: list, rows_: list) -> jax.Array:
 
 def compile_count() -> int:
     """How many kernels have been built (each compiles once per call signature)."""
-    return sum(f.cache_info().currsize for f in (node_kernel, node_vjp, group_kernel, group_vjp, packed_kernel,
-                                                 packed_vjp, chain_kernel, chain_vjp, _rows_kernel, _adder,
-                                                 _scatter_kernel))
+    return sum(f.cache_info().currsize for f in (node_kernel, node_vjp, group_kernel, group_vjp, fused_kernel,
+                                                 fused_vjp, packed_kernel, packed_vjp, chain_kernel, chain_vjp,
+                                                 _rows_kernel, _adder, _scatter_kernel))

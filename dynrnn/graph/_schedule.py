@@ -6,8 +6,12 @@ DyNet's agenda strategy (Neubig et al., 2017): nodes whose arguments are ready a
 grouped by signature, and the group of lowest average depth runs first, as one kernel
 call. Recurrent steps go further: a ready step whose next steps' inputs are already known
 extends into a chain, and the chains of a group run as one `lax.scan` — the recurrence of
-a sentence becomes one call however long it is. With autobatching off, every node runs
-alone, in creation order (the reference the tests compare against).
+a sentence becomes one call however long it is. Groups that feed one another row by row
+go further too: when every node of a group has one consumer, and these consumers are all
+the nodes of their signature still to compute and wait for nothing else, they run in the
+same call ("fused"; a tagger's concatenate → H· → tanh → O· → pickneglogsoftmax is one
+call per sentence, one compilation per group size). With autobatching off, every node
+runs alone, in creation order (the reference the tests compare against).
 
 A group's output stays one stacked array on the device; its nodes hold `Slice(stack, i)`.
 The next group takes its rows by index inside its kernel, so values cross the host
@@ -130,7 +134,9 @@ def _agenda(g: Graph, pending: list, hi: int) -> None:
                 del waiting[c]
                 make_ready(c)
 
+    left: dict[Any, int] = defaultdict(int)  # per signature: nodes not computed yet
     for n in pending:
+        left[n.sig] += 1
         count = 0
         for a in n.args:
             if a.val is None:
@@ -147,9 +153,14 @@ def _agenda(g: Graph, pending: list, hi: int) -> None:
         rec = sig.op.recurrent(sig.static) if sig.op.recurrent is not None else None
         computed = _run_chains(g, sig, group, rec, hi) if rec is not None else None
         if computed is None:
-            _run_group(g, sig, group)
-            computed = group
+            stages = _pipeline(group, consumers, waiting, left) if len(group) > 1 and _fusable(group[0]) else None
+            if stages:
+                computed = _run_fused(g, [(group, None)] + stages)
+            else:
+                _run_group(g, sig, group)
+                computed = group
         for n in computed:
+            left[n.sig] -= 1
             done(n)
     # the two closures refer to each other: break the cycle
     make_ready = done = None  # type: ignore[assignment]  # noqa: F841
@@ -226,12 +237,109 @@ def _run_group(g: Graph, sig: Any, nodes: list) -> None:
               out)
 
 
-def _layout(nodes: list, shared: tuple) -> tuple:
+# At most this many groups run as one fused call.
+MAX_STAGES = 8
+
+
+def _fusable(n: Expression) -> bool:
+    """Whether nodes of `n`'s signature may be a stage of a fused call: one array out (not
+    a state), not a step of a recurrence (those run as chains), not a lookup (whose
+    gradient reaches its table as rows, see `_sparse_lookup`)."""
+    op = n.op
+    return (op.recurrent is None and op.sparse_table is None and not op.view and op.leaf_param is None
+            and not (n.dims and isinstance(n.dims[0], tuple)))
+
+
+def _pipeline(group: list, consumers: dict, waiting: dict, left: dict) -> list:
+    """The groups that can run in one call after `group`: while every node of the last
+    stage has exactly one consumer, these consumers share one fusable signature, take that
+    node at one and the same argument position, wait for nothing else, and are all the
+    nodes of their signature still to compute (so that fusing never splits a group the
+    agenda would have formed), they are the next stage. [(nodes, link position), ...]"""
+    stages: list = []
+    nodes = group
+    while len(stages) < MAX_STAGES - 1:
+        nxt = []
+        for n in nodes:
+            cs = consumers.get(n)
+            if cs is None or len(cs) != 1:
+                return stages
+            nxt.append(cs[0])
+        c0 = nxt[0]
+        sig = c0.sig
+        if left[sig] != len(nxt) or not _fusable(c0):
+            return stages
+        link = _position(c0, nodes[0])
+        if link is None:
+            return stages
+        for c, n in zip(nxt, nodes):
+            if c.sig != sig or waiting.get(c) != 1 or c.args[link] is not n:
+                return stages
+        stages.append((nxt, link))
+        nodes = nxt
+    return stages
+
+
+def _position(c: Expression, n: Expression) -> int | None:
+    """The one argument position at which `c` takes `n` (None if it takes it twice)."""
+    ks = [k for k, a in enumerate(c.args) if a is n]
+    return ks[0] if len(ks) == 1 else None
+
+
+def _run_fused(g: Graph, stages: list) -> list:
+    """Runs groups that feed one another row by row as one call (`K.fused_kernel`); every
+    stage's output stays stacked, so each node still has its value."""
+    first = stages[0][0]
+    descr, nodes_padded = [], []
+    for nodes, link in stages:
+        a0 = nodes[0].args
+        shared = tuple(k != link and all(n.args[k] is a0[k] for n in nodes) for k in range(len(a0)))
+        descr.append((nodes[0].sig, shared, link, _layout(nodes, shared, link)))
+    nb = K.group_size(("fused", tuple(descr)), len(first))
+    all_shared, modes_all, diffs, auxs, positions, consts_all, key = [], [], [], [], [], [], []
+    shared_args = []
+    for (nodes, link), (sig, shared, _, _) in zip(stages, descr):
+        padded = nodes + [nodes[-1]] * (nb - len(nodes))
+        real = nodes + [None] * (nb - len(nodes))
+        nodes_padded.append(padded)
+        modes = []
+        for k, s in enumerate(shared):
+            if k == link:
+                continue
+            if s:
+                shared_args.append(materialize(g, nodes[0].args[k].val))
+                all_shared.append(nodes[0].args[k])
+                continue
+            mode, diff, aux = _pack(g, [n.args[k].val for n in padded])
+            modes.append(mode)
+            diffs.append(diff)
+            auxs.append(aux)
+            positions.append(("take", diff) if mode == "take" else
+                             ("list", [n.args[k] if n is not None else None for n in real]))
+        modes_all.extend(modes)
+        consts_all.extend(np.stack([n.consts[c] for n in padded]) for c in range(len(sig.consts)))
+        key.append((sig, shared, tuple(modes), link))
+    key_t = tuple(key)
+    call = (tuple(shared_args), tuple(diffs), tuple(auxs), tuple(consts_all))
+    out = K.fused_kernel(key_t)(*call)
+    computed = []
+    launch = Launch("fused", (key_t,), call, out, computed, all_shared, positions)
+    for j, (nodes, _) in enumerate(stages):
+        for i, n in enumerate(nodes):
+            n.val = Slice(out[j], i)
+        computed.extend(nodes)
+        g.owners[id(out[j])] = (launch, j)
+    g.launches.append(launch)
+    return computed
+
+
+def _layout(nodes: list, shared: tuple, link: int | None = None) -> tuple:
     """What a group kernel's input shapes depend on besides the group's size: per argument
-    that is not shared, the shape of the one stack its rows come from, or "list"."""
+    that is not shared (nor the link of a fused stage), the shape of the one stack its rows
+    come from, or "list"."""
     out = []
     for k, s in enumerate(shared):
-        if s:
+        if s or k == link:
             continue
         b = _one_stack([n.args[k].val for n in nodes])
         out.append("list" if b is None else K.tree_map(lambda a: a.shape, b))
@@ -461,10 +569,12 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
         if ct is None:
             continue
         g.grads[launch] = ct
-        if _sparse_lookup(launch, ct, accumulate):
+        if launch.kind != "fused" and _sparse_lookup(launch, ct, accumulate):
             continue
-        vjp = (K.group_vjp if launch.kind == "group" else K.chain_vjp)(*launch.key)
-        s_ct, d_ct = vjp(*launch.call_args, ct)
+        if launch.kind == "fused":  # its gradient() needs the totals inside the call
+            s_ct, d_ct, g.grads[launch] = K.fused_vjp(*launch.key)(*launch.call_args, ct)
+        else:
+            s_ct, d_ct = (K.group_vjp if launch.kind == "group" else K.chain_vjp)(*launch.key)(*launch.call_args, ct)
         for node, c in zip(launch.shared, s_ct):
             cts.add(node, c)
         for position, c in zip(launch.positions, d_ct):

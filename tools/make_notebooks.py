@@ -291,7 +291,7 @@ The budget is 600 updates (not seconds), so a fresh run of this cell reproduces 
 on any machine."""),
     ("code", """lines = char_lm.load_lines()
 train, held = char_lm.split(lines)
-steps = 60 if QUICK else 600     # a budget in updates: the same model on any machine
+steps = 30 if QUICK else 600     # a budget in updates: the same model on any machine
 model, hist = char_lm.train_lm(train, held, max_steps=steps, dropout=0.2, progress=False, sample_every=steps // 3)
 print(f"{hist['steps']} updates, {hist['chars_per_second']:,.0f} characters/s, held-out {hist['held_out_bpc']:.3f} bits/char")"""),
     ("code", """losses = np.array(hist["loss"]) / np.log(2)
@@ -380,7 +380,7 @@ minutes on 2 cores) reaches test UAS 87.77 / LAS 85.83 (88.04 / 85.82 without pu
 here 3 epochs with the paper's sizes (a budget in epochs: a fresh run reproduces the figures)."""),
     ("code", """parser = P.Parser(vocab, P.Config(), seed=0)
 short = lambda sents: [s for s in sents if len(s) <= 16]     # QUICK (the tests): few shapes to compile
-subset, dev_subset = (short(train_sents)[:1500], short(dev_sents)[:300]) if QUICK else (train_sents, dev_sents)
+subset, dev_subset = (short(train_sents)[:600], short(dev_sents)[:100]) if QUICK else (train_sents, dev_sents)
 hist = P.train(parser, subset, dev_subset, minutes=None, max_epochs=1 if QUICK else 3, batch_size=32)
 epochs = hist["epochs"]
 plt.figure(figsize=(6, 3))
@@ -443,9 +443,9 @@ SAVED = os.environ.get("DYNRNN_TRANSLATE_MODEL", "")     # a model saved by exam
 if SAVED and os.path.exists(SAVED) and not QUICK:
     model = T.Translator.load(SAVED)
     print("loaded", SAVED)
-else:   # a short run: 3 epochs (QUICK, in the tests: 1 epoch of 4,000 short sentences)
+else:   # a short run: 3 epochs (QUICK, in the tests: 1 epoch of 2,000 short sentences)
     pairs = [(e, d) for e, d in zip(train_en, train_de) if len(e) <= (10 if QUICK else 100)]
-    pairs = pairs[:4000] if QUICK else pairs
+    pairs = pairs[:2000] if QUICK else pairs
     model = T.Translator(T.Vocab.build([e for e, _ in pairs]), T.Vocab.build([d for _, d in pairs]),
                          embed=128 if QUICK else 256, hidden=128 if QUICK else 256)
     T.train(model, [e for e, _ in pairs], [d for _, d in pairs], minutes=None, max_epochs=1 if QUICK else 3)
@@ -510,7 +510,7 @@ through the second model's step function, from its own initial state."""),
     return total
 
 second = T.Translator(model.src_vocab, model.tgt_vocab, **model.dims, seed=1)
-sub = [(a, b) for a, b in zip(train_en, train_de) if len(a) <= 10][:2000]
+sub = [(a, b) for a, b in zip(train_en, train_de) if len(a) <= 10][:500 if QUICK else 2000]
 T.train(second, [a for a, _ in sub], [b for _, b in sub], minutes=None, max_epochs=1, log=lambda m: None)
 carry2, step2 = encoder_step(second, e)
 for h in nbest:

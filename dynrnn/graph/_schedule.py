@@ -198,6 +198,56 @@ def _register(g: Graph, launch: Launch, out: Any) -> None:
     g.launches.append(launch)
 
 
+class _Inputs:
+    """The inputs of one group, fused or chain call, assembled argument by argument: those
+    every node shares, passed once, and per other argument position its packed rows
+    (`_pack`), in the order of the kernel's `(shared_args, diffs, auxs, consts)`."""
+
+    def __init__(self, g: Graph):
+        self.g = g
+        self.shared_args: list = []
+        self.shared_nodes: list = []  # their nodes (a shared cotangent goes to each whole)
+        self.modes: list = []
+        self.diffs: list = []
+        self.auxs: list = []
+        self.positions: list = []  # for backward: where each packed position's rows came from
+        self.consts: list = []
+
+    def shared(self, node: Expression) -> None:
+        self.shared_args.append(materialize(self.g, node.val))
+        self.shared_nodes.append(node)
+
+    def rows(self, vals: list, nodes: list) -> None:
+        """One packed position: `vals` (padded), from `nodes` (None for padding)."""
+        mode, diff, aux = _pack(self.g, vals)
+        self.modes.append(mode)
+        self.diffs.append(diff)
+        self.auxs.append(aux)
+        self.positions.append(("take", diff) if mode == "take" else ("list", nodes))
+
+    def group(self, nodes: list, nb: int, shared: tuple, link: int | None = None) -> tuple:
+        """The arguments of `nodes` (one signature) padded to `nb` rows; `link` (a fused
+        stage's input from the stage before) is skipped. Returns this group's modes."""
+        start = len(self.modes)
+        padded = nodes + [nodes[-1]] * (nb - len(nodes))
+        real = nodes + [None] * (nb - len(nodes))
+        for k, s in enumerate(shared):
+            if k == link:
+                continue
+            if s:
+                self.shared(nodes[0].args[k])
+            else:
+                self.rows([n.args[k].val for n in padded], [n.args[k] if n is not None else None for n in real])
+        self.stack_consts(padded)
+        return tuple(self.modes[start:])
+
+    def stack_consts(self, padded: list) -> None:
+        self.consts.extend(np.stack([n.consts[c] for n in padded]) for c in range(len(padded[0].consts)))
+
+    def call(self) -> tuple:
+        return tuple(self.shared_args), tuple(self.diffs), tuple(self.auxs), tuple(self.consts)
+
+
 # A node with at least this many arguments, all rows of stacks, gathers them inside its
 # kernel ("packed") instead of cutting the stacks into rows and passing each.
 PACKED_ARGS = 4
@@ -215,26 +265,13 @@ def _run_group(g: Graph, sig: Any, nodes: list) -> None:
     first = nodes[0].args
     shared = tuple(all(n.args[k] is first[k] for n in nodes) for k in range(len(sig.args)))
     nb = K.group_size((sig, shared, _layout(nodes, shared)), len(nodes))
-    padded = nodes + [nodes[-1]] * (nb - len(nodes))
-    real = nodes + [None] * (nb - len(nodes))
-    shared_args = tuple(materialize(g, first[k].val) for k, s in enumerate(shared) if s)
-    modes, diffs, auxs, positions = [], [], [], []
-    for k, s in enumerate(shared):
-        if not s:
-            mode, diff, aux = _pack(g, [n.args[k].val for n in padded])
-            modes.append(mode)
-            diffs.append(diff)
-            auxs.append(aux)
-            positions.append(("take", diff) if mode == "take" else
-                             ("list", [n.args[k] if n is not None else None for n in real]))
-    consts = tuple(np.stack([n.consts[c] for n in padded]) for c in range(len(sig.consts)))
-    key = (sig, shared, tuple(modes))
-    call = (shared_args, tuple(diffs), tuple(auxs), consts)
+    inputs = _Inputs(g)
+    key = (sig, shared, inputs.group(nodes, nb, shared))
+    call = inputs.call()
     out = K.group_kernel(*key)(*call)
     for i, n in enumerate(nodes):
         n.val = Slice(out, i)
-    _register(g, Launch("group", key, call, out, nodes, [first[k] for k, s in enumerate(shared) if s], positions),
-              out)
+    _register(g, Launch("group", key, call, out, nodes, inputs.shared_nodes, inputs.positions), out)
 
 
 # At most this many groups run as one fused call.
@@ -290,40 +327,19 @@ def _run_fused(g: Graph, stages: list) -> list:
     """Runs groups that feed one another row by row as one call (`K.fused_kernel`); every
     stage's output stays stacked, so each node still has its value."""
     first = stages[0][0]
-    descr, nodes_padded = [], []
+    descr = []
     for nodes, link in stages:
         a0 = nodes[0].args
         shared = tuple(k != link and all(n.args[k] is a0[k] for n in nodes) for k in range(len(a0)))
         descr.append((nodes[0].sig, shared, link, _layout(nodes, shared, link)))
     nb = K.group_size(("fused", tuple(descr)), len(first))
-    all_shared, modes_all, diffs, auxs, positions, consts_all, key = [], [], [], [], [], [], []
-    shared_args = []
-    for (nodes, link), (sig, shared, _, _) in zip(stages, descr):
-        padded = nodes + [nodes[-1]] * (nb - len(nodes))
-        real = nodes + [None] * (nb - len(nodes))
-        nodes_padded.append(padded)
-        modes = []
-        for k, s in enumerate(shared):
-            if k == link:
-                continue
-            if s:
-                shared_args.append(materialize(g, nodes[0].args[k].val))
-                all_shared.append(nodes[0].args[k])
-                continue
-            mode, diff, aux = _pack(g, [n.args[k].val for n in padded])
-            modes.append(mode)
-            diffs.append(diff)
-            auxs.append(aux)
-            positions.append(("take", diff) if mode == "take" else
-                             ("list", [n.args[k] if n is not None else None for n in real]))
-        modes_all.extend(modes)
-        consts_all.extend(np.stack([n.consts[c] for n in padded]) for c in range(len(sig.consts)))
-        key.append((sig, shared, tuple(modes), link))
-    key_t = tuple(key)
-    call = (tuple(shared_args), tuple(diffs), tuple(auxs), tuple(consts_all))
-    out = K.fused_kernel(key_t)(*call)
+    inputs = _Inputs(g)
+    key = tuple((sig, shared, inputs.group(nodes, nb, shared, link), link)
+                for (nodes, link), (sig, shared, _, _) in zip(stages, descr))
+    call = inputs.call()
+    out = K.fused_kernel(key)(*call)
     computed = []
-    launch = Launch("fused", (key_t,), call, out, computed, all_shared, positions)
+    launch = Launch("fused", (key,), call, out, computed, inputs.shared_nodes, inputs.positions)
     for j, (nodes, _) in enumerate(stages):
         for i, n in enumerate(nodes):
             n.val = Slice(out[j], i)
@@ -416,33 +432,26 @@ def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, 
     real = chains + [None] * (nb - len(chains))
     head0 = chains[0][0].args
     shared = tuple(k in fixed and all(c[0].args[k] is head0[k] for c in chains) for k in range(len(sig.args)))
-    shared_args = tuple(materialize(g, head0[k].val) for k in fixed if shared[k])
-    modes, diffs, auxs, positions = [], [], [], []
-
-    def add_position(vals: list, nodes: list) -> None:
-        mode, diff, aux = _pack(g, vals)
-        modes.append(mode)
-        diffs.append(diff)
-        auxs.append(aux)
-        positions.append(("take", diff) if mode == "take" else ("list", nodes))
-
+    inputs = _Inputs(g)
+    for k in fixed:
+        if shared[k]:
+            inputs.shared(head0[k])
     for k in fixed:
         if not shared[k]:
-            add_position([c[0].args[k].val for c in padded], [c[0].args[k] if c else None for c in real])
-    add_position([c[0].args[state_pos].val for c in padded], [c[0].args[state_pos] if c else None for c in real])
+            inputs.rows([c[0].args[k].val for c in padded], [c[0].args[k] if c else None for c in real])
+    inputs.rows([c[0].args[state_pos].val for c in padded], [c[0].args[state_pos] if c else None for c in real])
     xs = [c[min(t, len(c) - 1)].args[x_pos] for c in padded for t in range(tb)]
-    add_position([x.val for x in xs], [c[t].args[x_pos] if c and t < len(c) else None
-                                       for c in real for t in range(tb)])
-    consts = tuple(np.stack([c[0].consts[j] for c in padded]) for j in range(len(sig.consts)))
-    key = (sig, shared, tuple(modes), nb, tb, state_pos, x_pos)
-    call = (shared_args, tuple(diffs), tuple(auxs), consts)
+    inputs.rows([x.val for x in xs], [c[t].args[x_pos] if c and t < len(c) else None for c in real for t in range(tb)])
+    inputs.stack_consts([c[0] for c in padded])
+    key = (sig, shared, tuple(inputs.modes), nb, tb, state_pos, x_pos)
+    call = inputs.call()
     out = K.chain_kernel(*key)(*call)
     nodes = []
     for i, c in enumerate(chains):
         for t, n in enumerate(c):
             n.val = Slice(out, i * tb + t)
             nodes.append(n)
-    _register(g, Launch("chain", key, call, out, nodes, [head0[k] for k in fixed if shared[k]], positions), out)
+    _register(g, Launch("chain", key, call, out, nodes, inputs.shared_nodes, inputs.positions), out)
 
 
 # -- backward -------------------------------------------------------------------------------

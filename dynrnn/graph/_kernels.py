@@ -141,15 +141,16 @@ def unpack(mode: str, diff: Any, aux: Any) -> Any:
     return tree_map(lambda *xs: jnp.stack(xs), *diff)
 
 
-def _group_function(sig: Sig, shared: tuple, modes: tuple) -> Callable:
-    """`(shared_args, diffs, auxs, stacked_consts) -> stacked outputs`; diffs/auxs hold,
-    for each argument that is not shared, its packed rows (see `unpack`)."""
+def _group_function(sig: Sig, shared: tuple, modes: tuple, link: int | None = None) -> Callable:
+    """`(shared_args, diffs, auxs, stacked_consts[, prev]) -> stacked outputs`; diffs/auxs
+    hold, for each argument that is not shared, its packed rows (see `unpack`). In a fused
+    call, argument `link` is `prev`, the previous stage's output (row i for node i)."""
     f = node_function(sig)
     in_axes = tuple(None if s else 0 for s in shared) + (0,) * len(sig.consts)
 
-    def group(shared_args, diffs, auxs, consts):
+    def group(shared_args, diffs, auxs, consts, prev=None):
         it_s, it_p = iter(shared_args), iter(zip(modes, diffs, auxs))
-        args = [next(it_s) if s else unpack(*next(it_p)) for s in shared]
+        args = [prev if k == link else next(it_s) if s else unpack(*next(it_p)) for k, s in enumerate(shared)]
         return jax.vmap(f, in_axes=in_axes)(*args, *consts)
 
     return group
@@ -166,21 +167,10 @@ def group_vjp(sig: Sig, shared: tuple, modes: tuple) -> Callable:
 
 
 def _fused_stages(stages: tuple) -> list:
-    """Per stage of a fused call, `(run, n_shared, n_packed, n_consts)`: `run(shared_args,
-    diffs, auxs, consts, prev)` is the stage's group function, with `prev` (the previous
-    stage's output) at argument `link`."""
-    parts = []
-    for sig, shared, modes, link in stages:
-        f = node_function(sig)
-        in_axes = tuple(None if s else 0 for s in shared) + (0,) * len(sig.consts)
-
-        def run(shared_args, diffs, auxs, consts, prev, f=f, shared=shared, modes=modes, link=link, in_axes=in_axes):
-            it_s, it_p = iter(shared_args), iter(zip(modes, diffs, auxs))
-            args = [prev if k == link else next(it_s) if s else unpack(*next(it_p)) for k, s in enumerate(shared)]
-            return jax.vmap(f, in_axes=in_axes)(*args, *consts)
-
-        parts.append((run, sum(shared), len(modes), len(sig.consts)))
-    return parts
+    """Per stage of a fused call, `(run, n_shared, n_packed, n_consts)`: `run` is the
+    stage's group function, taking the previous stage's output at argument `link`."""
+    return [(_group_function(sig, shared, modes, link), sum(shared), len(modes), len(sig.consts))
+            for sig, shared, modes, link in stages]
 
 
 def _split(parts: list, shared_args: tuple, diffs: tuple, auxs: tuple, consts: tuple):

@@ -262,8 +262,7 @@ def _run_group(g: Graph, sig: Any, nodes: list) -> None:
         n.val = K.node_kernel(sig)(*args, *n.consts)
         g.launches.append(Launch("node", (sig,), (args, n.consts), n.val, [n], [], []))
         return
-    first = nodes[0].args
-    shared = tuple(all(n.args[k] is first[k] for n in nodes) for k in range(len(sig.args)))
+    shared = _shared(nodes)
     nb = K.group_size((sig, shared, _layout(nodes, shared)), len(nodes))
     inputs = _Inputs(g)
     key = (sig, shared, inputs.group(nodes, nb, shared))
@@ -329,8 +328,7 @@ def _run_fused(g: Graph, stages: list) -> list:
     first = stages[0][0]
     descr = []
     for nodes, link in stages:
-        a0 = nodes[0].args
-        shared = tuple(k != link and all(n.args[k] is a0[k] for n in nodes) for k in range(len(a0)))
+        shared = _shared(nodes, link)
         descr.append((nodes[0].sig, shared, link, _layout(nodes, shared, link)))
     nb = K.group_size(("fused", tuple(descr)), len(first))
     inputs = _Inputs(g)
@@ -347,6 +345,13 @@ def _run_fused(g: Graph, stages: list) -> list:
         g.owners[id(out[j])] = (launch, j)
     g.launches.append(launch)
     return computed
+
+
+def _shared(nodes: list, link: int | None = None) -> tuple:
+    """Per argument position: whether every node takes the same node there (passed once);
+    never the link of a fused stage."""
+    first = nodes[0].args
+    return tuple(k != link and all(n.args[k] is first[k] for n in nodes) for k in range(len(first)))
 
 
 def _layout(nodes: list, shared: tuple, link: int | None = None) -> tuple:
@@ -577,12 +582,12 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
         ct = cts.launch_total(launch)
         if ct is None:
             continue
-        g.grads[launch] = ct
-        if launch.kind != "fused" and _sparse_lookup(launch, ct, accumulate):
-            continue
         if launch.kind == "fused":  # its gradient() needs the totals inside the call
             s_ct, d_ct, g.grads[launch] = K.fused_vjp(*launch.key)(*launch.call_args, ct)
         else:
+            g.grads[launch] = ct
+            if _sparse_lookup(launch, ct, accumulate):
+                continue
             s_ct, d_ct = (K.group_vjp if launch.kind == "group" else K.chain_vjp)(*launch.key)(*launch.call_args, ct)
         for node, c in zip(launch.shared, s_ct):
             cts.add(node, c)

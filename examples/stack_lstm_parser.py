@@ -9,8 +9,8 @@ subtree is composed as `tanh(C·[head; dep; rel] + c)` and pushed in place of it
 parts. The parser state `p = ReLU(W·[s; b; a] + d)` scores the legal actions with a
 softmax. Singleton training words are replaced by UNK with probability 1/2. Beyond the
 paper, `Config.dropout` drops token vectors and the parser state in training (the larger
-`ACCURACY` configuration uses 0.3), and Adam's step is halved after an epoch that does not
-improve dev LAS.
+`ACCURACY` configuration uses 0.3), and Adam's step is halved after `patience` epochs in a
+row that do not improve dev LAS, never below 1/16 of its start (`DevSchedule`).
 
 Two ways to run the same model (same parameters, same loss — tests/test_parser.py):
 
@@ -636,13 +636,39 @@ def evaluate(parser: Parser, sentences: Sequence[conllu.Sentence]) -> dict:
     return conllu.evaluate(sentences, heads, rels)
 
 
+class DevSchedule:
+    """The step size, driven by dev scores: multiplied by `decay` after `patience` epochs in a
+    row without a better score, and never below `initial * floor`. Halving after every epoch
+    that is not a new best (patience 1) froze the accuracy run: dev LAS wobbles by ±0.3 from
+    epoch to epoch, so the step size was 1/32 of its start by epoch 15 and nothing moved after."""
+
+    def __init__(self, initial: float, decay: float = 0.5, patience: int = 3, floor: float = 1 / 16):
+        if not (0 < decay <= 1) or patience < 1 or not (0 < floor <= 1):
+            raise ValueError(f"DevSchedule: needs 0 < decay <= 1, patience >= 1 and 0 < floor <= 1; "
+                             f"given decay={decay}, patience={patience}, floor={floor}.")
+        self.learning_rate, self.minimum = initial, initial * floor
+        self.decay, self.patience = decay, patience
+        self.best, self.waited = -float("inf"), 0
+
+    def improved(self, score: float) -> bool:
+        """Record one epoch's dev score; True when it is the best so far (keep these parameters)."""
+        if score > self.best:
+            self.best, self.waited = score, 0
+            return True
+        self.waited += 1
+        if self.waited >= self.patience:
+            self.learning_rate, self.waited = max(self.learning_rate * self.decay, self.minimum), 0
+        return False
+
+
 def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Sequence[conllu.Sentence] = (), *,
           minutes: float | None = 40.0, max_epochs: int = 100, max_updates: int | None = None,
           batch_size: int = 32, learning_rate: float = 1e-3,
-          lr_decay: float = 0.5, seed: int = 0, loss: str = "lockstep", log=print) -> dict:
+          lr_decay: float = 0.5, patience: int = 3, seed: int = 0, loss: str = "lockstep",
+          log=print) -> dict:
     """Adam on projective training sentences, evaluating on dev after each epoch (the step
-    size is multiplied by `lr_decay` after an epoch that does not improve dev LAS); keeps
-    the parameters of the best dev LAS. Returns the training history.
+    size follows `DevSchedule(learning_rate, lr_decay, patience)`); keeps the parameters of
+    the best dev LAS. Returns the training history.
 
     loss: "lockstep" (`lockstep_loss`) or "levels" (`batch_loss`) — the same loss and
     gradients. On a 2-core CPU lockstep measured faster (benchmarks/parser_speed.py: B=32,
@@ -655,7 +681,8 @@ def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Seq
     trainer = dy.AdamTrainer(parser.pc, learning_rate)
     rng = np.random.default_rng(seed)
     history = {"epochs": [], "sentences_per_second": [], "dev": []}
-    best, best_values = -1.0, None
+    schedule = DevSchedule(learning_rate, lr_decay, patience)
+    best_values = None
     t_start = time.perf_counter()
     updates = 0
 
@@ -679,10 +706,9 @@ def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Seq
         entry = {"epoch": epoch, "loss": total / max(count, 1), "seconds": seconds, "sentences": count}
         if dev_sents:
             entry["dev"] = evaluate(parser, dev_sents)
-            if entry["dev"]["las"] > best:
-                best, best_values = entry["dev"]["las"], parser.pc.parameter_values()
-            else:  # no better on dev: halve the step size
-                trainer.learning_rate = trainer.learning_rate * lr_decay
+            if schedule.improved(entry["dev"]["las"]):
+                best_values = parser.pc.parameter_values()
+            trainer.learning_rate = entry["learning_rate"] = schedule.learning_rate
         history["epochs"].append(entry)
         log(f"epoch {epoch}: loss/sentence {entry['loss']:.3f}, {count / seconds:.0f} sentences/s"
             + (f", dev UAS {entry['dev']['uas']:.2f} LAS {entry['dev']['las']:.2f}" if dev_sents else ""))
@@ -712,6 +738,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--epochs", type=int, default=100, help="at most this many epochs")
     ap.add_argument("--batch-size", type=int, default=32, help="sentences per update")
     ap.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
+    ap.add_argument("--patience", type=int, default=3,
+                    help="halve the step size after this many epochs in a row without a better dev LAS")
     ap.add_argument("--dims", choices=["paper", "accuracy"], default="accuracy",
                     help="paper: the original code's sizes (token 60, hidden 64, coupled LSTM); "
                          "accuracy: larger (token 128, hidden 200, LSTM)")
@@ -745,7 +773,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(f"{config}\n{parser.pc.parameter_count():,} parameters")
         result["history"] = train(parser, train_sents, dev_sents, minutes=args.minutes, max_epochs=args.epochs,
                                   batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                                  loss=args.loss)
+                                  patience=args.patience, loss=args.loss)
         if args.save:
             parser.save(args.save)
             print(f"saved: {args.save}")

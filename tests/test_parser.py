@@ -243,3 +243,13 @@ def test_overfits_a_tiny_treebank_to_100_percent_then_saves_and_reloads(tiny, tm
 def test_bad_configuration_is_refused(tiny):
     with pytest.raises(ValueError, match="cell must be one of"):
         P.Parser(P.Vocab.build(tiny), P.Config(cell="gru"))
+
+
+def test_dev_schedule_halves_after_patience_epochs_and_stops_at_the_floor():
+    s = P.DevSchedule(1.0, decay=0.5, patience=2, floor=1 / 4)
+    seen = [(s.improved(score), s.learning_rate) for score in
+            [80.0, 81.0, 80.5, 80.9, 80.0, 80.2, 82.0, 81.0, 81.0, 81.0, 81.0, 81.0, 81.0]]
+    assert [kept for kept, _ in seen] == [True, True, False, False, False, False, True] + [False] * 6
+    assert [lr for _, lr in seen] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25]
+    with pytest.raises(ValueError, match="patience >= 1"):
+        P.DevSchedule(1.0, patience=0)

@@ -90,6 +90,13 @@ def _map(f: Callable, *trees: Tree) -> Tree:
     return jax.tree_util.tree_map(f, *trees)
 
 
+def _own(state: Tree) -> Tree:
+    """A fresh copy of every array of an optimizer state, so that the update kernels, which
+    take the state over (donate it), never free a buffer something else holds (an optax
+    state may hold the parameters themselves, or one array twice)."""
+    return _map(lambda a: jnp.array(a, copy=True), state)
+
+
 def sgd() -> Rule:
     """p ← p − lr·g."""
     return Rule(lambda p: (), lambda g, s, p, lr: (_map(lambda g: -lr * g, g), s))
@@ -195,8 +202,12 @@ class Trainer:
         self.updates = 0
         self.clips = 0
         self._since_status = [0, 0]
-        self._apply = jax.jit(self._apply_impl, static_argnames=("sparse_rows",))
-        self._apply_rows = jax.jit(self._apply_rows_impl)
+        # the optimizer state is the trainer's own (never handed out), so every update kernel
+        # takes it over (donates it) and writes the new state in place: a lookup table's
+        # moments are not copied per update. A refused update gets the old state back from
+        # the kernel itself (`_apply_impl` selects it), so refusing stays all or nothing.
+        self._apply = jax.jit(self._apply_impl, static_argnames=("sparse_rows",), donate_argnames=("state",))
+        self._apply_rows = jax.jit(self._apply_rows_impl, donate_argnames=("state",))
         self._steps: dict[Any, Callable] = {}
         self._new_functions: dict[Any, int] = {}
         self._mesh: Any = None
@@ -247,7 +258,7 @@ class Trainer:
             p.store(replicate(p.stored_value(), mesh))
         if self._state is not None:
             self._state = replicate(self._state, mesh)
-        self._apply = jax.jit(self._apply_impl, static_argnames=("sparse_rows",))
+        self._apply = jax.jit(self._apply_impl, static_argnames=("sparse_rows",), donate_argnames=("state",))
         self._steps = {}
 
     def status(self) -> str:
@@ -269,10 +280,10 @@ class Trainer:
         if grow and self._state is not None and names != self._names and set(self._names or ()) < set(names):
             # DyNet's way (graph mode): parameters added since the last update join with fresh state
             fresh = self._rule.init({n: params[n].stored_value() for n in names})
-            self._state = _keep_old(self._state, fresh)
+            self._state = _own(_keep_old(self._state, fresh))
             self._names = names
         if self._state is None:
-            self._state = self._rule.init({n: params[n].stored_value() for n in names})
+            self._state = _own(self._rule.init({n: params[n].stored_value() for n in names}))
             if self._mesh is not None:
                 self._state = replicate(self._state, self._mesh)
             self._names = names
@@ -281,7 +292,8 @@ class Trainer:
                              f"({len(self._names or ())} → {len(names)}); call trainer.restart() after adding or "
                              f"freezing parameters.")
 
-    def _apply_impl(self, values, grads, state, lr, clip, sparse_rows):
+    def _apply_impl(self, values, grads, state, lr, clip, sparse_rows, loss_ok=True):
+        old_state = state
         norm = _global_norm(grads)
         clipped = (clip > 0) & (norm > clip)
         scale = jnp.where(clipped, clip / norm, 1.0)
@@ -298,7 +310,11 @@ class Trainer:
             new, state = jax.lax.with_sharding_constraint((new, state), replicated(self._mesh))
         # is every updated value finite? (one flag per parameter, checked before committing)
         finite = [jnp.all(jnp.isfinite(new[n])).astype(jnp.float32) for n in values]
-        return new, state, jnp.stack([norm, clipped.astype(jnp.float32), *finite])
+        ok = jnp.isfinite(norm) & jnp.all(jnp.stack(finite) > 0) & loss_ok if finite else jnp.isfinite(norm) & loss_ok
+        state = _map(lambda n, o: jnp.where(ok, n, o), state, old_state)  # refused: the old state, unchanged
+        # the state comes first: JAX gives each donated buffer to the first output of its shape,
+        # and a new parameter value placed there would leave the new state to be copied
+        return state, new, jnp.stack([norm, clipped.astype(jnp.float32), *finite])
 
     def _sparse_rows(self, params: dict[str, Any]) -> frozenset:
         if not self._sparse:
@@ -308,6 +324,7 @@ class Trainer:
     def _commit(self, method: str, params: dict[str, Any], new_values: dict, state: Any, stats: Any) -> None:
         """Stores the update, or raises and stores nothing. `stats` is (norm, clipped, one
         finiteness flag per parameter)."""
+        self._state = state  # the kernel took the old state over; refused, this is the old state
         stats = np.asarray(stats)
         norm, clipped, finite = float(stats[0]), bool(stats[1]), stats[2:]
         where = f"{type(self).__name__}.{method}"
@@ -322,7 +339,6 @@ class Trainer:
                                  f"hyperparameter is too large. No parameter was changed.")
         for name, p in params.items():
             p.store(new_values[name])
-        self._state = state
         self.updates += 1
         self._since_status[1] += 1
         if clipped:
@@ -355,7 +371,7 @@ class Trainer:
             g = self._check_grads(params, grads)
             self._prepare(params, grow=from_graph)
             values = {n: p.stored_value() for n, p in params.items()}
-            new, state, stats = self._apply(values, g, self._state, self._current_lr(), self._clip,
+            state, new, stats = self._apply(values, g, self._state, self._current_lr(), self._clip,
                                             sparse_rows=self._sparse_rows(params))
             self._commit("update", params, new, state, stats)
         finally:
@@ -398,7 +414,7 @@ class Trainer:
             inv[n] = np.concatenate([inverse, np.zeros(k - len(inverse), np.int64)]).astype(np.int32)
             parts[n] = jnp.pad(block, ((0, k - block.shape[0]),) + ((0, 0),) * (block.ndim - 1)).astype(
                 values[n].dtype)
-        new, state, stats = self._apply_rows(values, g, self._state, self._current_lr(), self._clip,
+        state, new, stats = self._apply_rows(values, g, self._state, self._current_lr(), self._clip,
                                              ids, inv, parts)
         self._commit("update", params, new, state, stats)
 
@@ -411,10 +427,10 @@ class Trainer:
             sub_grads[n] = jnp.zeros_like(sub_values[n]).at[inv[n]].add(parts[n])
         sub_grads = {n: sub_grads[n] for n in values}
         sub_state = _map_named(state, names, lambda n, a: take[n](a))
-        new_sub, new_state_sub, stats = self._apply_impl(sub_values, sub_grads, sub_state, lr, clip, frozenset())
+        new_state_sub, new_sub, stats = self._apply_impl(sub_values, sub_grads, sub_state, lr, clip, frozenset())
         new = {n: values[n].at[ids[n]].set(new_sub[n], mode="drop") if n in names else new_sub[n] for n in values}
         new_state = _zip_named(state, new_state_sub, names, lambda n, old, rows: old.at[ids[n]].set(rows, mode="drop"))
-        return new, new_state, stats
+        return new_state, new, stats
 
     def _check_grads(self, params: dict[str, Any], grads: Any) -> dict[str, Any]:
         """The gradients of the trained parameters, each checked against its parameter."""
@@ -465,10 +481,11 @@ class Trainer:
             while len(self._steps) >= MAX_COMPILED_STEPS:
                 del self._steps[next(iter(self._steps))]
         self._steps[key] = fused
-        out, new, state, stats = fused(*call_inputs(self._pc, args), self._state, self._current_lr(), self._clip)
+        state, out, new, stats = fused(*call_inputs(self._pc, args), self._state, self._current_lr(), self._clip)
         stats = np.asarray(stats)  # one transfer: (loss, gradient norm, clipped, finite flags)
         loss = float(stats[0])
         if not math.isfinite(loss):
+            self._state = state  # the old state, which the step took over
             raise NonFiniteError(f"{type(self).__name__}.step: the loss is {loss}; no parameter was changed.")
         self._commit("step", params, new, state, stats[1:])
         return (loss, out[1]) if has_aux else loss
@@ -496,11 +513,12 @@ class Trainer:
         def fused(all_values, key_index, dynamic, signature, state, lr, clip):
             out, grads = jax.value_and_grad(pure, has_aux=has_aux)(all_values, key_index, dynamic, signature)
             values = {n: all_values[n] for n in names}
-            new, state, stats = self._apply_impl(values, {n: grads[n] for n in names}, state, lr, clip, sparse_rows)
             loss = out[0] if has_aux else out
-            return out, new, state, jnp.concatenate([jnp.reshape(loss, (1,)).astype(jnp.float32), stats])
+            state, new, stats = self._apply_impl(values, {n: grads[n] for n in names}, state, lr, clip, sparse_rows,
+                                                 loss_ok=jnp.isfinite(loss))
+            return state, out, new, jnp.concatenate([jnp.reshape(loss, (1,)).astype(jnp.float32), stats])
 
-        return jax.jit(fused, static_argnums=(3,))
+        return jax.jit(fused, static_argnums=(3,), donate_argnums=(4,))  # the state: see __init__
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learning_rate={self._lr}, clip_threshold={self._clip})"

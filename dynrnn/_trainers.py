@@ -292,7 +292,7 @@ class Trainer:
                              f"({len(self._names or ())} → {len(names)}); call trainer.restart() after adding or "
                              f"freezing parameters.")
 
-    def _apply_impl(self, values, grads, state, lr, clip, sparse_rows, loss_ok=True):
+    def _apply_impl(self, values, grads, state, lr, clip, sparse_rows, loss_ok: Any = True):
         old_state = state
         norm = _global_norm(grads)
         clipped = (clip > 0) & (norm > clip)

@@ -1,5 +1,5 @@
 """The character-LM example trains for real: DyNet's tutorial model learns its sentence,
-and the Alice model beats a unigram model on held-out text after 600 updates."""
+and the Alice model beats a unigram model on held-out text after 200 updates."""
 
 import collections
 import math
@@ -50,10 +50,11 @@ def test_alice_model_beats_a_unigram_model_on_held_out_text():
     held_text = "".join(line + "\n" for line in held)
     unigram_bpc = -sum(math.log2(counts.get(c, 1) / total) for c in held_text) / len(held_text)
     # a fixed number of updates (not a time budget), so a slow or busy machine cannot fail it
-    model, hist = char_lm.train_lm(train, held, max_steps=600, progress=False, sample_every=0,
+    model, hist = char_lm.train_lm(train, held, max_steps=200, progress=False, sample_every=0,
                                    log=lambda s: None)
-    assert hist["steps"] == 600
-    assert hist["held_out_bpc"] < unigram_bpc - 0.5, (hist["held_out_bpc"], unigram_bpc)
+    assert hist["steps"] == 200
+    # measured: 3.13 bits/char after 150 updates, 2.71 after 250, against 4.56 for unigrams
+    assert hist["held_out_bpc"] < unigram_bpc - 1.0, (hist["held_out_bpc"], unigram_bpc)
     assert len(model.sample(50, seed=0)) == 50
     assert hist["steps"] == len(hist["loss"]) and hist["chars_per_second"] > 0
 

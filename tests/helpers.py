@@ -54,28 +54,35 @@ def assert_trees_allclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-5
 
 
 class _CompileLog(logging.Handler):
-    def __init__(self) -> None:
+    def __init__(self, threads: bool) -> None:
         super().__init__(logging.DEBUG)
         self.names: list[str] = []
+        self.threads = threads
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
         if msg.startswith("Finished XLA compilation of"):
-            self.names.append(msg)
+            self.names.append(f"{record.threadName}: {msg}" if self.threads else msg)
 
 
 @contextlib.contextmanager
-def count_compiles():
-    """Counts real XLA compilations (from JAX's own compile log) inside the block."""
-    handler = _CompileLog()
+def count_compiles(all_threads: bool = False):
+    """Counts real XLA compilations (from JAX's own compile log) inside the block: of this
+    thread, or with `all_threads` of every thread (JAX's flag set process-wide), each
+    prefixed with its thread's name."""
+    handler = _CompileLog(all_threads)
     logger = logging.getLogger("jax")
     old_level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+    old_flag = jax.config.jax_log_compiles  # pyright: ignore[reportAttributeAccessIssue]
     try:
+        if all_threads:
+            jax.config.update("jax_log_compiles", True)
         with jax.log_compiles(True):
             yield handler.names
     finally:
+        jax.config.update("jax_log_compiles", old_flag)
         logger.removeHandler(handler)
         logger.setLevel(old_level)
 

@@ -692,3 +692,37 @@ def test_a_non_finite_row_gradient_changes_nothing():
         return E.as_array()
     # the row update takes the moments over (donates them) and gives them back unchanged
     np.testing.assert_array_equal(trained(2), trained(0))
+
+
+def test_vjps_compiled_ahead_are_the_ones_backward_calls(monkeypatch):
+    """In a training loop, the VJP of a forward kernel that has just compiled compiles on a
+    background thread (`_kernels.compile_ahead`); backward() then finds it compiled. Here
+    backward always waits for it (instead of calling off one not yet started), so every
+    VJP is compiled ahead and the main thread must compile none itself: a VJP compiled
+    for other shapes or types than backward's call would show up as a second compilation."""
+    from dynrnn.graph import _kernels as K
+    monkeypatch.setattr(K, "claim", lambda f: f is None or f.result())
+    pc = dy.ParameterCollection(seed=3)
+    E = pc.add_lookup_parameters((30, 7))
+    lstm = dy.LSTMBuilder(1, 7, 9, pc)
+    W = pc.add_parameters((5, 9))
+    trainer = dy.SimpleSGDTrainer(pc, 0.1)
+
+    def update(words):
+        dy.renew_cg()
+        hs = lstm.initial_state().transduce([E[w] for w in words])
+        loss = dy.esum([dy.pickneglogsoftmax(W * dy.tanh(h), w % 5) for h, w in zip(hs, words)])
+        value = loss.scalar_value()
+        loss.backward()
+        trainer.update()
+        return value
+
+    update([1, 2, 3])  # the first graph: no backward() seen yet, nothing compiled ahead
+    with count_compiles(all_threads=True) as compiled:
+        with dy_config(replay="never"):
+            value = update([int(w) for w in np.arange(23) % 30])  # new sizes: new kernels
+    ahead = [c for c in compiled if c.startswith("dynrnn-vjp")]
+    main_backward = [c for c in compiled if not c.startswith("dynrnn-vjp") and "backward" in c]
+    assert ahead and all("backward" in c for c in ahead), compiled
+    assert main_backward == [], compiled
+    assert np.isfinite(value)

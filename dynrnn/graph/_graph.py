@@ -30,7 +30,7 @@ class Graph:
     """One computation graph: the nodes since the last `renew_cg()`."""
 
     __slots__ = ("version", "nodes", "evaluated", "launches", "params", "grads", "owners", "rows",
-                 "ran", "plan", "replayed", "backward_replayed", "__weakref__")
+                 "ran", "plan", "replayed", "backward_replayed", "trained", "__weakref__")
 
     def __init__(self, version: int):
         self.version = version
@@ -45,6 +45,7 @@ class Graph:
         self.plan: Any = None  # the replay plan of the structure first evaluated (`_replay`)
         self.replayed: Any = None  # a replay's state, while the graph holds replayed values
         self.backward_replayed: Any = None  # the loss of a replayed backward()
+        self.trained = False  # backward() has run into the parameters
 
 
 class _Current(threading.local):
@@ -54,6 +55,7 @@ class _Current(threading.local):
         self.autobatch = True
         self.replay = "auto"  # compile recurring graph structures whole: "auto", "always", "never"
         self.rng: Any = None  # host RNG for noise/dropout keys and random inputs
+        self.training = False  # the last graph ran backward(): compile VJPs ahead (`_kernels`)
 
 
 CURRENT = _Current()
@@ -67,6 +69,7 @@ def renew_cg(immediate_compute: bool = False, check_validity: bool = False) -> G
     """Starts a new computation graph; expressions of the old one become unusable. From
     the first call on, eager code in this thread builds graph nodes (`E[i]`,
     `dy.inputTensor`, ... return expressions)."""
+    CURRENT.training = CURRENT.graph.trained
     CURRENT.graph = Graph(CURRENT.graph.version + 1)
     CURRENT.opened = True
     return CURRENT.graph

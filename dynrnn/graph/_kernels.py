@@ -26,6 +26,7 @@ number of compiled kernels stays bounded whatever the data.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import math
 from collections.abc import Callable
@@ -373,6 +374,43 @@ def scatter_add(base: jax.Array, idx: list, rows_: list) -> jax.Array:
     z = zeros(tuple(rows_[0].shape), rows_[0].dtype)
     ids = np.asarray(list(idx) + [0] * (nb - len(idx)), np.int32)
     return _scatter_kernel(nb)(base, ids, *rows_, *([z] * (nb - len(rows_))))
+
+
+# -- VJPs compiled ahead ----------------------------------------------------------------------
+# When a forward kernel call has just compiled, its VJP (which the training loop's
+# backward() will need moments later) compiles on one background thread, while the main
+# thread goes on with the forward pass: XLA's compilation releases the GIL, so on two
+# cores two kernels compile at once.
+
+_AHEAD: list = []  # the background thread's executor, made on first use
+
+
+def compile_ahead(vjp: Callable, call_args: tuple, out: Any) -> Any:
+    """Starts compiling `vjp` for the forward call `call_args` -> `out` (by calling it once
+    on a zero cotangent, which fills JAX's own caches for these shapes). Returns a future
+    for `claim`, or None when nothing was started."""
+    if jax.config.jax_debug_nans:  # pyright: ignore[reportAttributeAccessIssue] (a flag set at run time)
+        return None  # (a zero cotangent may well make a NaN somewhere)
+    if not _AHEAD:
+        _AHEAD.append(concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dynrnn-vjp"))
+    return _AHEAD[0].submit(_warm, vjp, call_args, out)
+
+
+def _warm(vjp: Callable, call_args: tuple, out: Any) -> None:
+    ct = tree_map(lambda o: jax.device_put(np.zeros(o.shape, o.dtype)), out)
+    jax.block_until_ready(vjp(*call_args, ct))
+
+
+def claim(future: Any) -> None:
+    """Before calling a VJP compiled ahead: if its compilation has not started, it is called
+    off (the caller compiles it, while the background thread works on others); if it is
+    under way, waits for it. A failure there is left to the caller's own call to raise."""
+    if future is None or future.cancel():
+        return
+    try:
+        future.result()
+    except Exception:  # noqa: BLE001 - the real call raises it again, with the real cotangent
+        pass
 
 
 def compile_count() -> int:

@@ -71,11 +71,12 @@ def _host_value(n: Expression) -> Any:
 class Launch:
     """One kernel call: what backward needs to call its VJP and route the cotangents."""
 
-    __slots__ = ("kind", "key", "call_args", "out", "outputs", "shared", "positions")
+    __slots__ = ("kind", "key", "call_args", "out", "outputs", "shared", "positions", "ahead")
 
     def __init__(self, kind: str, key: tuple, call_args: tuple, out: Any, outputs: list,
                  shared: list, positions: list):
         self.kind, self.key, self.call_args, self.out = kind, key, call_args, out
+        self.ahead: Any = None  # the VJP's compilation, started ahead (`K.compile_ahead`)
         self.outputs = outputs      # the nodes computed (for 'node': [the node])
         self.shared = shared        # nodes passed once (their cotangent is whole)
         self.positions = positions  # per packed argument: ('take', base) or ('list', [node or None])
@@ -188,6 +189,21 @@ def _one_stack(vals: list) -> Any:
     return None
 
 
+def _call(kernel: Any, call: tuple) -> tuple[Any, bool]:
+    """`kernel(*call)`, and whether that call compiled it for these shapes."""
+    before = kernel._cache_size()
+    out = kernel(*call)
+    return out, kernel._cache_size() != before
+
+
+def _ahead(launch: Launch, vjp: Any) -> None:
+    """Compiles the VJP of a launch whose forward kernel has just compiled, in the
+    background, when this thread's last graph ran backward() (a training loop). Not for
+    lookups: their gradient reaches the table as rows, without a VJP (`_sparse_lookup`)."""
+    if CURRENT.training and launch.outputs[0].op.sparse_table is None:
+        launch.ahead = K.compile_ahead(vjp, launch.call_args, launch.out)
+
+
 def _register(g: Graph, launch: Launch, out: Any) -> None:
     if isinstance(out, tuple):
         g.owners[id(out)] = (launch, "all")
@@ -267,10 +283,13 @@ def _run_group(g: Graph, sig: Any, nodes: list) -> None:
     inputs = _Inputs(g)
     key = (sig, shared, inputs.group(nodes, nb, shared))
     call = inputs.call()
-    out = K.group_kernel(*key)(*call)
+    out, compiled = _call(K.group_kernel(*key), call)
     for i, n in enumerate(nodes):
         n.val = Slice(out, i)
-    _register(g, Launch("group", key, call, out, nodes, inputs.shared_nodes, inputs.positions), out)
+    launch = Launch("group", key, call, out, nodes, inputs.shared_nodes, inputs.positions)
+    _register(g, launch, out)
+    if compiled:
+        _ahead(launch, K.group_vjp(*key))
 
 
 # At most this many groups run as one fused call.
@@ -335,7 +354,7 @@ def _run_fused(g: Graph, stages: list) -> list:
     key = tuple((sig, shared, inputs.group(nodes, nb, shared, link), link)
                 for (nodes, link), (sig, shared, _, _) in zip(stages, descr))
     call = inputs.call()
-    out = K.fused_kernel(key)(*call)
+    out, compiled = _call(K.fused_kernel(key), call)
     computed = []
     launch = Launch("fused", (key,), call, out, computed, inputs.shared_nodes, inputs.positions)
     for j, (nodes, _) in enumerate(stages):
@@ -344,6 +363,8 @@ def _run_fused(g: Graph, stages: list) -> list:
         computed.extend(nodes)
         g.owners[id(out[j])] = (launch, j)
     g.launches.append(launch)
+    if compiled:
+        _ahead(launch, K.fused_vjp(key))
     return computed
 
 
@@ -391,8 +412,11 @@ def _run_packed(g: Graph, sig: Any, n: Expression) -> bool:
     pad = (materialize(g, args[-1].val) if padded else  # unpadded: zeros that m masks out
            K.tree_map(lambda a: K.zeros(tuple(a.shape[1:]), a.dtype), diff))
     call = (diff, aux, pad, np.int32(m), n.consts)
-    n.val = K.packed_kernel(sig)(*call)
-    g.launches.append(Launch("packed", (sig,), call, n.val, [n], [args[-1]] if padded else [], [("take", diff)]))
+    n.val, compiled = _call(K.packed_kernel(sig), call)
+    launch = Launch("packed", (sig,), call, n.val, [n], [args[-1]] if padded else [], [("take", diff)])
+    g.launches.append(launch)
+    if compiled:
+        _ahead(launch, K.packed_vjp(sig))
     return True
 
 
@@ -450,13 +474,16 @@ def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, 
     inputs.stack_consts([c[0] for c in padded])
     key = (sig, shared, tuple(inputs.modes), nb, tb, state_pos, x_pos)
     call = inputs.call()
-    out = K.chain_kernel(*key)(*call)
+    out, compiled = _call(K.chain_kernel(*key), call)
     nodes = []
     for i, c in enumerate(chains):
         for t, n in enumerate(c):
             n.val = Slice(out, i * tb + t)
             nodes.append(n)
-    _register(g, Launch("chain", key, call, out, nodes, inputs.shared_nodes, inputs.positions), out)
+    launch = Launch("chain", key, call, out, nodes, inputs.shared_nodes, inputs.positions)
+    _register(g, launch, out)
+    if compiled:
+        _ahead(launch, K.chain_vjp(*key))
 
 
 # -- backward -------------------------------------------------------------------------------
@@ -542,6 +569,7 @@ def backward(loss: Expression, full: bool = False, accumulate: bool = True) -> N
     """Accumulates d(loss)/d(parameter) into the parameters (`accumulate=False`: only
     records every node's gradient, for `gradient()`)."""
     g = loss.graph
+    g.trained = g.trained or accumulate
     if g.replayed is not None:
         if accumulate and _replay.backward(g, loss, full):
             return
@@ -563,6 +591,7 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
             ct = cts.node_total(n)
             if ct is None or n.index > loss.index:
                 continue
+            K.claim(launch.ahead)
             d_diff, d_pad = K.packed_vjp(*launch.key)(*launch.call_args, ct)
             _route_packed(cts, launch.positions[0], d_diff)
             if launch.shared:  # the padding value
@@ -582,6 +611,7 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
         ct = cts.launch_total(launch)
         if ct is None:
             continue
+        K.claim(launch.ahead)
         if launch.kind == "fused":  # its gradient() needs the totals inside the call
             s_ct, d_ct, g.grads[launch] = K.fused_vjp(*launch.key)(*launch.call_args, ct)
         else:

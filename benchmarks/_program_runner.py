@@ -26,6 +26,8 @@ def main() -> None:
     mod = __import__(backend)
     if backend == "dynrnn" and os.environ.get("DYNRNN_REPLAY"):
         mod.config(replay=os.environ["DYNRNN_REPLAY"])
+    if backend == "dynrnn" and os.environ.get("DYNRNN_COMPILE_AHEAD"):
+        mod.config(compile_ahead=os.environ["DYNRNN_COMPILE_AHEAD"] == "1")
     record = {"backend": backend, "program": os.path.basename(program), "times": [], "losses": []}
     last = [None]
     esum = mod.esum

@@ -72,7 +72,8 @@ def _program(name: str, work: str) -> tuple[str, list[str]]:
     return path, args
 
 
-def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto", cache: str = "") -> dict | None:
+def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto", cache: str = "",
+         ahead: str = "on") -> dict | None:
     path, args = _program(name, work)
     out = os.path.join(work, f"{name}-{backend}.json")
     if backend == "dynet":
@@ -86,7 +87,7 @@ def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto",
                 f.write(src.replace("import dynet as dy", "import dynrnn as dy"))
         r = subprocess.run([sys.executable, RUNNER, "dynrnn", path, str(updates), out, *args],
                            capture_output=True, text=True, timeout=3600, env={**os.environ, "DYNRNN_REPLAY": replay,
-                                "DYNRNN_KERNEL_CACHE": cache})
+                                "DYNRNN_KERNEL_CACHE": cache, "DYNRNN_COMPILE_AHEAD": "1" if ahead == "on" else "0"})
         if r.returncode != 0:
             print(f"note: the dynrnn run of {name} failed: {r.stderr[-2000:]}")
             return None
@@ -112,25 +113,29 @@ def main() -> None:
     ap.add_argument("--kernel-cache", action="store_true",
                     help="run dynrnn twice per mode with a new persistent kernel cache: the first run fills it "
                          "(cold), the second loads from it (warm)")
+    ap.add_argument("--compile-ahead", default="on",
+                    help="dynrnn's dy.config(compile_ahead=) settings to run, comma-separated (on, off): one row each")
     a = ap.parse_args()
     if not os.path.isdir(EXAMPLES):
         print(f"note: DyNet's source distribution is not at {EXAMPLES}; nothing to run.")
         return
     rows = []
-    modes = [(m, c) for m in a.replay.split(",") for c in (("cold", "warm") if a.kernel_cache else ("",))]
+    modes = [(m, c, x) for m in a.replay.split(",") for c in (("cold", "warm") if a.kernel_cache else ("",))
+             for x in a.compile_ahead.split(",")]
     for name in a.only.split(","):
         with tempfile.TemporaryDirectory() as work:
             dynet = _run("dynet", name, a.updates, work)
             ours = {}
-            for m, c in modes:
-                cache = os.path.join(work, f"kernels-{m}") if c else ""
-                ours[m, c] = _run("dynrnn", name, a.updates, work, m, cache)
+            for m, c, x in modes:
+                cache = os.path.join(work, f"kernels-{m}-{x}") if c else ""
+                ours[m, c, x] = _run("dynrnn", name, a.updates, work, m, cache, x)
         tail = max(a.updates // 4, 1)
-        for m, c in modes:
-            got = {"dynet": dynet, "dynrnn": ours[m, c]}
+        for m, c, x in modes:
+            got = {"dynet": dynet, "dynrnn": ours[m, c, x]}
             s = {b: _summary(r, tail) for b, r in got.items() if r is not None}
-            label = ", ".join(x for x in (f"replay={m}" if len(set(modes)) > 1 or c else "",
-                                         f"kernel cache {c}" if c else "") if x)
+            label = ", ".join(t for t in (f"replay={m}" if len({md[0] for md in modes}) > 1 or c else "",
+                                         f"kernel cache {c}" if c else "",
+                                         f"compile ahead {x}" if "," in a.compile_ahead else "") if t)
             row = {"program": f"{name} ({label})" if label else name, "updates": a.updates}
             for b, v in s.items():
                 for k, x in v.items():

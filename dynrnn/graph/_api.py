@@ -95,7 +95,7 @@ def _set_kernel_cache(where: Any) -> None:
 
 
 def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, kernel_cache: Any = None,
-           **ignored: Any) -> dict:
+           compile_ahead: Any = None, **ignored: Any) -> dict:
     """Settings (DyNet's `dynet_config.set`), returned as a dict.
 
     autobatch: 1 (the default) runs same-signature nodes of a graph as one kernel call, and
@@ -117,6 +117,10 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, ke
       on DyNet's tagger, 400 updates took 52 s on a first run and 8 s with the cache warm.
       Off by default; the environment variable DYNRNN_KERNEL_CACHE (a directory) turns it
       on for programs run unchanged.
+    compile_ahead: True (the default) compiles, in a training loop, the VJP of each kernel
+      that has just compiled on a background thread while the forward pass goes on, so that
+      two kernels compile at once on two cores; False compiles everything on the calling
+      thread, when backward() first needs it. Results are the same.
 
     DyNet's memory, device and seed options have no meaning here and are ignored."""
     if autobatch is not None:
@@ -130,9 +134,12 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, ke
         CURRENT.replay = modes[replay]
     if kernel_cache is not None:
         _set_kernel_cache(kernel_cache)
+    if compile_ahead is not None:
+        CURRENT.compile_ahead = bool(compile_ahead)
     nans = jax.config.jax_debug_nans  # pyright: ignore[reportAttributeAccessIssue] (a flag set at run time)
     return {"autobatch": int(CURRENT.autobatch), "debug_nans": bool(nans),
-            "replay": CURRENT.replay, "kernel_cache": jax.config.jax_compilation_cache_dir}  # pyright: ignore
+            "replay": CURRENT.replay, "kernel_cache": jax.config.jax_compilation_cache_dir,  # pyright: ignore
+            "compile_ahead": CURRENT.compile_ahead}
 
 
 class _DynetConfig:

@@ -56,6 +56,7 @@ class _Current(threading.local):
         self.replay = "auto"  # compile recurring graph structures whole: "auto", "always", "never"
         self.rng: Any = None  # host RNG for noise/dropout keys and random inputs
         self.training = False  # the last graph ran backward(): compile VJPs ahead (`_kernels`)
+        self.compile_ahead = True  # dy.config(compile_ahead=...)
 
 
 CURRENT = _Current()

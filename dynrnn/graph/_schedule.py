@@ -190,10 +190,14 @@ def _one_stack(vals: list) -> Any:
 
 
 def _call(kernel: Any, call: tuple) -> tuple[Any, bool]:
-    """`kernel(*call)`, and whether that call compiled it for these shapes."""
-    before = kernel._cache_size()
+    """`kernel(*call)`, and whether that call compiled it for these shapes (by the size of
+    the jitted function's cache; False where JAX does not tell it)."""
+    size = getattr(kernel, "_cache_size", None)
+    if size is None:  # pragma: no cover - a JAX without it: nothing is compiled ahead
+        return kernel(*call), False
+    before = size()
     out = kernel(*call)
-    return out, kernel._cache_size() != before
+    return out, size() != before
 
 
 def _ahead(launch: Launch, vjp: Any) -> None:

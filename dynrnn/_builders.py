@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from . import _hooks, _params
@@ -80,7 +79,7 @@ class RNNBuilder:
                                        for s in c.param_specs()])
         self._spec = StackSpec(cells)
         self._values = _params.ValueCache()
-        self._zeros = tuple(tuple(jnp.zeros((n,), pc.dtype) for n in c.state_sizes()) for c in cells)
+        self._zeros = tuple(tuple(jax.device_put(np.zeros((n,), pc.dtype)) for n in c.state_sizes()) for c in cells)
 
     # -- configuration -------------------------------------------------------------------
     @property

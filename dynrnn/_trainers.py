@@ -42,7 +42,9 @@ class Rule(NamedTuple):
 
 
 def _zeros(params: Tree) -> Tree:
-    return jax.tree_util.tree_map(jnp.zeros_like, params)
+    """Zeros shaped like `params`, made on the host (`jnp.zeros_like` would compile a kernel
+    per shape) and each a buffer of its own (the update kernels take the state over)."""
+    return jax.tree_util.tree_map(lambda p: jax.device_put(np.zeros(p.shape, p.dtype)), params)
 
 
 _ZEROS: dict = {}
@@ -94,7 +96,7 @@ def _own(state: Tree) -> Tree:
     """A fresh copy of every array of an optimizer state, so that the update kernels, which
     take the state over (donate it), never free a buffer something else holds (an optax
     state may hold the parameters themselves, or one array twice)."""
-    return _map(lambda a: jnp.array(a, copy=True), state)
+    return _map(lambda a: jax.device_put(np.array(a)), state)  # through the host: no kernel to compile
 
 
 def sgd() -> Rule:
@@ -158,7 +160,7 @@ def adam(beta_1: float, beta_2: float, eps: float, amsgrad: bool = False) -> Rul
     """m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²  (AMSGrad: v̂ ← max(v̂, v));
     p ← p − lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m / (√v + eps)  — DyNet's form (eps outside the bias correction)."""
     def init(p):
-        return AdamState(jnp.zeros((), jnp.int32), _zeros(p), _zeros(p), _zeros(p) if amsgrad else ())
+        return AdamState(jax.device_put(np.zeros((), np.int32)), _zeros(p), _zeros(p), _zeros(p) if amsgrad else ())
 
     def update(g, s, p, lr):
         t, m, v, vmax = s

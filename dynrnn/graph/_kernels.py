@@ -342,8 +342,10 @@ def rows(a: jax.Array) -> tuple:
 
 @functools.cache
 def zeros(shape: tuple, dtype: Any) -> jax.Array:
-    """A cached zero array (cotangents of outputs that nothing used)."""
-    return jnp.zeros(shape, dtype)
+    """A cached zero array (cotangents of outputs that nothing used, padding), copied from
+    the host: `jnp.zeros` would compile a kernel per shape (measured: 30 of a tagger's first
+    200 updates' 115 compilations)."""
+    return jax.device_put(np.zeros(shape, dtype))
 
 
 @functools.cache

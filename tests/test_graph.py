@@ -717,7 +717,7 @@ def test_vjps_compiled_ahead_are_the_ones_backward_calls(monkeypatch):
         trainer.update()
         return value
 
-    update([1, 2, 3])  # the first graph: no backward() seen yet, nothing compiled ahead
+    update([1, 2, 3])
     with count_compiles(all_threads=True) as compiled:
         with dy_config(replay="never"):
             value = update([int(w) for w in np.arange(23) % 30])  # new sizes: new kernels

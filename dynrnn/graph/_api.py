@@ -117,8 +117,9 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, ke
       on DyNet's tagger, 400 updates took 52 s on a first run and 8 s with the cache warm.
       Off by default; the environment variable DYNRNN_KERNEL_CACHE (a directory) turns it
       on for programs run unchanged.
-    compile_ahead: True (the default) compiles, in a training loop, the VJP of each kernel
-      that has just compiled on a background thread while the forward pass goes on, so that
+    compile_ahead: True (the default) compiles, in a training loop (from the first graph on,
+      until one ends without backward()), the VJP of each kernel that has just compiled on a
+      background thread while the forward pass goes on, so that
       two kernels compile at once on two cores; False compiles everything on the calling
       thread, when backward() first needs it. Results are the same.
 

@@ -55,7 +55,10 @@ class _Current(threading.local):
         self.autobatch = True
         self.replay = "auto"  # compile recurring graph structures whole: "auto", "always", "never"
         self.rng: Any = None  # host RNG for noise/dropout keys and random inputs
-        self.training = False  # the last graph ran backward(): compile VJPs ahead (`_kernels`)
+        # compile VJPs ahead (`_kernels`): from the first graph on, until one ends without
+        # backward() (so a training loop's first update gains too; an evaluation loop wastes
+        # the background compilations of one graph)
+        self.training = True
         self.compile_ahead = True  # dy.config(compile_ahead=...)
 
 
@@ -70,7 +73,8 @@ def renew_cg(immediate_compute: bool = False, check_validity: bool = False) -> G
     """Starts a new computation graph; expressions of the old one become unusable. From
     the first call on, eager code in this thread builds graph nodes (`E[i]`,
     `dy.inputTensor`, ... return expressions)."""
-    CURRENT.training = CURRENT.graph.trained
+    if CURRENT.graph.nodes:  # (an empty graph says nothing about the program)
+        CURRENT.training = CURRENT.graph.trained
     CURRENT.graph = Graph(CURRENT.graph.version + 1)
     CURRENT.opened = True
     return CURRENT.graph

@@ -202,7 +202,7 @@ def _call(kernel: Any, call: tuple) -> tuple[Any, bool]:
 
 def _ahead(launch: Launch, vjp: Any) -> None:
     """Compiles the VJP of a launch whose forward kernel has just compiled, in the
-    background, when this thread's last graph ran backward() (a training loop). Not for
+    background, unless this thread's last graph ended without backward(). Not for
     lookups: their gradient reaches the table as rows, without a VJP (`_sparse_lookup`)."""
     if CURRENT.training and CURRENT.compile_ahead and launch.outputs[0].op.sparse_table is None:
         launch.ahead = K.compile_ahead(vjp, launch.call_args, launch.out)

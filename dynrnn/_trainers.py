@@ -283,6 +283,8 @@ class Trainer:
             # DyNet's way (graph mode): parameters added since the last update join with fresh state
             fresh = self._rule.init({n: params[n].stored_value() for n in names})
             self._state = _own(_keep_old(self._state, fresh))
+            if self._mesh is not None:
+                self._state = replicate(self._state, self._mesh)
             self._names = names
         if self._state is None:
             self._state = _own(self._rule.init({n: params[n].stored_value() for n in names}))

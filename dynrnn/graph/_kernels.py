@@ -399,6 +399,9 @@ def compile_ahead(vjp: Callable, call_args: tuple, out: Any) -> Any:
 
 
 def _warm(vjp: Callable, call_args: tuple, out: Any) -> None:
+    # not the cached `zeros`: JAX's config contexts (`enable_x64`, ...) are per thread, so
+    # this thread may make another dtype than the caller's, and must not cache it for them
+    # (its compilation is then only wasted: the caller's call has another cache key)
     ct = tree_map(lambda o: jax.device_put(np.zeros(o.shape, o.dtype)), out)
     jax.block_until_ready(vjp(*call_args, ct))
 

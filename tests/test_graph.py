@@ -368,8 +368,10 @@ def test_groups_that_feed_one_another_run_as_one_fused_call(rng):
             for p in pc.all_parameters():
                 p.clear_grad()
     (v1, g1, kinds), (v2, g2, _) = results
-    # the lookups, both LSTMs as one scan, the five per-word groups as one call, the esum
-    assert kinds == [("group", None), ("chain", None), ("fused", 5), ("packed", None)], kinds
+    # the lookups, both LSTMs as one scan (its initial states and inputs each stacked by a
+    # gather), the five per-word groups as one call, the esum
+    assert kinds == [("group", None), ("gather", None), ("gather", None), ("chain", None), ("fused", 5),
+                     ("packed", None)], kinds
     np.testing.assert_allclose(v1, v2, rtol=1e-5)
     for k in g1:
         np.testing.assert_allclose(g1[k], g2[k], rtol=1e-4, atol=1e-6, err_msg=k)

@@ -136,7 +136,10 @@ def node_vjp(sig: Sig) -> Callable:
 
 def unpack(mode: str, diff: Any, aux: Any) -> Any:
     """One argument position of a group, stacked: "take" gathers rows `aux` of the stack
-    `diff` (a group's output); "list" stacks the tuple of arrays `diff`."""
+    `diff` (a group's output); "list" stacks the tuple of arrays `diff`; "dense" is `diff`
+    itself, already stacked (by `gather_kernel`)."""
+    if mode == "dense":
+        return diff
     if mode == "take":
         return tree_map(lambda a: a[aux], diff)
     return tree_map(lambda *xs: jnp.stack(xs), *diff)
@@ -318,6 +321,20 @@ def _merged_chains(sig: Sig, modes: tuple, n: int, t: int) -> Callable:
                      for o in out)
 
     return chains
+
+
+@functools.cache
+def gather_kernel(mode: str) -> Callable:
+    """`(diff, aux) -> rows`: one packed argument position stacked by a call of its own
+    (`unpack`), so that the kernel that takes it ("dense") depends on the number of rows
+    only — not on the shape of the stack they came from, nor on whether they came from one.
+    It compiles in milliseconds, where a chain's scan and its VJP take seconds."""
+    return jax.jit(lambda diff, aux: unpack(mode, diff, aux))
+
+
+@functools.cache
+def gather_vjp(mode: str) -> Callable:
+    return _backward(lambda diff, aux: unpack(mode, diff, aux), (0,), "gather_backward")
 
 
 @functools.cache

@@ -204,7 +204,7 @@ def _ahead(launch: Launch, vjp: Any) -> None:
     """Compiles the VJP of a launch whose forward kernel has just compiled, in the
     background, unless this thread's last graph ended without backward(). Not for
     lookups: their gradient reaches the table as rows, without a VJP (`_sparse_lookup`)."""
-    if CURRENT.training and CURRENT.compile_ahead and launch.outputs[0].op.sparse_table is None:
+    if CURRENT.training and CURRENT.compile_ahead and (not launch.outputs or launch.outputs[0].op.sparse_table is None):
         launch.ahead = K.compile_ahead(vjp, launch.call_args, launch.out)
 
 
@@ -244,6 +244,23 @@ class _Inputs:
         self.diffs.append(diff)
         self.auxs.append(aux)
         self.positions.append(("take", diff) if mode == "take" else ("list", nodes))
+
+    def dense(self, vals: list, nodes: list) -> None:
+        """One packed position stacked by a call of its own ("gather" launch, whose VJP
+        returns the rows' cotangents to where they came from), passed to the kernel as one
+        array ("dense"): for chains, whose kernels would otherwise compile once per shape of
+        the stack their inputs come from (a new group size) and per origin of their initial
+        states (a builder's initial state, or the previous segment's last states)."""
+        mode, diff, aux = _pack(self.g, vals)
+        out, compiled = _call(K.gather_kernel(mode), (diff, aux))
+        launch = Launch("gather", (mode,), (diff, aux), out, [], [], [("take", diff) if mode == "take" else ("list", nodes)])
+        _register(self.g, launch, out)
+        if compiled:
+            _ahead(launch, K.gather_vjp(mode))
+        self.modes.append("dense")
+        self.diffs.append(out)
+        self.auxs.append(None)
+        self.positions.append(("take", out))
 
     def group(self, nodes: list, nb: int, shared: tuple, link: int | None = None) -> tuple:
         """The arguments of `nodes` (one signature) padded to `nb` rows; `link` (a fused
@@ -472,9 +489,9 @@ def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, 
     for k in fixed:
         if not shared[k]:
             inputs.rows([c[0].args[k].val for c in padded], [c[0].args[k] if c else None for c in real])
-    inputs.rows([c[0].args[state_pos].val for c in padded], [c[0].args[state_pos] if c else None for c in real])
+    inputs.dense([c[0].args[state_pos].val for c in padded], [c[0].args[state_pos] if c else None for c in real])
     xs = [c[min(t, len(c) - 1)].args[x_pos] for c in padded for t in range(tb)]
-    inputs.rows([x.val for x in xs], [c[t].args[x_pos] if c and t < len(c) else None for c in real for t in range(tb)])
+    inputs.dense([x.val for x in xs], [c[t].args[x_pos] if c and t < len(c) else None for c in real for t in range(tb)])
     inputs.stack_consts([c[0] for c in padded])
     key = (sig, shared, tuple(inputs.modes), nb, tb, state_pos, x_pos)
     call = inputs.call()
@@ -590,6 +607,12 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
     cts = _Cotangents(g, full)
     cts.add(loss, jax.device_put(np.ones(loss.shape, loss.dt)))  # (jnp.ones would compile per shape)
     for launch in reversed(g.launches):
+        if launch.kind == "gather":
+            ct = cts.launch_total(launch)
+            if ct is not None:
+                K.claim(launch.ahead)
+                _route_packed(cts, launch.positions[0], K.gather_vjp(*launch.key)(*launch.call_args, ct)[0])
+            continue
         if launch.kind == "packed":
             n = launch.outputs[0]
             ct = cts.node_total(n)

@@ -31,6 +31,8 @@ Tree = Any
 # WARN_AFTER_FUNCTIONS different loss functions.
 MAX_COMPILED_STEPS = 32
 WARN_AFTER_FUNCTIONS = 5
+# A sparse update of a lookup table pads its used rows to at least this many.
+ROWS_LEAST = 64
 
 
 class Rule(NamedTuple):
@@ -412,8 +414,9 @@ class Trainer:
             block = jnp.concatenate(blocks) if len(blocks) > 1 else blocks[0]
             # one bucket for both the used rows and the row blocks (there are never more
             # used rows than blocks): the kernel depends on one number, not two; a size
-            # already compiled for this table is reused within 4x
-            k = u = reuse_size(self._row_sizes.setdefault(n, set()), block.shape[0])
+            # already compiled for this table is reused within 4x, and none is below
+            # ROWS_LEAST (a padded row costs nothing measurable; a compilation ~0.5 s)
+            k = u = reuse_size(self._row_sizes.setdefault(n, set()), max(block.shape[0], ROWS_LEAST))
             ids[n] = np.concatenate([uniq, np.full(u - len(uniq), values[n].shape[0])]).astype(np.int32)
             inv[n] = np.concatenate([inverse, np.zeros(k - len(inverse), np.int64)]).astype(np.int32)
             parts[n] = jnp.pad(block, ((0, k - block.shape[0]),) + ((0, 0),) * (block.ndim - 1)).astype(

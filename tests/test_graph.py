@@ -323,6 +323,46 @@ def test_gradient_of_a_state_slot_is_its_gradient():
             p.clear_grad()
 
 
+def test_chains_longer_than_a_segment_are_one_stack_for_what_takes_their_steps(rng):
+    """Chains of 37 and 21 steps run as scans of 16 and 4 steps (`SEGMENT_LONG`,
+    `SEGMENT_SHORT`) and their segments are put into one stack, so the per-step groups that
+    take the outputs gather them from one stack. Values, parameter gradients and the
+    `gradient()` of steps in every segment (what flows back through the later steps
+    included) equal those of the node-by-node schedule."""
+    from dynrnn.graph import _schedule as S
+
+    assert (S.SEGMENT_LONG, S.SEGMENT_SHORT) == (16, 4)  # the lengths below span 3 and 2 segments
+    pc = dy.ParameterCollection(seed=2)
+    E = pc.add_lookup_parameters((9, 4))
+    fwd, bwd = dy.LSTMBuilder(1, 4, 3, pc), dy.LSTMBuilder(1, 4, 3, pc)
+    Wo = pc.add_parameters((5, 3))
+    a, b = [int(w) for w in rng.integers(0, 9, size=37)], [int(w) for w in rng.integers(0, 9, size=21)]
+    results = []
+    for flag in (True, False):
+        with autobatch(flag):
+            dy.renew_cg()
+            f = fwd.initial_state().transduce([E[w] for w in a])
+            r = bwd.initial_state().transduce([E[w] for w in b])
+            loss = dy.esum([dy.pickneglogsoftmax(Wo * h, w % 5) for h, w in zip(f + r, a + b)])
+            value = loss.scalar_value()
+            kinds = [la.kind for la in loss.graph.launches]
+            loss.backward()
+            steps = [np.asarray(h.gradient()) for h in (f[0], f[16], f[33], f[36], r[0], r[20])]
+            results.append((value, {p.name(): np.asarray(p.grad()) for p in pc.all_parameters()}, steps, kinds))
+            for p in pc.all_parameters():
+                p.clear_grad()
+    (v1, g1, s1, kinds), (v2, g2, s2, _) = results
+    # segments of 16 steps from step 0 and 16 (both chains) and 32 (the first chain's last 5
+    # steps, more than SEGMENT_SHORT), each put into the one stack the Wo· group takes from
+    assert kinds.count("chain") == 3 and kinds.count("put") == 3, kinds
+    assert all(np.abs(x).max() > 0 for x in s1)
+    np.testing.assert_allclose(v1, v2, rtol=1e-5)
+    for k in g1:
+        np.testing.assert_allclose(g1[k], g2[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    for x, y in zip(s1, s2):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+
+
 def test_autobatching_runs_many_examples_in_few_calls():
     pc, W, b, E, lstm = _model(np.float32)
     dy.renew_cg()

@@ -263,39 +263,45 @@ def packed_vjp(sig: Sig) -> Callable:
 
 
 def _chain_function(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int,
-                    x_pos: int) -> Callable:
+                    x_pos: int, probe: bool = False) -> Callable:
     """n chains of t steps of a recurrent node (argument `state_pos` is the state, which
     each step takes from the previous one; `x_pos` is the step's input): one `lax.scan`
     over time, `vmap`-ed over the chains. Returns every step's state, stacked (n·t, ...):
     row i·t + j is step j of chain i. `modes` packs, in order, the per-chain fixed
-    arguments, the initial states and the n·t inputs."""
+    arguments, the initial states and the n·t inputs. With `probe`, the function takes one
+    more argument, added to every step's state as it is passed on (zeros: its cotangent is
+    each step's total cotangent, what flows back through the later steps included)."""
     f = node_function(sig)
     n_args = len(sig.args)
     fixed = [k for k in range(n_args) if k not in (state_pos, x_pos)]
-    if sig.op.scan is not None and all(shared[k] for k in fixed) and not sig.consts:
+    if not probe and sig.op.scan is not None and all(shared[k] for k in fixed) and not sig.consts:
         return _merged_chains(sig, modes, n, t)
 
-    def one_chain(fixed_args, state, xs, consts):
-        def body(s, x):
+    def one_chain(fixed_args, state, xs, consts, eps):
+        def body(s, x_e):
+            x, e = x_e
             args = [None] * n_args
             for k, a in zip(fixed, fixed_args):
                 args[k] = a
             args[state_pos], args[x_pos] = s, x
             new = f(*args, *consts)
+            if e is not None:
+                new = tree_map(jnp.add, new, e)
             return new, new
 
-        return jax.lax.scan(body, state, xs)[1]
+        return jax.lax.scan(body, state, (xs, eps))[1]
 
     axes_fixed = tuple(None if shared[k] else 0 for k in fixed)
 
-    def chains(shared_args, diffs, auxs, consts):
+    def chains(shared_args, diffs, auxs, consts, eps=None):
         packed = iter(zip(modes, diffs, auxs))
         it_s = iter(shared_args)
         fixed_args = tuple(next(it_s) if shared[k] else unpack(*next(packed)) for k in fixed)
         state = unpack(*next(packed))
         xs = tree_map(lambda a: a.reshape((n, t) + a.shape[1:]), unpack(*next(packed)))
-        out = jax.vmap(one_chain, in_axes=(axes_fixed, 0, 0, (0,) * len(consts)))(fixed_args, state, xs,
-                                                                                   tuple(consts))
+        eps = None if eps is None else tree_map(lambda a: a.reshape((n, t) + a.shape[1:]), eps)
+        out = jax.vmap(one_chain, in_axes=(axes_fixed, 0, 0, (0,) * len(consts), 0))(fixed_args, state, xs,
+                                                                                      tuple(consts), eps)
         return tree_map(lambda o: o.reshape((n * t,) + o.shape[2:]), out)
 
     return chains
@@ -337,6 +343,23 @@ def gather_vjp(mode: str) -> Callable:
     return _backward(lambda diff, aux: unpack(mode, diff, aux), (0,), "gather_backward")
 
 
+def _put(buf: Any, part: Any, at: Any) -> Any:
+    """`buf` with its rows from `at` on replaced by `part` (leaf by leaf, for states)."""
+    return tree_map(lambda b, p: jax.lax.dynamic_update_slice_in_dim(b, p, at, 0), buf, part)
+
+
+@functools.cache
+def put_kernel() -> Callable:
+    """`(buf, part, at) -> buf'`: a chain's segments gathered into one stack (`at` is an
+    argument: the kernel depends on the two shapes only)."""
+    return jax.jit(_put)
+
+
+@functools.cache
+def put_vjp() -> Callable:
+    return _backward(_put, (0, 1), "put_backward")
+
+
 @functools.cache
 def chain_kernel(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int, x_pos: int) -> Callable:
     return jax.jit(_chain_function(sig, shared, modes, n, t, state_pos, x_pos))
@@ -345,6 +368,20 @@ def chain_kernel(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_po
 @functools.cache
 def chain_vjp(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int, x_pos: int) -> Callable:
     return _backward(_chain_function(sig, shared, modes, n, t, state_pos, x_pos), (0, 1), "chain_backward")
+
+
+@functools.cache
+def chain_totals(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int, x_pos: int) -> Callable:
+    """`(shared_args, diffs, auxs, consts, ct) -> every step's total cotangent`, for the
+    `gradient()` of a step (compiled only when one is asked for): the cotangent of a zero
+    probe added to each step's state (see `_chain_function`)."""
+    f = _chain_function(sig, shared, modes, n, t, state_pos, x_pos, probe=True)
+
+    def totals(shared_args, diffs, auxs, consts, ct):
+        zero = tree_map(jnp.zeros_like, ct)
+        return jax.vjp(lambda e: f(shared_args, diffs, auxs, consts, e), zero)[1](ct)[0]
+
+    return jax.jit(totals)
 
 
 @functools.cache

@@ -29,6 +29,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from .._batching import pow2
 from . import _kernels as K
 from . import _replay
 from ._graph import CURRENT, Expression, Graph
@@ -253,7 +254,8 @@ class _Inputs:
         states (a builder's initial state, or the previous segment's last states)."""
         mode, diff, aux = _pack(self.g, vals)
         out, compiled = _call(K.gather_kernel(mode), (diff, aux))
-        launch = Launch("gather", (mode,), (diff, aux), out, [], [], [("take", diff) if mode == "take" else ("list", nodes)])
+        origin = ("take", diff) if mode == "take" else ("list", nodes)
+        launch = Launch("gather", (mode,), (diff, aux), out, [], [], [origin])
         _register(self.g, launch, out)
         if compiled:
             _ahead(launch, K.gather_vjp(mode))
@@ -459,23 +461,54 @@ def _run_chains(g: Graph, sig: Any, heads: list, rec: tuple, hi: int) -> list | 
     # Segments of SEGMENT_LONG (or, near the end, SEGMENT_SHORT) steps: the kernels depend
     # on the segment length, never on a sentence's, so new lengths compile nothing; each
     # segment starts from the states the previous one left on the device.
-    computed, pos, alive = [], 0, chains
+    computed, pos, alive, outs = [], 0, chains, []
     while alive:
         left = max(len(c) - pos for c in alive)
         t = SEGMENT_LONG if left > SEGMENT_SHORT else SEGMENT_SHORT  # a short segment only ends a chain
         segs = [c[pos:pos + t] for c in alive]
-        _run_segment(g, sig, segs, fixed, state_pos, x_pos, t)
+        outs.append((_run_segment(g, sig, segs, fixed, state_pos, x_pos, t), segs, t))
         for seg in segs:
             computed.extend(seg)
         pos += t
         alive = [c for c in alive if len(c) > pos]
+    if len(outs) > 1:
+        _assemble(g, outs)
     return computed
+
+
+def _assemble(g: Graph, outs: list) -> None:
+    """Puts the segments' outputs `[(stack, chains, steps), ...]` of one chain run into one
+    stack (a power of two of rows; `put` launches, one per segment), so that whatever takes
+    the steps' values takes rows of one stack, gathered inside its kernel: not rows of
+    several, which would be passed one by one (a kernel argument each, compiled per count)."""
+    rows = sum(_leading(out) for out, _, _ in outs)
+    buf = K.tree_map(lambda a: K.zeros((pow2(rows),) + tuple(a.shape[1:]), a.dtype), outs[0][0])
+    prev: Any = None  # the zeros it starts from have no launch to send a cotangent to
+    at = 0
+    placed = []
+    for out, chains, t in outs:
+        call = (buf, out, np.int32(at))
+        buf, compiled = _call(K.put_kernel(), call)
+        launch = Launch("put", (), call, buf, [], [], [prev, ("take", out)])
+        _register(g, launch, buf)
+        if compiled:
+            _ahead(launch, K.put_vjp())
+        prev = ("take", buf)
+        placed.extend((n, at + i * t + j) for i, c in enumerate(chains) for j, n in enumerate(c))
+        at += _leading(out)
+    for n, i in placed:
+        n.val = Slice(buf, i)
+
+
+def _leading(stack: Any) -> int:
+    """The number of rows of a stack (of each of its arrays, for a state)."""
+    return int(jax.tree_util.tree_leaves(stack)[0].shape[0])
 
 
 SEGMENT_LONG, SEGMENT_SHORT = 16, 4
 
 
-def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, x_pos: int, tb: int) -> None:
+def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, x_pos: int, tb: int) -> Any:
     """One scan of `tb` steps over every chain (each at most tb steps; shorter ones padded)."""
     nb = K.bucket(len(chains), fine=False)
     padded = chains + [chains[-1]] * (nb - len(chains))
@@ -505,6 +538,7 @@ def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, 
     _register(g, launch, out)
     if compiled:
         _ahead(launch, K.chain_vjp(*key))
+    return out
 
 
 # -- backward -------------------------------------------------------------------------------
@@ -607,11 +641,14 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
     cts = _Cotangents(g, full)
     cts.add(loss, jax.device_put(np.ones(loss.shape, loss.dt)))  # (jnp.ones would compile per shape)
     for launch in reversed(g.launches):
-        if launch.kind == "gather":
+        if launch.kind in ("gather", "put"):
             ct = cts.launch_total(launch)
             if ct is not None:
                 K.claim(launch.ahead)
-                _route_packed(cts, launch.positions[0], K.gather_vjp(*launch.key)(*launch.call_args, ct)[0])
+                g.grads[launch] = ct  # (a put's: the gradient() of the steps it holds)
+                vjp = K.gather_vjp(*launch.key) if launch.kind == "gather" else K.put_vjp()
+                for position, c in zip(launch.positions, vjp(*launch.call_args, ct)):
+                    _route_packed(cts, position, c)
             continue
         if launch.kind == "packed":
             n = launch.outputs[0]
@@ -657,8 +694,10 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
         g.grads[n] = total
 
 
-def _route_packed(cts: _Cotangents, position: tuple, c: Any) -> None:
+def _route_packed(cts: _Cotangents, position: tuple | None, c: Any) -> None:
     """The cotangent of one packed argument position, to where its rows came from."""
+    if position is None:
+        return
     mode, where = position
     if mode == "take":
         cts.add_stack(where, c)
@@ -702,8 +741,19 @@ def gradient_of(node: Expression) -> Any:
     v = node.val
     if isinstance(v, Slice) and not isinstance(v.base, tuple):
         launch, slot = g.owners[id(v.base)]
+        i = v.i
+        while launch.kind == "put":  # a chain's segments put into one stack: the segment's own
+            buf, part, at = launch.call_args
+            if at <= i < at + _leading(part):
+                launch, i = g.owners[id(part)][0], i - int(at)
+            else:
+                launch = g.owners[id(buf)][0]
         ct = g.grads.get(launch)
+        if ct is not None and launch.kind == "chain":  # what flowed back through the later steps too
+            ct = g.grads.get(("totals", launch))
+            if ct is None:
+                ct = g.grads[("totals", launch)] = K.chain_totals(*launch.key)(*launch.call_args, g.grads[launch])
         if ct is not None:
-            return (ct[slot] if slot is not None else ct)[v.i]
+            return (ct[slot] if slot is not None else ct)[i]
     ct = g.grads.get(node)
     return np.zeros(node.shape, np.float32) if ct is None else ct

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import functools
 import json
@@ -661,14 +662,46 @@ class DevSchedule:
         return False
 
 
+class ParameterAverage:
+    """An exponential moving average of the parameters (Polyak averaging), used for dev and
+    test instead of the last values: after update t, `a = a + (1 - d_t)·(p - a)` with
+    `d_t = min(decay, (1 + t) / (10 + t))` (early updates weigh more, so the average does not
+    start as the initial parameters). The averaged parameters wobble less from update to
+    update than Adam's last ones."""
+
+    def __init__(self, values: dict, decay: float):
+        if not 0 < decay < 1:
+            raise ValueError(f"ParameterAverage: decay must be in (0, 1); given {decay}.")
+        self.decay, self.updates = decay, 0
+        self.values = {k: jnp.array(v, copy=True) for k, v in values.items()}
+        self._step = jax.jit(lambda a, p, d: jax.tree_util.tree_map(lambda x, y: x + (1 - d) * (y - x), a, p),
+                             donate_argnums=(0,))
+
+    def update(self, values: dict) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.values = self._step(self.values, values, np.float32(d))
+
+    @contextlib.contextmanager
+    def applied(self, pc: dy.ParameterCollection):
+        """Inside the block the parameters are the average; afterwards the trained ones."""
+        trained = pc.parameter_values()
+        pc.set_parameter_values({k: jnp.array(v, copy=True) for k, v in self.values.items()})  # (ours are donated)
+        try:
+            yield
+        finally:
+            pc.set_parameter_values(trained)
+
+
 def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Sequence[conllu.Sentence] = (), *,
           minutes: float | None = 40.0, max_epochs: int = 100, max_updates: int | None = None,
           batch_size: int = 32, learning_rate: float = 1e-3,
           lr_decay: float = 0.5, patience: int = 3, seed: int = 0, loss: str = "lockstep",
-          log=print) -> dict:
+          average: float = 0.0, log=print) -> dict:
     """Adam on projective training sentences, evaluating on dev after each epoch (the step
     size follows `DevSchedule(learning_rate, lr_decay, patience)`); keeps the parameters of
-    the best dev LAS. Returns the training history.
+    the best dev LAS. With `average` (a decay, e.g. 0.999), dev scores and the parameters
+    kept are those of a `ParameterAverage`. Returns the training history.
 
     loss: "lockstep" (`lockstep_loss`) or "levels" (`batch_loss`) — the same loss and
     gradients. On a 2-core CPU lockstep measured faster (benchmarks/parser_speed.py: B=32,
@@ -683,6 +716,7 @@ def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Seq
     history = {"epochs": [], "sentences_per_second": [], "dev": []}
     schedule = DevSchedule(learning_rate, lr_decay, patience)
     best_values = None
+    averaged = ParameterAverage(parser.pc.parameter_values(), average) if average else None
     t_start = time.perf_counter()
     updates = 0
 
@@ -700,14 +734,17 @@ def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Seq
                 total += trainer.step(parser.loss(capacity), *batch[:5]) * batch_size
             count += int((batch[2] > 0).sum())
             updates += 1
+            if averaged is not None:
+                averaged.update(parser.pc.parameter_values())
             if out_of_budget():
                 break
         seconds = time.perf_counter() - t0
         entry = {"epoch": epoch, "loss": total / max(count, 1), "seconds": seconds, "sentences": count}
         if dev_sents:
-            entry["dev"] = evaluate(parser, dev_sents)
-            if schedule.improved(entry["dev"]["las"]):
-                best_values = parser.pc.parameter_values()
+            with averaged.applied(parser.pc) if averaged is not None else contextlib.nullcontext():
+                entry["dev"] = evaluate(parser, dev_sents)
+                if schedule.improved(entry["dev"]["las"]):
+                    best_values = parser.pc.parameter_values()
             trainer.learning_rate = entry["learning_rate"] = schedule.learning_rate
         history["epochs"].append(entry)
         log(f"epoch {epoch}: loss/sentence {entry['loss']:.3f}, {count / seconds:.0f} sentences/s"
@@ -746,6 +783,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--cell", choices=sorted(BUILDERS), help="override the dims' cell")
     ap.add_argument("--dropout", type=float, help="override the dims' dropout (paper 0, accuracy 0.3)")
     ap.add_argument("--seed", type=int, default=0, help="parameter and shuffling seed")
+    ap.add_argument("--average", type=float, default=0.0,
+                    help="evaluate and keep an exponential moving average of the parameters with this decay "
+                         "(e.g. 0.999; 0: the trained parameters themselves)")
     ap.add_argument("--loss", choices=["lockstep", "levels"], default="lockstep",
                     help="how the batched training loss runs the stack: over transitions in lockstep, or planned "
                          "from the oracle as a tree of states by depth (same loss; lockstep measured faster on CPU)")
@@ -773,7 +813,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(f"{config}\n{parser.pc.parameter_count():,} parameters")
         result["history"] = train(parser, train_sents, dev_sents, minutes=args.minutes, max_epochs=args.epochs,
                                   batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                                  patience=args.patience, loss=args.loss)
+                                  patience=args.patience, loss=args.loss, average=args.average)
         if args.save:
             parser.save(args.save)
             print(f"saved: {args.save}")

@@ -253,3 +253,26 @@ def test_dev_schedule_halves_after_patience_epochs_and_stops_at_the_floor():
     assert [lr for _, lr in seen] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25]
     with pytest.raises(ValueError, match="patience >= 1"):
         P.DevSchedule(1.0, patience=0)
+
+
+def test_parameter_average_is_the_decayed_mean_and_applies_only_inside_its_block():
+    pc = dy.ParameterCollection(seed=0)
+    w = pc.add_parameters((3, 2))
+    start = np.asarray(w.value).copy()
+    avg = P.ParameterAverage(pc.parameter_values(), decay=0.9)
+    expect, rng = start.astype(np.float64), np.random.default_rng(0)
+    for t in range(1, 31):
+        new = rng.normal(size=(3, 2)).astype(np.float32)
+        w.set_value(new)
+        avg.update(pc.parameter_values())
+        d = min(0.9, (1 + t) / (10 + t))
+        expect = d * expect + (1 - d) * new
+    np.testing.assert_allclose(np.asarray(avg.values[w.name()]), expect, rtol=1e-5, atol=1e-6)
+    with avg.applied(pc):
+        kept = pc.parameter_values()
+        np.testing.assert_allclose(np.asarray(w.value), expect, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(w.value), new)  # the trained values are back
+    avg.update(pc.parameter_values())  # donates the average's buffers: what the block handed out survives
+    np.testing.assert_allclose(np.asarray(kept[w.name()]), expect, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="decay must be in"):
+        P.ParameterAverage(pc.parameter_values(), decay=1.0)

@@ -6,10 +6,13 @@ DyNet's agenda strategy (Neubig et al., 2017): nodes whose arguments are ready a
 grouped by signature, and the group of lowest average depth runs first, as one kernel
 call. Recurrent steps go further: a ready step whose next steps' inputs are already known
 extends into a chain, and the chains of a group run as one `lax.scan` — the recurrence of
-a sentence becomes one call however long it is. Groups that feed one another row by row
-go further too: when every node of a group has one consumer, and these consumers are all
-the nodes of their signature still to compute and wait for nothing else, they run in the
-same call ("fused"; a tagger's concatenate → H· → tanh → O· → pickneglogsoftmax is one
+a sentence becomes one call however long it is (in segments of 16 steps, whose kernels
+never depend on a sentence's length: each segment's initial states and inputs are stacked
+by a small "gather" call of their own, and a run of several segments is "put" into one
+stack, so what takes the steps' values gathers rows of one stack). Groups that feed one
+another row by row go further too: when every node of a group has one consumer, and these
+consumers are all the nodes of their signature still to compute and wait for nothing else,
+they run in the same call ("fused"; a tagger's concatenate → H· → tanh → O· → pickneglogsoftmax is one
 call per sentence, one compilation per group size). With autobatching off, every node
 runs alone, in creation order (the reference the tests compare against).
 

@@ -361,6 +361,19 @@ def test_chains_longer_than_a_segment_are_one_stack_for_what_takes_their_steps(r
         np.testing.assert_allclose(g1[k], g2[k], rtol=1e-4, atol=1e-6, err_msg=k)
     for x, y in zip(s1, s2):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+    # one builder's chain (every fixed argument shared: the op's own scan runs it)
+    steps = []
+    for flag in (True, False):
+        with autobatch(flag):
+            dy.renew_cg()
+            f = fwd.initial_state().transduce([E[w] for w in a[:20]])
+            loss = dy.esum([dy.pickneglogsoftmax(Wo * h, w % 5) for h, w in zip(f, a)])
+            loss.backward()
+            steps.append([np.asarray(f[k].gradient()) for k in (0, 15, 16, 19)])
+            for p in pc.all_parameters():
+                p.clear_grad()
+    for x, y in zip(*steps):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
 
 
 def test_autobatching_runs_many_examples_in_few_calls():

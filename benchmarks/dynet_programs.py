@@ -47,7 +47,7 @@ def _conllu_to_tagger(src: str, dst: str, limit: int | None = None) -> None:
                     sent.append(f"{cols[1].replace(' ', '_')}\t{cols[3]}")
 
 
-def _program(name: str, work: str) -> tuple[str, list[str]]:
+def program_source(name: str, work: str) -> tuple[str, list[str]]:
     """(path of the program's source, its arguments), with data paths pointed here."""
     if name == "rnnlm":
         src = open(os.path.join(EXAMPLES, "rnnlm", "rnnlm.py")).read()
@@ -74,7 +74,7 @@ def _program(name: str, work: str) -> tuple[str, list[str]]:
 
 def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto", cache: str = "",
          ahead: str = "on") -> dict | None:
-    path, args = _program(name, work)
+    path, args = program_source(name, work)
     out = os.path.join(work, f"{name}-{backend}.json")
     if backend == "dynet":
         if H.run_dynet([RUNNER, "dynet", path, str(updates), out, *args], timeout=3600) is None:

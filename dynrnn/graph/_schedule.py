@@ -12,9 +12,10 @@ by a small "gather" call of their own, and a run of several segments is "put" in
 stack, so what takes the steps' values gathers rows of one stack). Groups that feed one
 another row by row go further too: when every node of a group has one consumer, and these
 consumers are all the nodes of their signature still to compute and wait for nothing else,
-they run in the same call ("fused"; a tagger's concatenate → H· → tanh → O· → pickneglogsoftmax is one
-call per sentence, one compilation per group size). With autobatching off, every node
-runs alone, in creation order (the reference the tests compare against).
+they run in the same call ("fused"; a tagger's concatenate → H· → tanh → O· →
+pickneglogsoftmax is one call per sentence, one compilation per group size). With
+autobatching off, every node runs alone, in creation order (the reference the tests
+compare against).
 
 A group's output stays one stacked array on the device; its nodes hold `Slice(stack, i)`.
 The next group takes its rows by index inside its kernel, so values cross the host
@@ -648,7 +649,6 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
             ct = cts.launch_total(launch)
             if ct is not None:
                 K.claim(launch.ahead)
-                g.grads[launch] = ct  # (a put's: the gradient() of the steps it holds)
                 vjp = K.gather_vjp(*launch.key) if launch.kind == "gather" else K.put_vjp()
                 for position, c in zip(launch.positions, vjp(*launch.call_args, ct)):
                     _route_packed(cts, position, c)

@@ -23,15 +23,17 @@ from collections.abc import Iterable, Sequence
 
 @dataclasses.dataclass
 class Sentence:
-    """One sentence: `words[i]`, `upos[i]`, `heads[i]` (0 = root) and `rels[i]` for the
-    syntactic words i = 0..n-1 (word i has CoNLL-U ID i+1); `lines` are the original lines
-    (comments included) so the sentence can be written back with new heads."""
+    """One sentence: `words[i]`, `upos[i]`, `heads[i]` (0 = root), `rels[i]` and `xpos[i]`
+    (the treebank's own tag, "_" where it has none) for the syntactic words i = 0..n-1 (word
+    i has CoNLL-U ID i+1); `lines` are the original lines (comments included) so the
+    sentence can be written back with new heads."""
 
     words: list[str]
     upos: list[str]
     heads: list[int]
     rels: list[str]
     lines: list[str] = dataclasses.field(default_factory=list, repr=False)
+    xpos: list[str] = dataclasses.field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -50,7 +52,7 @@ def parse_conllu(text: str, source: str = "<string>") -> list[Sentence]:
 
 
 def _sentence(block, source: str) -> Sentence:
-    words, upos, heads, rels, lines = [], [], [], [], []
+    words, upos, xpos, heads, rels, lines = [], [], [], [], [], []
     for lineno, line in block:
         lines.append(line)
         if line.startswith("#"):
@@ -64,11 +66,12 @@ def _sentence(block, source: str) -> Sentence:
             raise ValueError(f"{source}:{lineno}: word ID {cols[0]!r} out of sequence; expected {len(words) + 1}.")
         words.append(cols[1])
         upos.append(cols[3])
+        xpos.append(cols[4])
         heads.append(int(cols[6]) if cols[6].isdigit() else -1)
         rels.append(cols[7])
     if not words:
         raise ValueError(f"{source}:{block[0][0]}: a sentence with no words.")
-    return Sentence(words, upos, heads, rels, lines)
+    return Sentence(words, upos, heads, rels, lines, xpos)
 
 
 def read_conllu(path: str) -> list[Sentence]:

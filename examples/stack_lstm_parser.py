@@ -69,25 +69,46 @@ NEG = -1e9  # the logit of an illegal action
 # ---------------------------------------------------------------------------------------
 
 
+TAG_COLUMNS = ("upos", "upos+xpos")
+
+
+def sentence_tags(s: conllu.Sentence, columns: str = "upos") -> list[str]:
+    """The POS tag each word is embedded with: its UPOS, or with columns="upos+xpos" the pair
+    "UPOS|XPOS" (EWT's XPOS are Penn Treebank tags: VBD/VBN/VBZ, POS, WDT, ... that UPOS
+    merges)."""
+    if columns == "upos":
+        return list(s.upos)
+    if columns == "upos+xpos":
+        if len(s.xpos) != len(s.upos):
+            raise ValueError(f"tags 'upos+xpos': the sentence has no XPOS column ({len(s.xpos)} XPOS for "
+                             f"{len(s.upos)} words)")
+        return [f"{u}|{x}" for u, x in zip(s.upos, s.xpos)]
+    raise ValueError(f"tag_columns must be one of {TAG_COLUMNS}; given {columns!r}.")
+
+
 @dataclasses.dataclass
 class Vocab:
-    """Words (index 0 = padding, 1 = UNK), UPOS tags and relation labels from a treebank."""
+    """Words (index 0 = padding, 1 = UNK), POS tags (`sentence_tags` of `tag_columns`) and
+    relation labels from a treebank."""
 
     words: list[str]
     tags: list[str]
     rels: list[str]
     singletons: list[int]
+    tag_columns: str = "upos"
 
     @classmethod
-    def build(cls, sentences: Sequence[conllu.Sentence]) -> Vocab:
+    def build(cls, sentences: Sequence[conllu.Sentence], tag_columns: str = "upos") -> Vocab:
         counts = collections.Counter(w for s in sentences for w in s.words)
         words = [PAD, UNK] + sorted(counts)
         index = {w: i for i, w in enumerate(words)}
-        tags = [PAD, UNK] + sorted({t for s in sentences for t in s.upos})
+        tags = [PAD, UNK] + sorted({t for s in sentences for t in sentence_tags(s, tag_columns)})
         rels = sorted({r for s in sentences for r in s.rels})
-        return cls(words, tags, rels, sorted(index[w] for w, c in counts.items() if c == 1))
+        return cls(words, tags, rels, sorted(index[w] for w, c in counts.items() if c == 1), tag_columns)
 
     def __post_init__(self):
+        if self.tag_columns not in TAG_COLUMNS:
+            raise ValueError(f"Vocab: tag_columns must be one of {TAG_COLUMNS}; given {self.tag_columns!r}.")
         self.word_index = {w: i for i, w in enumerate(self.words)}
         self.tag_index = {t: i for i, t in enumerate(self.tags)}
         self.rel_index = {r: i for i, r in enumerate(self.rels)}
@@ -95,11 +116,12 @@ class Vocab:
     def encode(self, s: conllu.Sentence) -> tuple[np.ndarray, np.ndarray]:
         """(word ids, tag ids) for words 1..n, at positions 1..n (position 0 is ROOT)."""
         w = np.array([0] + [self.word_index.get(x, 1) for x in s.words], np.int32)
-        t = np.array([0] + [self.tag_index.get(x, 1) for x in s.upos], np.int32)
+        t = np.array([0] + [self.tag_index.get(x, 1) for x in sentence_tags(s, self.tag_columns)], np.int32)
         return w, t
 
     def to_json(self) -> dict:
-        return {"words": self.words, "tags": self.tags, "rels": self.rels, "singletons": self.singletons}
+        return {"words": self.words, "tags": self.tags, "rels": self.rels, "singletons": self.singletons,
+                "tag_columns": self.tag_columns}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -782,6 +804,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                          "accuracy: larger (token 128, hidden 200, LSTM)")
     ap.add_argument("--cell", choices=sorted(BUILDERS), help="override the dims' cell")
     ap.add_argument("--dropout", type=float, help="override the dims' dropout (paper 0, accuracy 0.3)")
+    ap.add_argument("--tags", choices=TAG_COLUMNS, default="upos",
+                    help="the POS embedding's tag: UPOS, or the (UPOS, XPOS) pair")
     ap.add_argument("--seed", type=int, default=0, help="parameter and shuffling seed")
     ap.add_argument("--average", type=float, default=0.0,
                     help="evaluate and keep an exponential moving average of the parameters with this decay "
@@ -809,7 +833,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             config = dataclasses.replace(config, cell=args.cell)
         if args.dropout is not None:
             config = dataclasses.replace(config, dropout=args.dropout)
-        parser = Parser(Vocab.build(train_sents), config, seed=args.seed)
+        parser = Parser(Vocab.build(train_sents, args.tags), config, seed=args.seed)
         print(f"{config}\n{parser.pc.parameter_count():,} parameters")
         result["history"] = train(parser, train_sents, dev_sents, minutes=args.minutes, max_epochs=args.epochs,
                                   batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,

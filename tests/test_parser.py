@@ -77,6 +77,27 @@ def test_conllu_reads_words_skips_multiword_lines_and_round_trips(tiny):
     assert "1-2\tdon't" in out and "\t2\ta\t_\t_" in out.splitlines()[2]
 
 
+def test_xpos_tags_are_read_and_can_refine_the_pos_embedding(tiny):
+    """With tag_columns="upos+xpos" the POS embedding's tag is the (UPOS, XPOS) pair, so
+    "saw" (VBD) and "sees" (VBZ) get different tags where UPOS gives both VERB; the choice
+    travels with the saved vocabulary."""
+    text = _tree(("He", "PRON", 2, "nsubj"), ("saw", "VERB", 0, "root")).replace("\tVERB\t_", "\tVERB\tVBD")
+    text += "\n\n" + _tree(("She", "PRON", 2, "nsubj"), ("sees", "VERB", 0, "root")).replace("\tVERB\t_",
+                                                                                             "\tVERB\tVBZ")
+    sents = conllu.parse_conllu(text + "\n\n")
+    assert sents[0].xpos == ["_", "VBD"] and tiny[0].xpos == ["_", "_", "_"]
+    assert conllu.format_conllu(sents) == text + "\n\n"
+    plain, both = P.Vocab.build(sents), P.Vocab.build(sents, "upos+xpos")
+    assert plain.encode(sents[0])[1][2] == plain.encode(sents[1])[1][2]
+    assert both.encode(sents[0])[1][2] != both.encode(sents[1])[1][2]
+    assert both.tags[both.encode(sents[1])[1][2]] == "VERB|VBZ"
+    assert P.Vocab(**json.loads(json.dumps(both.to_json()))) == both
+    with pytest.raises(ValueError, match="tag_columns must be one of"):
+        P.Vocab.build(sents, "feats")
+    with pytest.raises(ValueError, match="no XPOS column"):
+        both.encode(conllu.Sentence(["x"], ["VERB"], [0], ["root"]))
+
+
 def test_uas_las_on_hand_made_trees(tiny):
     gold = tiny[:2]  # 3 + 6 words; 2 of them punctuation
     heads = [[2, 0, 1], [2, 3, 0, 5, 3, 5]]  # wrong: "." of s1; "a"→5 right; "." of s2 → 5 wrong

@@ -105,11 +105,11 @@ def pack_levels(level: Any, *, steps: int | Callable[[int], int] | None = None, 
     return chunks, int(steps), width
 
 
-def pick_size(where: str, size: Any, n: int, exact: bool) -> int:
+def pick_size(where: str, size: Any, n: int, exact: bool, name: str = "size", of: str = "nodes") -> int:
     if size is None:
         return n if exact else round_up(n)
     if not isinstance(size, (int, np.integer)) or size < n:
-        raise ValueError(f"{where}: size must be an int >= the number of nodes ({n}); given {size!r}.")
+        raise ValueError(f"{where}: {name} must be an int >= the number of {of} ({n}); given {size!r}.")
     return int(size)
 
 

@@ -7,6 +7,10 @@ height. `bottom_up_schedule` plans the levels on the host into index arrays padd
 rounded sizes (a pytree, so a compiled training step compiles once per bucket); the device
 runs one `lax.scan` over the levels, carrying a table of every node's `(c, h)` with a row
 of zeros for absent children and a scratch row for padding.
+
+Inputs either come one per node (`xs[i]` is node i's) or, as in Tai et al.'s constituency
+model and DyNet's examples/treelstm, at the leaves only (`inputs="leaves"`: `xs[k]` is the
+k-th leaf's; the other nodes have none, so their W·x, a product by zeros, is not computed).
 """
 
 from __future__ import annotations
@@ -33,26 +37,35 @@ class BottomUpSchedule(LevelSchedule):
     from the rows `children[k]` (`(steps, width, fan)`; row `size` is an absent child's zeros,
     row `size + 1` the scratch row padding writes to); `tree[i]` is node i's tree (its
     dropout masks); `leaf[i]` is 1 for a node without children — the leaves are computed
-    all at once before the steps, which cover the other heights. A pytree: its arrays are
-    leaves, `size` is static."""
+    all at once before the steps, which cover the other heights. With `inputs == "leaves"`,
+    `leaves[k]` is the row of the k-th leaf (in node order; padding: the scratch row), which
+    reads input row k. A pytree: its arrays are leaves, `size` and `inputs` are static."""
 
-    __slots__ = ("nodes", "children", "tree", "leaf", "size", "count")
+    __slots__ = ("nodes", "children", "tree", "leaf", "leaves", "size", "inputs", "count")
 
-    def __init__(self, nodes: Any, children: Any, tree: Any, leaf: Any, size: int, count: int | None = None):
-        self.nodes, self.children, self.tree, self.leaf = nodes, children, tree, leaf
-        self.size, self.count = size, count
+    def __init__(self, nodes: Any, children: Any, tree: Any, leaf: Any, leaves: Any, size: int,
+                 inputs: str = "nodes", count: int | None = None):
+        self.nodes, self.children, self.tree, self.leaf, self.leaves = nodes, children, tree, leaf, leaves
+        self.size, self.inputs, self.count = size, inputs, count
 
     @property
     def fan(self) -> int:
         return int(self.children.shape[2])
 
+    @property
+    def input_rows(self) -> int:
+        """How many input rows the schedule reads: `size` (one per node), or the leaf rows."""
+        return self.size if self.inputs == "nodes" else int(self.leaves.shape[0])
+
     def _extra(self) -> str:
-        return f", fan={self.fan}"
+        return f", fan={self.fan}" + (f", inputs=leaves ({self.input_rows} rows)" if self.inputs == "leaves" else "")
 
 
 jax.tree_util.register_pytree_node(
-    BottomUpSchedule, lambda s: ((s.nodes, s.children, s.tree, s.leaf), s.size),
-    lambda size, ch: BottomUpSchedule(ch[0], ch[1], ch[2], ch[3], size))
+    BottomUpSchedule, lambda s: ((s.nodes, s.children, s.tree, s.leaf, s.leaves), (s.size, s.inputs)),
+    lambda aux, ch: BottomUpSchedule(*ch, *aux))
+
+INPUTS = ("nodes", "leaves")
 
 
 def _check_children(where: str, children: Any, arity: int | None) -> tuple[list[list[int]], list[int]]:
@@ -85,7 +98,8 @@ def _check_children(where: str, children: Any, arity: int | None) -> tuple[list[
 
 def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | None = None,
                        steps: int | Callable[[int], int] | None = None, width: int | None = None,
-                       fan: int | None = None, exact: bool = False) -> BottomUpSchedule:
+                       fan: int | None = None, inputs: str = "nodes", leaf_rows: int | None = None,
+                       exact: bool = False) -> BottomUpSchedule:
     """Plans a forest for a bottom-up pass.
 
     Args:
@@ -97,9 +111,17 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
         level's), children per node — by default each rounded up (by at most 25%) so that
         similar forests share one compilation; give them to make every batch one shape
         (`steps` may be a function of the steps needed: a rounding rule).
+      inputs: "nodes" (the default: input row i is node i's) or "leaves" (input row k is the
+        k-th leaf's, in node order; the other nodes have no input).
+      leaf_rows: with inputs="leaves", the input rows (at least the number of leaves;
+        default rounded up like `size`).
       exact: no rounding (tests).
     """
     where = "bottom_up_schedule"
+    if inputs not in INPUTS:
+        raise ValueError(f"{where}: inputs must be one of {INPUTS}; given {inputs!r}.")
+    if leaf_rows is not None and inputs != "leaves":
+        raise ValueError(f"{where}: leaf_rows is for inputs='leaves'; given inputs={inputs!r}.")
     kids, parent = _check_children(where, children, arity)
     n = len(kids)
     height, pending = [0] * n, [sum(k >= 0 for k in ks) for ks in kids]
@@ -150,20 +172,32 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
     tree_rows[:n] = tree
     leaf = np.zeros(size + 2, np.float32)
     leaf[:n] = h == 0
-    return BottomUpSchedule(nodes, child_rows, tree_rows, leaf, size, n)
+    if inputs == "leaves":
+        ids = np.flatnonzero(h == 0)
+        rows = pick_size(where, leaf_rows, len(ids), exact, "leaf_rows", "leaves")
+        leaves = np.full(rows, size + 1, np.int32)
+        leaves[:len(ids)] = ids
+    else:
+        leaves = np.zeros(0, np.int32)
+    return BottomUpSchedule(nodes, child_rows, tree_rows, leaf, leaves, size, inputs, n)
 
 
 @functools.cache
 def _bottom_up_function(cell: Any, dropout_x: float, dropout_h: float) -> Callable:
     def run(params, xs, schedule, key):
         size, dtype, H = schedule.size, xs.dtype, cell.hidden_dim
-        xs = jnp.concatenate([xs, jnp.zeros((size + 2 - xs.shape[0], xs.shape[1]), dtype)])
+        leaves = schedule.inputs == "leaves"
+        rows = schedule.input_rows if leaves else size + 2
+        xs = jnp.concatenate([xs, jnp.zeros((rows - xs.shape[0], xs.shape[1]), dtype)])
         # one mask per tree (DyNet's rule: one per sequence), each node taking its tree's
         if dropout_x > 0.0:
-            xs = xs * keep_mask(jax.random.fold_in(key, 0), dropout_x, (size + 2, xs.shape[1]), dtype)[schedule.tree]
+            tree = schedule.tree[schedule.leaves] if leaves else schedule.tree
+            xs = xs * keep_mask(jax.random.fold_in(key, 0), dropout_x, (size + 2, xs.shape[1]), dtype)[tree]
         mask_h = (keep_mask(jax.random.fold_in(key, 1), dropout_h, (size + 2, H), dtype)[schedule.tree]
                   if dropout_h > 0.0 else None)
-        px = cell.project_input(params, xs)  # every node's input part in one product
+        px = cell.project_input(params, xs)  # every input's W·x in one product
+        if leaves:  # the other nodes' W·x is zero (W·x has no bias: that is the combination's)
+            px = jnp.zeros((size + 2, px.shape[1]), dtype).at[schedule.leaves].set(px)
         # every leaf at once (no children: zeros), then the other heights level by level
         leaf = schedule.leaf.astype(dtype)[:, None]
         c_tab, h_tab = (a * leaf for a in cell.combine_leaf(params, px))
@@ -258,31 +292,45 @@ class TreeLSTMBuilder:
         return bottom_up_schedule(children, arity=self._arity, **shape)
 
     def transduce(self, xs: Any, children: Any, *, key: jax.Array | None = None,
-                  return_cells: bool = False) -> Any:
-        """Every node's output h, `(N, hidden_dim)` (with `return_cells`, `(h, c)`).
+                  return_cells: bool = False, inputs: str | None = None) -> Any:
+        """Every node's output h, `(N, hidden_dim)` (with `return_cells`, `(h, c)`); with
+        inputs="leaves" and a schedule, `(schedule.size, hidden_dim)` (rows past the
+        forest's nodes hold zeros).
 
         Args:
-          xs: `(N, input_dim)`, node i's input in row i (zeros for nodes without one).
+          xs: `(N, input_dim)`, node i's input in row i (zeros for nodes without one); with
+            inputs="leaves", `(L, input_dim)`, the k-th leaf's input (in node order) in row k.
           children: per node, its children's indices (any node order; a forest), or a
             schedule from `self.schedule(children)` built outside a compiled function
-            (xs may then have up to `schedule.size` rows; extra rows give zeros).
+            (xs may then have up to `schedule.size` rows, or `leaf_rows`; extra rows give zeros).
           key: the PRNG key of this call's dropout masks (by default the collection's next).
+          inputs: "nodes" (the default) or "leaves": only the leaves have an input, and the
+            other nodes' W·x (a product by zeros) is not computed — the same result as
+            "nodes" with zero rows for them, in less time. A schedule carries its own.
         """
         where = f"{type(self).__name__}.transduce"
         xs = as_rows(where, xs, self.input_dim, self.dtype)
         n = int(xs.shape[0])
         if isinstance(children, BottomUpSchedule):
             sched = children
-            if n > sched.size:
-                raise ValueError(f"{where}: xs has {n} rows but the schedule has room for {sched.size}.")
+            if inputs is not None and inputs != sched.inputs:
+                raise ValueError(f"{where}: inputs={inputs!r} but the schedule was built for inputs="
+                                 f"{sched.inputs!r} (builder.schedule(children, inputs=...)).")
+            if n > sched.input_rows:
+                raise ValueError(f"{where}: xs has {n} rows but the schedule has room for {sched.input_rows}"
+                                 + (" leaf inputs." if sched.inputs == "leaves" else "."))
             if sched.fan != (self._arity or sched.fan):
                 raise ValueError(f"{where}: the schedule has {sched.fan} children per node; this cell takes "
                                  f"{self._arity} (build it with builder.schedule(children)).")
         else:
-            if isinstance(children, Sequence) and len(children) != n:
+            inputs = "nodes" if inputs is None else inputs
+            if inputs == "nodes" and isinstance(children, Sequence) and len(children) != n:
                 raise ValueError(f"{where}: children has {len(children)} entries and xs has {n} rows; give one "
                                  f"list of children per node.")
-            sched = self.schedule(children)
+            sched = self.schedule(children, inputs=inputs)
+            if inputs == "leaves" and n != int(np.sum(sched.leaf)):
+                raise ValueError(f"{where}: inputs='leaves' and the forest has {int(np.sum(sched.leaf))} leaves, "
+                                 f"but xs has {n} rows; give one input row per leaf, in node order.")
         d, d_h = self._dropout
         if d > 0.0 or d_h > 0.0:
             if key is None:
@@ -292,7 +340,9 @@ class TreeLSTMBuilder:
         else:
             key = None
         c, h = _bottom_up_function(self._cell, d, d_h)(self._param_tree(), xs, sched, key)
-        return (h[:n], c[:n]) if return_cells else h[:n]
+        # with leaf inputs, every node's row: the forest's (children lists), or the schedule's size
+        m = n if sched.inputs == "nodes" else sched.size if isinstance(children, BottomUpSchedule) else sched.count
+        return (h[:m], c[:m]) if return_cells else h[:m]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(input_dim={self.input_dim}, hidden_dim={self.hidden_dim})"

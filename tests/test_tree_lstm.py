@@ -260,6 +260,59 @@ def test_a_training_step_compiles_once_per_shape_and_learns(rng):
     assert np.mean(last) < 0.6 * np.mean(first)
 
 
+@pytest.mark.parametrize("kind", ["child_sum", "nary"])
+def test_leaf_inputs_equal_node_inputs_with_zeros_elsewhere(kind, rng):
+    """inputs="leaves" (one row per leaf, in node order) gives what one row per node gives
+    with zero rows for the other nodes — values, dropout masks (one per tree) and gradients
+    of parameters and inputs — eagerly, and inside a compiled function with a padded
+    schedule; only W·x of the other nodes, a product by zeros, is skipped."""
+    pc = dy.ParameterCollection(seed=0)
+    b = dy.ChildSumTreeLSTMBuilder(N_IN, H, pc) if kind == "child_sum" else dy.NaryTreeLSTMBuilder(N_IN, H, pc)
+    randomize(b, rng)
+    children = [[], [], [0, 1], [], [2, 3], [], [], [5, 6], []]  # two trees and a lone leaf, in any order
+    leaves = [i for i, k in enumerate(children) if not k]
+    leaf_xs = rng.normal(size=(len(leaves), N_IN)).astype(np.float32)
+    node_xs = np.zeros((len(children), N_IN), np.float32)
+    node_xs[leaves] = leaf_xs
+    b.set_dropouts(0.3, 0.2)
+    key = jax.random.key(3)
+    want_h, want_c = b.transduce(node_xs, children, key=key, return_cells=True)
+    got_h, got_c = b.transduce(leaf_xs, children, key=key, return_cells=True, inputs="leaves")
+    np.testing.assert_allclose(np.asarray(got_h), np.asarray(want_h), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(got_c), np.asarray(want_c), rtol=1e-5, atol=1e-6)
+
+    sched = b.schedule(children, inputs="leaves", size=16, leaf_rows=8, steps=4, width=4)
+    assert sched.input_rows == 8 and sched.inputs == "leaves"
+    node_sched = b.schedule(children, size=16, steps=4, width=4)
+    values = pc.parameter_values()
+
+    def loss(values, xs, schedule):
+        with pc.bind(values):
+            h = b.transduce(xs, schedule, key=key)
+            return jnp.sum(jnp.sin(h[:len(children)]) * jnp.arange(1.0, 1.0 + len(children))[:, None])
+
+    want = jax.jit(jax.value_and_grad(loss, (0, 1)))(values, node_xs, node_sched)
+    got = jax.jit(jax.value_and_grad(loss, (0, 1)))(values, leaf_xs, sched)
+    np.testing.assert_allclose(float(got[0]), float(want[0]), rtol=1e-5)
+    for name in values:
+        np.testing.assert_allclose(np.asarray(got[1][0][name]), np.asarray(want[1][0][name]), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(got[1][1]), np.asarray(want[1][1])[leaves], rtol=1e-4, atol=1e-6)
+    assert float(jnp.abs(got[1][1]).sum()) > 0
+
+    with pytest.raises(ValueError, match="the forest has 6 leaves, but xs has 9 rows"):
+        b.transduce(node_xs, children, inputs="leaves")
+    with pytest.raises(ValueError, match="the schedule was built for inputs='leaves'"):
+        b.transduce(leaf_xs, sched, inputs="nodes")
+    with pytest.raises(ValueError, match="room for 8 leaf inputs"):
+        b.transduce(np.zeros((9, N_IN), np.float32), sched)
+    with pytest.raises(ValueError, match="inputs must be one of"):
+        b.schedule(children, inputs="roots")
+    with pytest.raises(ValueError, match="leaf_rows is for inputs='leaves'"):
+        b.schedule(children, leaf_rows=8)
+    with pytest.raises(ValueError, match=r"leaf_rows must be an int >= the number of leaves \(6\)"):
+        b.schedule(children, inputs="leaves", leaf_rows=4)
+
+
 def test_bad_inputs_get_clear_errors(rng):
     pc = dy.ParameterCollection(seed=0)
     b = dy.ChildSumTreeLSTMBuilder(N_IN, H, pc)

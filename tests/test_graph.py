@@ -523,6 +523,59 @@ def test_new_lengths_add_no_compilation_after_warm_up(rng):
     assert compiled == []
 
 
+def test_minibatches_of_sentences_per_graph_compile_nothing_new_after_warm_up(rng):
+    """DyNet's autobatching example (rnnlm/lstmlm-auto.py): several sentences per graph,
+    each sentence's loss an esum of its words' losses. The sentences' esums (of different
+    lengths, padded) run as one call gathering rows of the words' losses, whatever mix of
+    lengths a minibatch has; values and gradients equal the node-by-node schedule's."""
+    pc = dy.ParameterCollection(seed=0)
+    lstm = dy.VanillaLSTMBuilder(1, 6, 8, pc)
+    E = pc.add_lookup_parameters((11, 6))
+    Wo = pc.add_parameters((11, 8))
+    bo = pc.add_parameters(11)
+
+    def minibatch_loss(sents):
+        dy.renew_cg()
+        losses = []
+        for sent in sents:
+            s, errs = lstm.initial_state(), []
+            for cw, nw in zip(sent, sent[1:]):
+                s = s.add_input(E[cw])
+                errs.append(dy.pickneglogsoftmax(dy.affine_transform([bo, Wo, s.output()]), nw))
+            losses.append(dy.esum(errs))
+        loss = dy.esum(losses)
+        value = loss.scalar_value()
+        loss.backward()
+        grads = [p.grad_as_array() for p in (Wo, bo, E)]
+        for p in (Wo, bo, E):
+            p.clear_grad()
+        return value, grads
+
+    def batch():
+        return [[int(w) for w in rng.integers(0, 11, size=n)] for n in rng.integers(12, 31, size=6)]
+
+    minibatch_loss([[int(w) for w in rng.integers(0, 11, size=30)] for _ in range(6)])  # the most words
+    for _ in range(8):
+        minibatch_loss(batch())
+    with count_compiles() as compiled:
+        for _ in range(12):
+            minibatch_loss(batch())
+    # (a chain kernel may still compile for a new number of sentences in a segment; group
+    # kernels — the esums' before, once per pattern of padded positions — compile no more)
+    assert [c for c in compiled if "jit(group" in c] == []
+    assert len(compiled) <= 12
+    sents = batch()
+    value, grads = minibatch_loss(sents)
+    dy.config(autobatch=0)
+    try:
+        ref_value, ref_grads = minibatch_loss(sents)
+    finally:
+        dy.config(autobatch=1)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+    for got, want in zip(grads, ref_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
 def test_a_smaller_group_runs_on_a_larger_groups_kernels(rng):
     """After a 40-word sentence, a 12-word one pads its groups to the 40-word one's size
     (within 4x) instead of compiling kernels of its own, forward and backward; the values

@@ -262,6 +262,25 @@ def packed_vjp(sig: Sig) -> Callable:
     return _backward(_packed_function(sig), (0, 2), "packed_backward")
 
 
+def _packs_function(sig: Sig) -> Callable:
+    """A group of packed nodes (`_packed_function`), all gathering rows of one stack —
+    every sentence's `esum` of its words' losses: `(diff, aux (G, n), pad, m (G,)) -> (G,
+    ...)`. What it compiles for is the signature, the stack's shape and G, never which
+    argument positions of which node are padding (that is `m`, an argument)."""
+    packed = _packed_function(sig)
+    return jax.vmap(lambda diff, aux, pad, m: packed(diff, aux, pad, m, ()), in_axes=(None, 0, None, 0))
+
+
+@functools.cache
+def packs_kernel(sig: Sig) -> Callable:
+    return jax.jit(_packs_function(sig))
+
+
+@functools.cache
+def packs_vjp(sig: Sig) -> Callable:
+    return _backward(_packs_function(sig), (0, 2), "packs_backward")
+
+
 def _chain_function(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int,
                     x_pos: int, probe: bool = False) -> Callable:
     """n chains of t steps of a recurrent node (argument `state_pos` is the state, which

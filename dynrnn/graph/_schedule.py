@@ -158,6 +158,8 @@ def _agenda(g: Graph, pending: list, hi: int) -> None:
         del depth_sum[sig]
         rec = sig.op.recurrent(sig.static) if sig.op.recurrent is not None else None
         computed = _run_chains(g, sig, group, rec, hi) if rec is not None else None
+        if computed is None and len(group) > 1 and _run_packs(g, sig, group):
+            computed = group
         if computed is None:
             stages = _pipeline(group, consumers, waiting, left) if len(group) > 1 and _fusable(group[0]) else None
             if stages:
@@ -415,17 +417,62 @@ def _layout(nodes: list, shared: tuple, link: int | None = None) -> tuple:
     return tuple(out)
 
 
-def _run_packed(g: Graph, sig: Any, n: Expression) -> bool:
-    """Runs node `n`, whose arguments are rows of one stack (then, perhaps, one padding
-    value repeated), as one "packed" launch. False (nothing run) when they are not."""
+def _packable(n: Expression) -> tuple[int, Any] | None:
+    """(m, stack) when node `n`'s first m arguments are rows of one stack and the others,
+    if any, one padding value repeated; else None."""
     args = n.args
     m = len(args)
     while m > 1 and args[m - 1] is args[-1] and type(args[-1].val) is not Slice:
         m -= 1
-    vals = [a.val for a in args[:m]]
-    if _one_stack(vals) is None:
+    b = _one_stack([a.val for a in args[:m]])
+    return None if b is None else (m, b)
+
+
+def _run_packs(g: Graph, sig: Any, nodes: list) -> bool:
+    """Runs a group of nodes with many arguments, each gathering rows of the same stack
+    (then padding), as one "packs" launch: 16 sentences' `esum`s of their words' losses,
+    whose arguments a group launch would pass position by position — compiling once per
+    pattern of which positions are padding, that is per minibatch. False (nothing run)
+    when they are not such nodes."""
+    if len(sig.args) < PACKED_ARGS or sig.consts or type(nodes[0].args[0].val) is not Slice:
+        return False
+    found = [_packable(n) for n in nodes]
+    if any(f is None for f in found):
+        return False
+    base = found[0][1]  # type: ignore[index]
+    n_args = len(sig.args)
+    pads = {id(n.args[-1]): n.args[-1] for n, (m, _) in zip(nodes, found) if m < n_args}  # type: ignore[misc]
+    if any(b is not base for _, b in found) or len(pads) > 1:  # type: ignore[misc]
+        return False
+    size = K.group_size(("packs", sig, K.tree_map(lambda a: a.shape, base)), len(nodes))
+    aux, m = np.zeros((size, n_args), np.int32), np.zeros(size, np.int32)  # padding rows: all pad
+    for r, (n, (k, _)) in enumerate(zip(nodes, found)):  # type: ignore[misc]
+        aux[r, :k] = [a.val.i for a in n.args[:k]]
+        m[r] = k
+    pad_node = next(iter(pads.values()), None)
+    pad = (materialize(g, pad_node.val) if pad_node is not None else
+           K.tree_map(lambda a: K.zeros(tuple(a.shape[1:]), a.dtype), base))
+    call = (base, aux, pad, m)
+    out, compiled = _call(K.packs_kernel(sig), call)
+    for i, n in enumerate(nodes):
+        n.val = Slice(out, i)
+    launch = Launch("packs", (sig,), call, out, nodes, [pad_node] if pad_node is not None else [],
+                    [("take", base)])
+    _register(g, launch, out)
+    if compiled:
+        _ahead(launch, K.packs_vjp(sig))
+    return True
+
+
+def _run_packed(g: Graph, sig: Any, n: Expression) -> bool:
+    """Runs node `n`, whose arguments are rows of one stack (then, perhaps, one padding
+    value repeated), as one "packed" launch. False (nothing run) when they are not."""
+    args = n.args
+    found = _packable(n)
+    if found is None:
         return False  # (checked before `_pack`, which would cut the stacks into rows)
-    _, diff, aux = _pack(g, vals)
+    m = found[0]
+    _, diff, aux = _pack(g, [a.val for a in args[:m]])
     padded = m < len(args)
     # A padded node may take more of its (neutral) padding: as groups do, it runs on the
     # kernel of a larger argument count that has already run, if one is within 4x.
@@ -681,6 +728,10 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
         K.claim(launch.ahead)
         if launch.kind == "fused":  # its gradient() needs the totals inside the call
             s_ct, d_ct, g.grads[launch] = K.fused_vjp(*launch.key)(*launch.call_args, ct)
+        elif launch.kind == "packs":
+            g.grads[launch] = ct
+            d_diff, d_pad = K.packs_vjp(*launch.key)(*launch.call_args, ct)
+            s_ct, d_ct = (d_pad,), (d_diff,)
         else:
             g.grads[launch] = ct
             if _sparse_lookup(launch, ct, accumulate):

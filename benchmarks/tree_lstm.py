@@ -75,7 +75,7 @@ def main() -> dict:
     ap.add_argument("--train", default=os.path.join(EWT, "en_ewt-ud-train.conllu"))
     ap.add_argument("--trees", type=int, default=2000, help="training trees timed per system")
     ap.add_argument("--per-batch", type=int, default=25, help="trees per update (DyNet's example: 25)")
-    ap.add_argument("--dynet-trees", type=int, default=1000)
+    ap.add_argument("--dynet-trees", type=int, default=1000, help="trees timed per DyNet run (0: no DyNet runs)")
     ap.add_argument("--order", choices=["height", "corpus"], default="height",
                     help="batches of trees of similar height (dy.length_buckets over heights, batch order "
                          "shuffled), or the corpus order")
@@ -150,7 +150,7 @@ def main() -> dict:
             "loss_per_node": float(np.sum(losses[-len(tail):]) / sum(float(b[3].sum()) for b in tail))}
     rows = [ours]
     print(ours, flush=True)
-    for per_graph, autobatch in ((1, False), (args.per_batch, True)):
+    for per_graph, autobatch in ((1, False), (args.per_batch, True)) if args.dynet_trees > 0 else ():
         out = run_dynet([os.path.join(HERE, "dynet_tree_lstm.py"), args.train, "--trees", str(args.dynet_trees),
                          "--per-graph", str(per_graph)] + (["--autobatch"] if autobatch else []))
         if out:

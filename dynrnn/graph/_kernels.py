@@ -268,7 +268,11 @@ def _packs_function(sig: Sig) -> Callable:
     ...)`. What it compiles for is the signature, the stack's shape and G, never which
     argument positions of which node are padding (that is `m`, an argument)."""
     packed = _packed_function(sig)
-    return jax.vmap(lambda diff, aux, pad, m: packed(diff, aux, pad, m, ()), in_axes=(None, 0, None, 0))
+
+    def packs(diff, aux, pad, m):
+        return packed(diff, aux, pad, m, ())
+
+    return jax.vmap(packs, in_axes=(None, 0, None, 0))
 
 
 @functools.cache

@@ -82,7 +82,7 @@ def main() -> dict:
     ap.add_argument("--inputs", choices=["leaves", "nodes"], default="leaves",
                     help="word vectors at the leaves only (W·x at binary nodes not computed), or a row per node "
                          "(zeros at binary nodes)")
-    ap.add_argument("--width", type=int, default=32, help="scan step width: the forest's node rows / WIDTH")
+    ap.add_argument("--width", type=int, default=64, help="scan step width: the forest's node rows / WIDTH")
     args = ap.parse_args()
     if not os.path.exists(args.train):
         print(f"no treebank at {args.train} (../shared/data/ud-english-ewt); nothing to measure")
@@ -117,9 +117,11 @@ def main() -> dict:
         groups = [range(k, min(k + args.per_batch, len(trees))) for k in range(0, len(trees), args.per_batch)]
     for group in groups:
         ids, leaf, lab, real, children, size = forest([trees[i] for i in group], w2i)
-        # 1/32 of the rows per step: 10-30% faster than 1/16 (less padding; narrower products
-        # cost about as much per step on XLA:CPU), measured on EWT forests of 25 trees
-        shape = dict(size=size, width=size // args.width, steps=lambda k: 4 * math.ceil(k / 4))
+        # 1/64 of the rows per step (~17 for 25 trees): a step costs ~130 us + ~24 us per row
+        # (forward and backward, 2 CPU cores), and a level of a few nodes pads to the width;
+        # measured in one process on the same batches: 1,430-1,550 trees/s against 1/32's
+        # 850-1,000 and 1/16's 910-1,160 (height-ordered batches)
+        shape = dict(size=size, width=max(size // args.width, 1), steps=lambda k: 4 * math.ceil(k / 4))
         if args.inputs == "leaves":  # n words and n - 1 binary nodes per tree: at most (size + trees) / 2 leaves
             leaf_rows = 8 * math.ceil((size + args.per_batch) / 16)
             sched = tree.schedule(children, inputs="leaves", leaf_rows=leaf_rows, **shape)

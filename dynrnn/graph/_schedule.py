@@ -560,8 +560,11 @@ SEGMENT_LONG, SEGMENT_SHORT = 16, 4
 
 
 def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, x_pos: int, tb: int) -> Any:
-    """One scan of `tb` steps over every chain (each at most tb steps; shorter ones padded)."""
-    nb = K.bucket(len(chains), fine=False)
+    """One scan of `tb` steps over every chain (each at most tb steps; shorter ones padded).
+    The chains are padded as groups are (`K.group_size`): to a count this scan has already
+    run at, within 4×, else a power of two — a minibatch's sentences end one by one, so its
+    segments come with every count from the minibatch's size down to 1."""
+    nb = K.group_size(("chain", sig, tb, state_pos, x_pos), len(chains))
     padded = chains + [chains[-1]] * (nb - len(chains))
     real = chains + [None] * (nb - len(chains))
     head0 = chains[0][0].args

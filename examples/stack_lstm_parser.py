@@ -4,7 +4,8 @@ Architecture (Dyer et al. 2015, "Transition-Based Dependency Parsing with Stack 
 Short-Term Memory"): arc-standard transitions (examples/arc_standard.py) and three
 LSTMs — the *stack* (pushes with `add_input`, pops back to an earlier state), the
 *buffer* (fed right to left, so its top summarises the words still to read) and the
-*action history*. Words enter as token vectors `ReLU(V·[word; POS] + b)`; a reduced
+*action history*. Words enter as token vectors `ReLU(V·[word; POS] + b)` (POS: the UPOS tag,
+or with `--tags upos+xpos` the (UPOS, XPOS) pair); a reduced
 subtree is composed as `tanh(C·[head; dep; rel] + c)` and pushed in place of its two
 parts. The parser state `p = ReLU(W·[s; b; a] + d)` scores the legal actions with a
 softmax. Singleton training words are replaced by UNK with probability 1/2. Beyond the

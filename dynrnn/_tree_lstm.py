@@ -328,8 +328,9 @@ class TreeLSTMBuilder:
                 raise ValueError(f"{where}: children has {len(children)} entries and xs has {n} rows; give one "
                                  f"list of children per node.")
             sched = self.schedule(children, inputs=inputs)
-            if inputs == "leaves" and n != int(np.sum(sched.leaf)):
-                raise ValueError(f"{where}: inputs='leaves' and the forest has {int(np.sum(sched.leaf))} leaves, "
+            n_leaves = int(np.sum(sched.leaf))
+            if inputs == "leaves" and n != n_leaves:
+                raise ValueError(f"{where}: inputs='leaves' and the forest has {n_leaves} leaves, "
                                  f"but xs has {n} rows; give one input row per leaf, in node order.")
         d, d_h = self._dropout
         if d > 0.0 or d_h > 0.0:

@@ -436,17 +436,17 @@ def _run_packs(g: Graph, sig: Any, nodes: list) -> bool:
     when they are not such nodes."""
     if len(sig.args) < PACKED_ARGS or sig.consts or type(nodes[0].args[0].val) is not Slice:
         return False
-    found = [_packable(n) for n in nodes]
-    if any(f is None for f in found):
+    found = [f for f in map(_packable, nodes) if f is not None]
+    if len(found) < len(nodes):
         return False
-    base = found[0][1]  # type: ignore[index]
+    base = found[0][1]
     n_args = len(sig.args)
-    pads = {id(n.args[-1]): n.args[-1] for n, (m, _) in zip(nodes, found) if m < n_args}  # type: ignore[misc]
-    if any(b is not base for _, b in found) or len(pads) > 1:  # type: ignore[misc]
+    pads = {id(n.args[-1]): n.args[-1] for n, (m, _) in zip(nodes, found) if m < n_args}
+    if any(b is not base for _, b in found) or len(pads) > 1:
         return False
     size = K.group_size(("packs", sig, K.tree_map(lambda a: a.shape, base)), len(nodes))
     aux, m = np.zeros((size, n_args), np.int32), np.zeros(size, np.int32)  # padding rows: all pad
-    for r, (n, (k, _)) in enumerate(zip(nodes, found)):  # type: ignore[misc]
+    for r, (n, (k, _)) in enumerate(zip(nodes, found)):
         aux[r, :k] = [a.val.i for a in n.args[:k]]
         m[r] = k
     pad_node = next(iter(pads.values()), None)

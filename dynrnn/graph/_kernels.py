@@ -207,30 +207,55 @@ def fused_kernel(stages: tuple) -> Callable:
     return jax.jit(_fused_function(stages))
 
 
-@functools.cache
-def fused_vjp(stages: tuple) -> Callable:
+def _fused_pullback(stages: tuple) -> Callable:
     """`(shared_args, diffs, auxs, consts, cts) -> (shared cotangents, packed cotangents,
-    every stage's total output cotangent)`: `cts` holds what each stage's output received
-    from outside the call; the totals add what flowed back from the later stages (for
-    `gradient()` of a node inside the call)."""
+    every stage's total output cotangent)`. `cts` holds, per stage, what its output received
+    from outside the call, or None (an intermediate stage's nodes feed only the next stage,
+    so usually None: no zero table of its size is read and added); the totals add what
+    flowed back from the later stages."""
     parts = _fused_stages(stages)
 
-    def fused_backward(shared_args, diffs, auxs, consts, cts):
-        pulls, prev = [], None
+    def pullback(shared_args, diffs, auxs, consts, cts):
+        pulls, outs, prev = [], [], None
         for run, sa, df, ax, cs in _split(parts, shared_args, diffs, auxs, consts):
             prev, pull = jax.vjp(lambda sa, df, pv, run=run, ax=ax, cs=cs: run(sa, df, ax, cs, pv), sa, df, prev)
             pulls.append(pull)
+            outs.append(prev)
         s_ct: list = []
         d_ct: list = []
         totals: list = [None] * len(parts)
         carry = None
         for j in reversed(range(len(parts))):
-            totals[j] = cts[j] if carry is None else cts[j] + carry
+            own = cts[j]
+            totals[j] = (carry if own is None else own if carry is None else own + carry)
+            if totals[j] is None:
+                totals[j] = tree_map(jnp.zeros_like, outs[j])
             ds, dd, carry = pulls[j](totals[j])
             s_ct[:0], d_ct[:0] = ds, dd
         return tuple(s_ct), tuple(d_ct), tuple(totals)
 
+    return pullback
+
+
+@functools.cache
+def fused_vjp(stages: tuple) -> Callable:
+    """`(shared_args, diffs, auxs, consts, cts) -> (shared cotangents, packed cotangents)`
+    (`cts` as for `_fused_pullback`)."""
+    pull = _fused_pullback(stages)
+
+    def fused_backward(*args):
+        s_ct, d_ct, _ = pull(*args)
+        return s_ct, d_ct
+
     return jax.jit(fused_backward)
+
+
+@functools.cache
+def fused_totals(stages: tuple) -> Callable:
+    """`(shared_args, diffs, auxs, consts, cts) -> every stage's total output cotangent`,
+    for the `gradient()` of a node inside the call (compiled only when one is asked for)."""
+    pull = _fused_pullback(stages)
+    return jax.jit(lambda *args: pull(*args)[2])
 
 
 def _packed_function(sig: Sig) -> Callable:
@@ -498,5 +523,5 @@ def claim(future: Any) -> None:
 def compile_count() -> int:
     """How many kernels have been built (each compiles once per call signature)."""
     return sum(f.cache_info().currsize for f in (node_kernel, node_vjp, group_kernel, group_vjp, fused_kernel,
-                                                 fused_vjp, packed_kernel, packed_vjp, chain_kernel, chain_vjp,
+                                                 fused_vjp, fused_totals, packed_kernel, packed_vjp, chain_kernel, chain_vjp,
                                                  _rows_kernel, _adder, _scatter_kernel))

@@ -384,6 +384,12 @@ RDIV = Op("rdiv", lambda s, a, c: c / a)          # c / x
 
 
 def _matmul_fn(static, a, b):
+    if a.ndim == 2 and b.ndim == 1:
+        # matrix · vector as vector · matrixᵀ: `vmap`ped over a group's vectors, the product
+        # then comes out with the group's axis first, as the next stage takes it (W·x
+        # came out transposed and was copied: measured 5.2 -> 3.0 ms forward for a
+        # group of 256 · 10,212×128, 9.2 -> 7.9 ms its VJP)
+        return b @ a.T
     out = _col(a) @ _col(b)
     return out[:, 0] if b.ndim == 1 else out
 
@@ -995,7 +1001,9 @@ def getitem(x: Expression, index: Any) -> Expression:
 # -- losses -----------------------------------------------------------------------------------
 
 def _pnls_fn(static, a, v):
-    return _to1(-jax.nn.log_softmax(a, axis=0)[v])
+    # log-sum-exp minus the pick: not the whole log-softmax, which XLA computed for every
+    # class before picking one
+    return _to1(jax.nn.logsumexp(a, axis=0) - a[v])
 
 
 PNLS = Op("pickneglogsoftmax", _pnls_fn)
@@ -1003,10 +1011,10 @@ PNLS = Op("pickneglogsoftmax", _pnls_fn)
 
 def _pnls_batch_fn(static, a, vs):
     _, b = static
-    lsm = jax.nn.log_softmax(a, axis=-1)
+    lse = jax.nn.logsumexp(a, axis=-1)
     if b > 1 and a.ndim == 2:
-        return -jnp.take_along_axis(lsm, vs[:, None], axis=1)
-    return -lsm[vs][:, None]
+        return (lse - jnp.take_along_axis(a, vs[:, None], axis=1)[:, 0])[:, None]
+    return (lse - a[vs])[:, None]
 
 
 PNLS_BATCH = Op("pickneglogsoftmax_batch", _pnls_batch_fn, batch_level=True)

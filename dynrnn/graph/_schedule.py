@@ -212,7 +212,10 @@ def _ahead(launch: Launch, vjp: Any) -> None:
     background, unless this thread's last graph ended without backward(). Not for
     lookups: their gradient reaches the table as rows, without a VJP (`_sparse_lookup`)."""
     if CURRENT.training and CURRENT.compile_ahead and (not launch.outputs or launch.outputs[0].op.sparse_table is None):
-        launch.ahead = K.compile_ahead(vjp, launch.call_args, launch.out)
+        out = launch.out
+        if launch.kind == "fused":  # the usual cotangents: the last stage's only (`K.fused_vjp`)
+            out = (None,) * (len(out) - 1) + (out[-1],)
+        launch.ahead = K.compile_ahead(vjp, launch.call_args, out)
 
 
 def _register(g: Graph, launch: Launch, out: Any) -> None:
@@ -663,8 +666,10 @@ class _Cotangents:
 
         def slot_total(slot: Any, template: Any) -> Any:
             w = whole.get(slot) if whole else None
-            acc = K.add_all(w) if w else K.zeros(template.shape, template.dtype)
             r = rows.get(slot) if rows else None
+            if not w and not r and launch.kind == "fused":  # (its VJP takes None for "none")
+                return None
+            acc = K.add_all(w) if w else K.zeros(template.shape, template.dtype)
             if r:
                 acc = K.scatter_add(acc, [i for i, _ in r], [c for _, c in r])
             return acc
@@ -729,8 +734,9 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
         if ct is None:
             continue
         K.claim(launch.ahead)
-        if launch.kind == "fused":  # its gradient() needs the totals inside the call
-            s_ct, d_ct, g.grads[launch] = K.fused_vjp(*launch.key)(*launch.call_args, ct)
+        if launch.kind == "fused":
+            g.grads[launch] = ct
+            s_ct, d_ct = K.fused_vjp(*launch.key)(*launch.call_args, ct)
         elif launch.kind == "packs":
             g.grads[launch] = ct
             d_diff, d_pad = K.packs_vjp(*launch.key)(*launch.call_args, ct)
@@ -806,10 +812,11 @@ def gradient_of(node: Expression) -> Any:
             else:
                 launch = g.owners[id(buf)][0]
         ct = g.grads.get(launch)
-        if ct is not None and launch.kind == "chain":  # what flowed back through the later steps too
+        if ct is not None and launch.kind in ("chain", "fused"):  # what flowed back from later steps or stages too
             ct = g.grads.get(("totals", launch))
             if ct is None:
-                ct = g.grads[("totals", launch)] = K.chain_totals(*launch.key)(*launch.call_args, g.grads[launch])
+                totals = K.chain_totals if launch.kind == "chain" else K.fused_totals
+                ct = g.grads[("totals", launch)] = totals(*launch.key)(*launch.call_args, g.grads[launch])
         if ct is not None:
             return (ct[slot] if slot is not None else ct)[i]
     ct = g.grads.get(node)

@@ -447,6 +447,40 @@ def test_groups_that_feed_one_another_run_as_one_fused_call(rng):
             q.clear_grad()
 
 
+def test_a_node_inside_a_fused_call_used_again_later_gets_both_gradients(rng):
+    """A fused call's VJP takes no cotangent for the stages no one outside used; when a node
+    of such a stage gains a consumer after the call ran, its cotangent reaches it too."""
+    pc = dy.ParameterCollection(seed=0)
+    E, G, Wo = pc.add_lookup_parameters((9, 4)), pc.add_parameters((6, 8)), pc.add_parameters((5, 6))
+    words = [int(w) for w in rng.integers(0, 9, size=6)]
+    results = []
+    for flag in (True, False):
+        with autobatch(flag):
+            dy.renew_cg()
+            hid = [dy.tanh(G * dy.concatenate([E[w], E[w]])) for w in words]
+            loss = dy.esum([dy.pickneglogsoftmax(Wo * h, w % 5) for h, w in zip(hid, words)])
+            loss.value()  # runs the fused call
+            if flag:
+                assert [la.kind for la in loss.graph.launches].count("fused") == 1
+            total = loss + dy.squared_norm(hid[2])
+            total.backward()
+            results.append(({q.name(): np.asarray(q.grad()) for q in pc.all_parameters()},
+                            np.asarray(hid[2].gradient()), total.scalar_value()))
+            for q in pc.all_parameters():
+                q.clear_grad()
+    (g1, d1, v1), (g2, d2, v2) = results
+    np.testing.assert_allclose(v1, v2, rtol=1e-5)
+    for k in g1:
+        np.testing.assert_allclose(g1[k], g2[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    h2 = np.tanh(G.as_array() @ np.concatenate([E.as_array()[words[2]]] * 2))
+    z = Wo.as_array() @ h2
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    p[words[2] % 5] -= 1.0
+    np.testing.assert_allclose(d1, Wo.as_array().T @ p + 2 * h2, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(d2, d1, rtol=1e-4, atol=1e-6)
+
+
 def test_fusing_never_splits_a_group_the_agenda_would_form():
     """A consumer stage is fused only when it holds every pending node of its signature:
     here the tanh group's three H· consumers are not fused with it (the agenda runs the

@@ -523,5 +523,5 @@ def claim(future: Any) -> None:
 def compile_count() -> int:
     """How many kernels have been built (each compiles once per call signature)."""
     return sum(f.cache_info().currsize for f in (node_kernel, node_vjp, group_kernel, group_vjp, fused_kernel,
-                                                 fused_vjp, fused_totals, packed_kernel, packed_vjp, chain_kernel, chain_vjp,
-                                                 _rows_kernel, _adder, _scatter_kernel))
+                                                 fused_vjp, fused_totals, packed_kernel, packed_vjp, chain_kernel,
+                                                 chain_vjp, _rows_kernel, _adder, _scatter_kernel))

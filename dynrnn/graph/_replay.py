@@ -9,8 +9,8 @@ one function for the forward, one for the forward and every gradient, and later 
 that structure run as one call each.
 
 When to compile is a rent-or-buy choice: a structure is compiled once the time its graphs
-have spent on the kernel path reaches the estimated cost of compiling it (measured from
-earlier compilations, per node). Whatever the data, this spends at most about twice what
+have spent on the kernel path reaches the estimated cost of compiling it (k·n² for n
+nodes, k measured from earlier compilations). Whatever the data, this spends at most about twice what
 the better of the two choices would have; structures that never recur (every sentence a
 new shape) never compile. `dy.config(replay=...)` switches it: "auto" (the default),
 "always" (compile at first sight; for tests), or "never".
@@ -39,11 +39,13 @@ from ._graph import CURRENT, Expression, Graph
 from ._kernels import Sig, node_function
 from ._rnn import PACK
 
-# Seconds per node of compiling a structure's two functions, re-estimated from every
-# compilation; the first guess is what DyNet's attention example measured here (488
-# nodes: 0.2 + 1.0 s tracing, 3 + 16 s XLA:CPU compilation).
-_COST = {"seconds": 0.0, "nodes": 0}
-_FIRST_GUESS_PER_NODE = 40e-3
+# Compiling a structure's two functions costs about k·n² seconds for n nodes (measured on
+# DyNet's rnnlm example, a 2-layer LSTM unrolled over a sentence: 280 nodes 15 s, 560 nodes
+# 54 s; a linear estimate made one run compile a long sentence's structure for minutes).
+# k is re-estimated from every compilation; the first guess is what DyNet's attention
+# example measured here (488 nodes: 0.2 + 1.0 s tracing, 3 + 16 s XLA:CPU compilation).
+_COST = {"seconds": 0.0, "nodes2": 0.0}
+_FIRST_GUESS_K = 19.2 / 488 ** 2
 _MAX_PLANS = 512  # structures remembered (least recently seen forgotten first)
 
 
@@ -108,8 +110,8 @@ def plan_for(g: Graph, target: Expression) -> Plan | None:
 
 
 def _compile_estimate(n_nodes: int) -> float:
-    per_node = _COST["seconds"] / _COST["nodes"] if _COST["nodes"] else _FIRST_GUESS_PER_NODE
-    return per_node * n_nodes
+    k = _COST["seconds"] / _COST["nodes2"] if _COST["nodes2"] else _FIRST_GUESS_K
+    return k * n_nodes ** 2
 
 
 def forget() -> None:
@@ -238,7 +240,7 @@ def _compile(p: Plan, leaves: list, consts: list) -> None:
         spec = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), (leaves, consts))
         p.fwd, p.grad = (jax.jit(f).lower(*spec).compile() for f in (fwd, grad))
         _COST["seconds"] += time.perf_counter() - t0
-        _COST["nodes"] += len(p.key)
+        _COST["nodes2"] += float(len(p.key)) ** 2
         p.status = "ready"
     except Exception as e:  # noqa: BLE001 - reported in p.error; the kernel path stays correct
         p.error, p.status = e, "off"

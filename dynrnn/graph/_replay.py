@@ -10,9 +10,9 @@ that structure run as one call each.
 
 When to compile is a rent-or-buy choice: a structure is compiled once the time its graphs
 have spent on the kernel path reaches the estimated cost of compiling it (k·n² for n
-nodes, k measured from earlier compilations). Whatever the data, this spends at most about twice what
-the better of the two choices would have; structures that never recur (every sentence a
-new shape) never compile. `dy.config(replay=...)` switches it: "auto" (the default),
+nodes, k measured from earlier compilations, and at least 0.8 s). Whatever the data, this
+spends at most about twice what the better of the two choices would have; structures that
+never recur (every sentence a new shape) never compile. `dy.config(replay=...)` switches it: "auto" (the default),
 "always" (compile at first sight; for tests), or "never".
 
 The key of a structure lists, per node, its kernel signature and the indices of its
@@ -22,7 +22,9 @@ and parameter values are arguments of the compiled functions, never constants in
 A replayed graph holds values only for the nodes the user asked for. Anything else — the
 value of another node, nodes added after the forward, `gradient()`, `backward(full=True)`
 — makes the graph fall back: it runs again on the kernel path (same results). A structure
-whose graphs fall back more than one time in four is not replayed again.
+whose graphs fall back more than one time in four is not replayed again — nor compiled in
+the first place when, before that, its graphs went on past it that often (only the first
+forward of a graph counts towards the rent: it is what a replay would save).
 """
 
 from __future__ import annotations
@@ -44,8 +46,11 @@ from ._rnn import PACK
 # 54 s; a linear estimate made one run compile a long sentence's structure for minutes).
 # k is re-estimated from every compilation; the first guess is what DyNet's attention
 # example measured here (488 nodes: 0.2 + 1.0 s tracing, 3 + 16 s XLA:CPU compilation).
+# A small structure still costs two XLA compilations: at least _LEAST seconds (measured: a
+# 17-node structure, the first step of DyNet's rnnlm sampling loop, 0.8 s).
 _COST = {"seconds": 0.0, "nodes2": 0.0}
 _FIRST_GUESS_K = 19.2 / 488 ** 2
+_LEAST = 0.8
 _MAX_PLANS = 512  # structures remembered (least recently seen forgotten first)
 
 
@@ -54,7 +59,7 @@ class Plan:
     compiled — its functions and where its gradients go."""
 
     __slots__ = ("key", "spent", "status", "fwd", "grad", "dense", "sparse", "then_backward", "last", "error",
-                 "uses", "misses")
+                 "uses", "misses", "seen", "extended")
 
     def __init__(self, key: tuple):
         self.key = key
@@ -69,6 +74,8 @@ class Plan:
         self.error: Any = None  # why compiling failed (the structure then stays on the kernel path)
         self.uses = 0  # graphs replayed
         self.misses = 0  # of which fell back
+        self.seen = 0  # graphs of this structure before it compiled
+        self.extended = 0  # of which went on past it on the kernel path (a replay would have fallen back)
 
 
 _PLANS: OrderedDict[tuple, Plan] = OrderedDict()
@@ -103,7 +110,10 @@ def plan_for(g: Graph, target: Expression) -> Plan | None:
             _PLANS.popitem(last=False)
     else:
         _PLANS.move_to_end(key)
-    if p.status == "new" and (mode == "always" or p.spent >= _compile_estimate(len(key))):
+    if p.status == "new":
+        p.seen += 1
+    if p.status == "new" and (mode == "always" or (p.spent >= _compile_estimate(len(key))
+                                                    and 4 * p.extended <= p.seen)):
         leaf_nodes, consts = _arguments(g, target.index)
         _compile(p, [n.val for n in leaf_nodes], consts)
     return p
@@ -111,7 +121,7 @@ def plan_for(g: Graph, target: Expression) -> Plan | None:
 
 def _compile_estimate(n_nodes: int) -> float:
     k = _COST["seconds"] / _COST["nodes2"] if _COST["nodes2"] else _FIRST_GUESS_K
-    return k * n_nodes ** 2
+    return max(_LEAST, k * n_nodes ** 2)
 
 
 def forget() -> None:
@@ -311,6 +321,21 @@ def backward(g: Graph, loss: Expression, full: bool) -> bool:
     return True
 
 
+def _often(k: int, n: int) -> bool:
+    """k of n graphs fell back (or would have): more than one in four, the first forgiven."""
+    return k >= 2 and 4 * k > n
+
+
+def extended(p: Plan) -> None:
+    """A graph of structure `p`, not yet compiled, went on running nodes on the kernel path
+    after its first forward (a value of another node, nodes added later: DyNet's eager
+    tagging asks for each word's softmax in turn): a replay would have fallen back. A
+    structure whose graphs do that as a rule is never compiled."""
+    p.extended += 1
+    if _often(p.extended, p.seen):
+        p.status = "off"
+
+
 def fall_back(g: Graph) -> None:
     """Forgets a replay (its target's value too): the graph runs again on the kernel path.
     A structure whose graphs fall back more than one time in four (a program that reads
@@ -321,7 +346,7 @@ def fall_back(g: Graph) -> None:
         return
     p = r.plan
     p.misses += 1
-    if p.misses >= 2 and 4 * p.misses > p.uses:
+    if _often(p.misses, p.uses):
         p.status = "off"
     r.target.val = None
     g.replayed = None

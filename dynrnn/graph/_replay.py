@@ -12,8 +12,8 @@ When to compile is a rent-or-buy choice: a structure is compiled once the time i
 have spent on the kernel path reaches the estimated cost of compiling it (k·n² for n
 nodes, k measured from earlier compilations, and at least 0.8 s). Whatever the data, this
 spends at most about twice what the better of the two choices would have; structures that
-never recur (every sentence a new shape) never compile. `dy.config(replay=...)` switches it: "auto" (the default),
-"always" (compile at first sight; for tests), or "never".
+never recur (every sentence a new shape) never compile. `dy.config(replay=...)` switches
+it: "auto" (the default), "always" (compile at first sight; for tests), or "never".
 
 The key of a structure lists, per node, its kernel signature and the indices of its
 arguments (leaves: their kind, dims, batch, dtype and constness). Ids, indices, inputs
@@ -43,7 +43,8 @@ from ._rnn import PACK
 
 # Compiling a structure's two functions costs about k·n² seconds for n nodes (measured on
 # DyNet's rnnlm example, a 2-layer LSTM unrolled over a sentence: 280 nodes 15 s, 560 nodes
-# 54 s; a linear estimate made one run compile a long sentence's structure for minutes).
+# 54 s; a per-node estimate fitted on short structures under-estimates long ones ~2× per
+# doubling, which breaks the rent-or-buy bound below).
 # k is re-estimated from every compilation; the first guess is what DyNet's attention
 # example measured here (488 nodes: 0.2 + 1.0 s tracing, 3 + 16 s XLA:CPU compilation).
 # A small structure still costs two XLA compilations: at least _LEAST seconds (measured: a

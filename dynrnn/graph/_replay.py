@@ -113,10 +113,9 @@ def plan_for(g: Graph, target: Expression) -> Plan | None:
         _PLANS.move_to_end(key)
     if p.status == "new":
         p.seen += 1
-    if p.status == "new" and (mode == "always" or (p.spent >= _compile_estimate(len(key))
-                                                    and 4 * p.extended <= p.seen)):
-        leaf_nodes, consts = _arguments(g, target.index)
-        _compile(p, [n.val for n in leaf_nodes], consts)
+        if mode == "always" or (p.spent >= _compile_estimate(len(key)) and 4 * p.extended <= p.seen):
+            leaf_nodes, consts = _arguments(g, target.index)
+            _compile(p, [n.val for n in leaf_nodes], consts)
     return p
 
 

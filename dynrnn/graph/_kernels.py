@@ -20,15 +20,15 @@ and, for each, its VJP (`jax.vjp` of the same function, recomputing the forward 
 the kernel). A group's results stay stacked on the device — the row i of the output is
 node i's value — and the next group reads its arguments from such stacks by index
 (mode "take": one gather inside the kernel) instead of passing every row as an argument
-(mode "list"). Group sizes and chain lengths are rounded up to `bucket(n)` so that the
-number of compiled kernels stays bounded whatever the data.
+(mode "list"). Group sizes and chain counts are padded by `group_size` (a size already
+compiled within 4×, else a power of two) so that the number of compiled kernels stays
+bounded whatever the data.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import functools
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -38,25 +38,7 @@ import numpy as np
 
 from .._batching import pow2, reuse_size
 
-# Group sizes and chain lengths are padded to one of these: small sizes exactly, then
-# steps of at most 25% (so at most 1/5 of a padded call is padding).
-_BUCKETS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16]
-
 tree_map = jax.tree_util.tree_map
-
-
-def bucket(n: int, fine: bool = True) -> int:
-    """The padded size for `n` items: exact up to 6, then ≤ 25% larger than n; with
-    `fine=False` (groups of cheap nodes, where a call's cost is its dispatch) the next
-    power of two, for fewer compilations."""
-    if not fine:
-        return pow2(n)
-    if n <= 16:
-        for b in _BUCKETS:
-            if b >= n:
-                return b
-    step = 2 ** (int(math.log2(n)) - 2)
-    return -(-n // step) * step
 
 
 # Per kernel (a group's signature, shared arguments and input stacks; or a packed node's):
@@ -460,7 +442,7 @@ def add_all(xs: list) -> Any:
     while len(xs) > 1:
         k = min(len(xs), 8)
         part = xs[:k]
-        kb = bucket(k, fine=False)  # 2, 4 or 8 terms: few kernels per shape
+        kb = pow2(k)  # 2, 4 or 8 terms: few kernels per shape
         if kb > k:
             part = part + [zeros(tuple(part[0].shape), part[0].dtype)] * (kb - k)
         xs = [_adder(kb)(*part)] + xs[k:]
@@ -474,7 +456,7 @@ def _scatter_kernel(n: int) -> Callable:
 
 def scatter_add(base: jax.Array, idx: list, rows_: list) -> jax.Array:
     """`base` with `rows_[k]` added at row `idx[k]` (one call; the count is bucketed)."""
-    nb = bucket(len(rows_), fine=False)
+    nb = pow2(len(rows_))
     z = zeros(tuple(rows_[0].shape), rows_[0].dtype)
     ids = np.asarray(list(idx) + [0] * (nb - len(idx)), np.int32)
     return _scatter_kernel(nb)(base, ids, *rows_, *([z] * (nb - len(rows_))))

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._batching import pow2
 from ._graph import CURRENT, Expression, GraphError
 from ._kernels import Sig, node_function
 
@@ -716,9 +717,8 @@ def _padded_nary(op: Op, es: list[Expression], where: str, pad: Callable[[Expres
     """An n-ary node whose argument count is padded to a power of two with `pad(es[0])`
     (an element that does not change the result), so a new list length seldom means a
     new kernel."""
-    from ._kernels import bucket
     n = len(es)
-    nb = bucket(n, fine=False)
+    nb = pow2(n)
     if nb > n:
         p = pad(es[0])
         es = es + [p] * (nb - n)

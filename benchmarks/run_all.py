@@ -124,26 +124,30 @@ def _when(result: dict) -> str:
     return "".join(f"; {p}" for p in parts) + "."
 
 
+def section(name: str, title: str, target: str, result: dict, plot_it: bool = True) -> list[str]:
+    m = result["machine"]
+    kind = f"{m['device_kind']}, " if m.get("device_kind") and m.get("backend") != "cpu" else ""
+    out = [f"## {title}", "", f"*Question:* {target}  ",
+           f"*Machine:* {m.get('device')} ({kind}{m.get('backend')}, {m.get('cpus')} CPUs), JAX {m.get('jax')}, "
+           f"Python {m.get('python')}{_when(result)}",
+           "", *table(result), ""]
+    out += [f"- {n}" for n in result.get("notes", [])]
+    image = plot(name, result) if plot_it else None
+    if image:
+        out += ["", f"![{name}]({image})"]
+    return out + [""]
+
+
 def render() -> str:
     out = ["# dynrnn benchmark results", "",
            f"Written by `benchmarks/run_all.py` on {datetime.date.today().isoformat()}. Every ratio is against a "
            "baseline measured in the same run on the same machine; each section names its machine and date. "
            "Regenerate with `.venv/bin/python benchmarks/run_all.py`.", ""]
-    for name, title, target in BENCHMARKS:
-        path = os.path.join(RESULTS, f"{name}.json")
-        if not os.path.exists(path):
-            continue
-        result = json.load(open(path))
-        m = result["machine"]
-        out += [f"## {title}", "", f"*Question:* {target}  ",
-                f"*Machine:* {m.get('device')} ({m.get('backend')}, {m.get('cpus')} CPUs), JAX {m.get('jax')}, "
-                f"Python {m.get('python')}{_when(result)}",
-                "", *table(result), ""]
-        out += [f"- {n}" for n in result.get("notes", [])]
-        image = plot(name, result)
-        if image:
-            out += ["", f"![{name}]({image})"]
-        out += [""]
+    for folder, where in ((RESULTS, ""), (os.path.join(RESULTS, "gpu"), " (GPU)")):
+        for name, title, target in BENCHMARKS:
+            path = os.path.join(folder, f"{name}.json")
+            if os.path.exists(path):
+                out += section(name, title + where, target, json.load(open(path)), plot_it=not where)
     return "\n".join(out)
 
 

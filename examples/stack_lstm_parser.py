@@ -719,7 +719,7 @@ class ParameterAverage:
 def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Sequence[conllu.Sentence] = (), *,
           minutes: float | None = 40.0, max_epochs: int = 100, max_updates: int | None = None,
           batch_size: int = 32, learning_rate: float = 1e-3,
-          lr_decay: float = 0.5, patience: int = 3, seed: int = 0, loss: str = "lockstep",
+          lr_decay: float = 0.5, patience: int = 3, seed: int = 0, loss: str = "auto",
           average: float = 0.0, log=print) -> dict:
     """Adam on projective training sentences, evaluating on dev after each epoch (the step
     size follows `DevSchedule(learning_rate, lr_decay, patience)`); keeps the parameters of
@@ -727,10 +727,13 @@ def train(parser: Parser, train_sents: Sequence[conllu.Sentence], dev_sents: Seq
     kept are those of a `ParameterAverage`. Returns the training history.
 
     loss: "lockstep" (`lockstep_loss`) or "levels" (`batch_loss`) — the same loss and
-    gradients. On a 2-core CPU lockstep measured faster (benchmarks/parser_speed.py: B=32,
-    773 vs 696 sentences/s, 13 vs 31 compiled shapes), so it is the default."""
-    if loss not in ("lockstep", "levels"):
-        raise ValueError(f"train: loss must be 'lockstep' or 'levels'; given {loss!r}.")
+    gradients — or "auto": lockstep on a CPU, levels on an accelerator. On a 2-core CPU
+    lockstep measured faster (benchmarks/parser_speed.py: B=32, 773 vs 696 sentences/s, 13 vs
+    31 compiled shapes); on one H200 GPU levels did (B=256: 9,576 vs 7,207)."""
+    if loss not in ("auto", "lockstep", "levels"):
+        raise ValueError(f"train: loss must be 'auto', 'lockstep' or 'levels'; given {loss!r}.")
+    if loss == "auto":
+        loss = "lockstep" if jax.default_backend() == "cpu" else "levels"
     examples = [e for e in (oracle_example(parser.vocab, s) for s in train_sents) if e is not None]
     log(f"training on {len(examples)} projective sentences of {len(train_sents)} "
         f"({len(train_sents) - len(examples)} non-projective left out)")
@@ -811,9 +814,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--average", type=float, default=0.0,
                     help="evaluate and keep an exponential moving average of the parameters with this decay "
                          "(e.g. 0.999; 0: the trained parameters themselves)")
-    ap.add_argument("--loss", choices=["lockstep", "levels"], default="lockstep",
+    ap.add_argument("--loss", choices=["auto", "lockstep", "levels"], default="auto",
                     help="how the batched training loss runs the stack: over transitions in lockstep, or planned "
-                         "from the oracle as a tree of states by depth (same loss; lockstep measured faster on CPU)")
+                         "from the oracle as a tree of states by depth (same loss; lockstep measured faster on CPU, "
+                         "levels on a GPU; auto picks by the backend)")
     ap.add_argument("--save", help="save the trained model here")
     ap.add_argument("--load", help="load a saved model instead of training")
     ap.add_argument("--parse", help="parse this CoNLL-U file (with --output)")

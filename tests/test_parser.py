@@ -264,6 +264,8 @@ def test_overfits_a_tiny_treebank_to_100_percent_then_saves_and_reloads(tiny, tm
 def test_bad_configuration_is_refused(tiny):
     with pytest.raises(ValueError, match="cell must be one of"):
         P.Parser(P.Vocab.build(tiny), P.Config(cell="gru"))
+    with pytest.raises(ValueError, match="loss must be 'auto', 'lockstep' or 'levels'; given 'scan'"):
+        P.train(_parser(tiny), tiny, loss="scan", log=None)
 
 
 def test_dev_schedule_halves_after_patience_epochs_and_stops_at_the_floor():

@@ -870,3 +870,46 @@ def test_vjps_compiled_ahead_are_the_ones_backward_calls(monkeypatch):
     assert ahead and all("backward" in c for c in ahead), compiled
     assert main_backward == [], compiled
     assert np.isfinite(value)
+
+
+def test_compiling_ahead_outlasts_one_graph_without_backward(monkeypatch):
+    """A program that samples or evaluates once before it trains (DyNet's rnnlm.py samples at
+    its first sentence) still has its first training graph's VJPs compiled ahead; two graphs
+    in a row without backward() (an evaluation loop) stop it."""
+    from dynrnn.graph import _kernels as K
+    monkeypatch.setattr(K, "claim", lambda f: f is None or f.result())
+    pc = dy.ParameterCollection(seed=4)
+    E = pc.add_lookup_parameters((70, 6))
+    lstm = dy.LSTMBuilder(1, 6, 11, pc)
+    W = pc.add_parameters((5, 11))
+    trainer = dy.SimpleSGDTrainer(pc, 0.1)
+
+    def graph(n, train):
+        dy.renew_cg()
+        hs = lstm.initial_state().transduce([E[w] for w in range(n)])
+        loss = dy.esum([dy.pickneglogsoftmax(W * dy.tanh(h), w % 5) for w, h in enumerate(hs)])
+        loss.value()
+        if train:
+            loss.backward()
+            trainer.update()
+
+    def settled():  # what earlier graphs started ahead (an evaluation graph's waste) is done
+        if K._AHEAD:
+            K._AHEAD[0].submit(lambda: None).result()
+
+    def on_vjp_thread(compiled):
+        return [c for c in compiled if c.startswith("dynrnn-vjp")]
+
+    with dy_config(replay="never"):
+        graph(2, True)
+        graph(5, False)  # one graph without backward
+        settled()
+        with count_compiles(all_threads=True) as compiled:
+            graph(19, True)  # new sizes: new kernels
+        assert on_vjp_thread(compiled), compiled
+        graph(3, False)
+        graph(4, False)  # two in a row
+        settled()
+        with count_compiles(all_threads=True) as compiled:
+            graph(41, True)
+        assert not on_vjp_thread(compiled) and any("backward" in c for c in compiled), compiled

@@ -55,9 +55,11 @@ class _Current(threading.local):
         self.autobatch = True
         self.replay = "auto"  # compile recurring graph structures whole: "auto", "always", "never"
         self.rng: Any = None  # host RNG for noise/dropout keys and random inputs
-        # compile VJPs ahead (`_kernels`): from the first graph on, until one ends without
-        # backward() (so a training loop's first update gains too; an evaluation loop wastes
-        # the background compilations of one graph)
+        # compile VJPs ahead (`_kernels`): from the first graph on, until two in a row end
+        # without backward() (so a training loop's first update gains too, also when the
+        # program samples or evaluates once before it trains, as DyNet's rnnlm.py does; an
+        # evaluation loop wastes the background compilations of two graphs)
+        self.untrained = 0  # graphs in a row that ended without backward()
         self.training = True
         self.compile_ahead = True  # dy.config(compile_ahead=...)
 
@@ -74,7 +76,8 @@ def renew_cg(immediate_compute: bool = False, check_validity: bool = False) -> G
     the first call on, eager code in this thread builds graph nodes (`E[i]`,
     `dy.inputTensor`, ... return expressions)."""
     if CURRENT.graph.nodes:  # (an empty graph says nothing about the program)
-        CURRENT.training = CURRENT.graph.trained
+        CURRENT.untrained = 0 if CURRENT.graph.trained else CURRENT.untrained + 1
+        CURRENT.training = CURRENT.untrained < 2
     CURRENT.graph = Graph(CURRENT.graph.version + 1)
     CURRENT.opened = True
     return CURRENT.graph

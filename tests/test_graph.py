@@ -812,6 +812,28 @@ def test_lookup_rows_update_sparsely_and_like_the_dense_update(trainer_class):
     assert not np.allclose(E1[used], before[used])
 
 
+def test_lookups_of_same_shaped_tables_send_each_table_its_rows():
+    """Lookups of two tables of one shape (a seq2seq model's input and output embeddings)
+    group per table: each table gets its gradient as rows (a sparse update), equal to what
+    the unbatched reference order gives."""
+    def grads(autobatch):
+        pc = dy.ParameterCollection(seed=5)
+        src, tgt = pc.add_lookup_parameters((20, 4)), pc.add_lookup_parameters((20, 4))
+        W = pc.add_parameters((3, 8))
+        with dy_config(autobatch=autobatch, replay="never"):
+            dy.renew_cg()
+            loss = dy.esum([dy.sum_elems(dy.tanh(W * dy.concatenate([src[i], tgt[j]])))
+                            for i, j in ((1, 2), (3, 2), (5, 7), (1, 9))])
+            loss.backward()
+        if autobatch:
+            assert src.sparse_grad() is not None and tgt.sparse_grad() is not None
+        return src.grad(), tgt.grad()
+
+    for got, want in zip(grads(1), grads(0)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+        assert np.count_nonzero(np.abs(want).sum(axis=1)) == 3  # rows 1, 3, 5 of src; 2, 7, 9 of tgt
+
+
 def test_a_non_finite_row_gradient_changes_nothing():
     def trained(refuse):
         pc = dy.ParameterCollection(seed=4)

@@ -135,8 +135,11 @@ def _agenda(g: Graph, pending: list, hi: int) -> None:
             n.val = _host_value(n)
             done(n)
             return
-        ready.setdefault(n.sig, []).append(n)
-        depth_sum[n.sig] = depth_sum.get(n.sig, 0) + n.depth
+        # lookups group per table (same-shaped tables too): their gradient then reaches
+        # each table as rows (`_sparse_lookup`), and no kernel stacks whole tables
+        key = n.sig if n.op.sparse_table is None else (n.sig, n.args[0].index)
+        ready.setdefault(key, []).append(n)
+        depth_sum[key] = depth_sum.get(key, 0) + n.depth
 
     def done(n: Expression) -> None:
         for c in consumers.pop(n, ()):
@@ -158,9 +161,10 @@ def _agenda(g: Graph, pending: list, hi: int) -> None:
         else:
             make_ready(n)
     while ready:
-        sig = min(ready, key=lambda s: depth_sum[s] / len(ready[s]))
-        group = ready.pop(sig)
-        del depth_sum[sig]
+        key = min(ready, key=lambda s: depth_sum[s] / len(ready[s]))
+        group = ready.pop(key)
+        del depth_sum[key]
+        sig = group[0].sig
         rec = sig.op.recurrent(sig.static) if sig.op.recurrent is not None else None
         computed = _run_chains(g, sig, group, rec, hi) if rec is not None else None
         if computed is None and len(group) > 1 and _run_packs(g, sig, group):

@@ -118,10 +118,10 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, ke
       Off by default; the environment variable DYNRNN_KERNEL_CACHE (a directory) turns it
       on for programs run unchanged.
     compile_ahead: True (the default) compiles, in a training loop (from the first graph on,
-      until one ends without backward()), the VJP of each kernel that has just compiled on a
-      background thread while the forward pass goes on, so that
-      two kernels compile at once on two cores; False compiles everything on the calling
-      thread, when backward() first needs it. Results are the same.
+      until two in a row end without backward()), the VJP of each kernel that has just
+      compiled on a background thread while the forward pass goes on, so that two kernels
+      compile at once on two cores; False compiles everything on the calling thread, when
+      backward() first needs it. Results are the same.
 
     DyNet's memory, device and seed options have no meaning here and are ignored."""
     if autobatch is not None:

@@ -218,7 +218,7 @@ def _call(kernel: Any, call: tuple) -> tuple[Any, bool]:
 
 def _ahead(launch: Launch, vjp: Any) -> None:
     """Compiles the VJP of a launch whose forward kernel has just compiled, in the
-    background, unless this thread's last graph ended without backward(). Not for
+    background, unless this thread's last two graphs ended without backward(). Not for
     lookups: their gradient reaches the table as rows, without a VJP (`_sparse_lookup`)."""
     if CURRENT.training and CURRENT.compile_ahead and (not launch.outputs or launch.outputs[0].op.sparse_table is None):
         out = launch.out

@@ -49,8 +49,9 @@ def _shape(way, batch, capacity):
     return batch[0].shape, capacity
 
 
-def batched(parser, vocab, examples, sentences, B, rng, way="lockstep"):
-    batches = P.training_batches(vocab, examples, B, rng, parser.config.unk_prob, plans=way == "levels")
+def batched(parser, vocab, examples, sentences, B, rng, way="lockstep", words_per_row=0):
+    batches = P.training_batches(vocab, examples, B, rng, parser.config.unk_prob, plans=way == "levels",
+                                 max_words=B * words_per_row or None)
     trainer = dy.AdamTrainer(parser.pc, 1e-3)
     shapes = {}
     t0 = time.perf_counter()
@@ -150,6 +151,9 @@ def main() -> dict:
     ap.add_argument("--dynet-sentences", type=int, default=600)
     ap.add_argument("--batch-sizes", default="1,8,32,64,256")
     ap.add_argument("--ways", default="lockstep,levels", help="training losses to time (lockstep, levels)")
+    ap.add_argument("--words-per-row", type=int, default=0,
+                    help="a budget of B x this many padded word slots per batch: batches of long sentences take "
+                         "fewer rows (training_batches' max_words); 0: B rows always")
     ap.add_argument("--profile", action="store_true",
                     help="also time each part of one B=32 batch's loss and gradient (notes)")
     args = ap.parse_args()
@@ -174,7 +178,7 @@ def main() -> dict:
         sents = sample[:args.sentences] if B > 1 else sample[:256]
         exs = examples[:args.sentences] if B > 1 else examples[:256]
         for way in args.ways.split(","):
-            r = batched(P.Parser(vocab, P.Config()), vocab, exs, sents, B, rng, way)
+            r = batched(P.Parser(vocab, P.Config()), vocab, exs, sents, B, rng, way, args.words_per_row)
             name = ("dynrnn batched, stack in lockstep" if way == "lockstep" else
                     "dynrnn batched, stack by depth (levels)")
             rows.append({"version": name, "batch": B, "train_sps": r["train"], "parse_sps": r["parse"],

@@ -603,23 +603,34 @@ def _width(rows: int) -> int:
 
 
 def training_batches(vocab: Vocab, examples: Sequence[Example], batch_size: int, rng: np.random.Generator,
-                     unk_prob: float = 0.0, shuffle: bool = True, plans: bool = True):
+                     unk_prob: float = 0.0, shuffle: bool = True, plans: bool = True,
+                     max_words: int | None = None):
     """Batches of similar-length sentences: ((words, tags, n, actions, nxt, plan), capacity):
     arrays padded to the bucket length and to `batch_size` rows (padding rows have n = 0),
     the batch's `Plan` (None with `plans=False`: the lockstep loss does not read it), and
-    the stack capacity the lockstep loss needs."""
+    the stack capacity the lockstep loss needs.
+
+    max_words: a budget of padded word slots per batch (rows × bucket length). A batch of
+    long sentences that would exceed it takes half as many rows (again, down to 8): large
+    batches then pad the longest sentences less (EWT, 2,048 sentences, batch 256: 48% of
+    the slots are words with fixed rows, 74% with a budget of 256 × 32)."""
     order = sorted(range(len(examples)), key=lambda i: (examples[i].n, rng.random() if shuffle else 0))
     singletons = np.zeros(len(vocab.words), bool)
     singletons[vocab.singletons] = True
     out = []
-    for start in range(0, len(order), batch_size):
-        group = [examples[i] for i in order[start:start + batch_size]]
+    start = 0
+    while start < len(order):
+        rows = batch_size
+        while max_words and rows > 8 and rows * bucket(_longest(examples, order, start, rows)) > max_words:
+            rows //= 2
+        group = [examples[i] for i in order[start:start + rows]]
+        start += rows
         N = bucket(max(e.n for e in group))
-        words = np.zeros((batch_size, N + 1), np.int32)
-        tags = np.zeros((batch_size, N + 1), np.int32)
-        n = np.zeros(batch_size, np.int32)
-        actions = np.zeros((batch_size, 2 * N), np.int32)
-        nxt = np.ones((batch_size, 2 * N), np.int32)
+        words = np.zeros((rows, N + 1), np.int32)
+        tags = np.zeros((rows, N + 1), np.int32)
+        n = np.zeros(rows, np.int32)
+        actions = np.zeros((rows, 2 * N), np.int32)
+        nxt = np.ones((rows, 2 * N), np.int32)
         for row, e in enumerate(group):
             w = e.words.copy()
             if unk_prob > 0:
@@ -627,11 +638,16 @@ def training_batches(vocab: Vocab, examples: Sequence[Example], batch_size: int,
             words[row, :len(w)], tags[row, :len(w)], n[row] = w, e.tags, e.n
             actions[row, :len(e.actions)], nxt[row, :len(e.nxt)] = e.actions, e.nxt
         capacity = 8 * math.ceil(max(e.max_depth for e in group) / 8)
-        plan = plan_batch(group, batch_size, N) if plans else None
+        plan = plan_batch(group, rows, N) if plans else None
         out.append(((words, tags, n, actions, nxt, plan), capacity))
     if shuffle:
         rng.shuffle(out)
     return out
+
+
+def _longest(examples: Sequence[Example], order: list, start: int, rows: int) -> int:
+    """The length of the longest of the sorted examples order[start:start + rows]."""
+    return examples[order[min(start + rows, len(order)) - 1]].n
 
 
 def batches_for_parsing(vocab: Vocab, sentences: Sequence[conllu.Sentence], batch_size: int):

@@ -169,6 +169,28 @@ def test_oracle_rebuilds_every_projective_dev_tree():
     assert projective > 0.9 * len(dev)
 
 
+@needs_ewt
+def test_a_word_budget_gives_batches_of_long_sentences_fewer_rows():
+    dev = conllu.read_conllu(EWT_DEV)[:400]
+    vocab = P.Vocab.build(dev)
+    examples = [e for e in (P.oracle_example(vocab, s) for s in dev) if e is not None]
+
+    def batches(**budget):
+        out = P.training_batches(vocab, examples, 64, np.random.default_rng(0), plans=False, **budget)
+        return [(b[0].shape[0], b[0].shape[1] - 1, b[2]) for b, _ in out]  # rows, N, lengths
+
+    fixed, budgeted = batches(), batches(max_words=64 * 16)
+    assert {rows for rows, _, _ in fixed} == {64}
+    assert {rows for rows, _, _ in budgeted} == {8, 16, 32, 64}
+    for got in (fixed, budgeted):  # every sentence in one batch, once
+        assert sorted(int(k) for _, _, n in got for k in n if k > 0) == sorted(e.n for e in examples)
+    for rows, N, n in budgeted:
+        assert rows * N <= 64 * 16 or rows == 8
+        assert N >= n.max()
+    slots = sum(rows * N for rows, N, _ in budgeted)
+    assert slots < 0.8 * sum(rows * N for rows, N, _ in fixed)  # less padding
+
+
 # -- the parser: eager ≡ batched ------------------------------------------------------------
 
 

@@ -860,6 +860,28 @@ def test_a_non_finite_row_gradient_changes_nothing():
     np.testing.assert_array_equal(trained(2), trained(0))
 
 
+def _tagger_graph(seed: int, words: int, dim: int, hidden: int):
+    """A lookup table, an LSTM and a softmax layer with an SGD trainer: `graph(ids, train)`
+    builds and evaluates one sentence's loss (and with `train`, backward() and update())."""
+    pc = dy.ParameterCollection(seed=seed)
+    E = pc.add_lookup_parameters((words, dim))
+    lstm = dy.LSTMBuilder(1, dim, hidden, pc)
+    W = pc.add_parameters((5, hidden))
+    trainer = dy.SimpleSGDTrainer(pc, 0.1)
+
+    def graph(ids, train=True):
+        dy.renew_cg()
+        hs = lstm.initial_state().transduce([E[w] for w in ids])
+        loss = dy.esum([dy.pickneglogsoftmax(W * dy.tanh(h), w % 5) for h, w in zip(hs, ids)])
+        value = loss.scalar_value()
+        if train:
+            loss.backward()
+            trainer.update()
+        return value
+
+    return graph
+
+
 def test_vjps_compiled_ahead_are_the_ones_backward_calls(monkeypatch):
     """In a training loop, the VJP of a forward kernel that has just compiled compiles on a
     background thread (`_kernels.compile_ahead`); backward() then finds it compiled. Here
@@ -868,21 +890,7 @@ def test_vjps_compiled_ahead_are_the_ones_backward_calls(monkeypatch):
     for other shapes or types than backward's call would show up as a second compilation."""
     from dynrnn.graph import _kernels as K
     monkeypatch.setattr(K, "claim", lambda f: f is None or f.result())
-    pc = dy.ParameterCollection(seed=3)
-    E = pc.add_lookup_parameters((30, 7))
-    lstm = dy.LSTMBuilder(1, 7, 9, pc)
-    W = pc.add_parameters((5, 9))
-    trainer = dy.SimpleSGDTrainer(pc, 0.1)
-
-    def update(words):
-        dy.renew_cg()
-        hs = lstm.initial_state().transduce([E[w] for w in words])
-        loss = dy.esum([dy.pickneglogsoftmax(W * dy.tanh(h), w % 5) for h, w in zip(hs, words)])
-        value = loss.scalar_value()
-        loss.backward()
-        trainer.update()
-        return value
-
+    update = _tagger_graph(seed=3, words=30, dim=7, hidden=9)
     update([1, 2, 3])
     with count_compiles(all_threads=True) as compiled:
         with dy_config(replay="never"):
@@ -900,20 +908,10 @@ def test_compiling_ahead_outlasts_one_graph_without_backward(monkeypatch):
     in a row without backward() (an evaluation loop) stop it."""
     from dynrnn.graph import _kernels as K
     monkeypatch.setattr(K, "claim", lambda f: f is None or f.result())
-    pc = dy.ParameterCollection(seed=4)
-    E = pc.add_lookup_parameters((70, 6))
-    lstm = dy.LSTMBuilder(1, 6, 11, pc)
-    W = pc.add_parameters((5, 11))
-    trainer = dy.SimpleSGDTrainer(pc, 0.1)
+    tagger = _tagger_graph(seed=4, words=70, dim=6, hidden=11)
 
     def graph(n, train):
-        dy.renew_cg()
-        hs = lstm.initial_state().transduce([E[w] for w in range(n)])
-        loss = dy.esum([dy.pickneglogsoftmax(W * dy.tanh(h), w % 5) for w, h in enumerate(hs)])
-        loss.value()
-        if train:
-            loss.backward()
-            trainer.update()
+        tagger(list(range(n)), train)
 
     def settled():  # what earlier graphs started ahead (an evaluation graph's waste) is done
         if K._AHEAD:

@@ -45,3 +45,10 @@ def test_render_rebuilds_every_stored_result(tmp_path, monkeypatch):
     assert f"## {run_all.BENCHMARKS[1][1]}" in text and "Python 3.11." in text
     assert "| the k |" in text and "| 7 |" in text
     assert f"## {run_all.BENCHMARKS[2][1]}" not in text  # no JSON, no section
+    # a run on an accelerator, stored under gpu/: its own section, naming the device kind
+    os.makedirs(tmp_path / "gpu")
+    gpu = dict(result, machine=dict(result["machine"], backend="gpu", device="cuda:0", device_kind="NVIDIA H200"))
+    json.dump(gpu, open(tmp_path / "gpu" / f"{name}.json", "w"))
+    text = run_all.render()
+    assert f"## {title} (GPU)" in text and "cuda:0 (NVIDIA H200, gpu, 2 CPUs)" in text
+    assert f"## {run_all.BENCHMARKS[1][1]} (GPU)" not in text

@@ -14,6 +14,7 @@ UD English EWT train, at the original code's dimensions (coupled LSTMs, token 60
   per graph autobatched, when its environment exists (benchmarks/README.md, 'Building DyNet 2.1.2').
 
 Run: .venv/bin/python benchmarks/parser_speed.py [--sentences 2048] [--batch-sizes 1,8,32,64,256]
+[--words-per-row 32]
 Target (benchmarks/README.md): at least 3,300 training sentences/s (10x DyNet's 327 here).
 """
 
@@ -151,7 +152,7 @@ def main() -> dict:
     ap.add_argument("--dynet-sentences", type=int, default=600)
     ap.add_argument("--batch-sizes", default="1,8,32,64,256")
     ap.add_argument("--ways", default="lockstep,levels", help="training losses to time (lockstep, levels)")
-    ap.add_argument("--words-per-row", type=int, default=0,
+    ap.add_argument("--words-per-row", type=int, default=32,
                     help="a budget of B x this many padded word slots per batch: batches of long sentences take "
                          "fewer rows (training_batches' max_words); 0: B rows always")
     ap.add_argument("--profile", action="store_true",
@@ -168,7 +169,10 @@ def main() -> dict:
     examples = [e for e in (P.oracle_example(vocab, s) for s in sample) if e is not None]
     lengths = np.array([e.n for e in examples[:args.sentences]])
     rows, notes = [], [f"EWT train sample: {args.sentences} random projective sentences, {lengths.mean():.1f} "
-                       f"words on average (the whole train set: 16.3)", "paper dimensions, coupled LSTMs, Adam"]
+                       f"words on average (the whole train set: 16.3)", "paper dimensions, coupled LSTMs, Adam",
+                       f"batch B: up to B sentences, {args.words_per_row} padded word slots per row on average "
+                       f"(batches of long sentences take fewer rows)" if args.words_per_row else
+                       "batch B: B sentences, however long"]
 
     if args.eager_sentences > 0:
         ev = eager(P.Parser(vocab, P.Config()), examples[:args.eager_sentences], sample[:args.eager_sentences])

@@ -12,7 +12,8 @@ When to compile is a rent-or-buy choice: a structure is compiled once the time i
 have spent on the kernel path reaches the estimated cost of compiling it (k·n² for n
 nodes, k measured from earlier compilations, and at least 0.8 s). Whatever the data, this
 spends at most about twice what the better of the two choices would have; structures that
-never recur (every sentence a new shape) never compile. `dy.config(replay=...)` switches
+never recur (every sentence a new shape) never compile — nor get a key: a structure is keyed
+and counted from its second sighting on (a cheap fingerprint recognises it). `dy.config(replay=...)` switches
 it: "auto" (the default), "always" (compile at first sight; for tests), or "never".
 
 The key of a structure lists, per node, its kernel signature and the indices of its
@@ -80,6 +81,12 @@ class Plan:
 
 
 _PLANS: OrderedDict[tuple, Plan] = OrderedDict()
+# Fingerprints (node count, hash of the node kinds) of the structures seen so far: a structure
+# gets its key (`structure`, a tuple per node, hashed on every lookup: 3 ms per graph of
+# DyNet's lstmlm-auto, whose 1,150-node graphs never recur) and a plan only when its
+# fingerprint comes back.
+_SIGHTED: OrderedDict[tuple, None] = OrderedDict()
+_MAX_SIGHTED = 4096
 
 
 def structure(g: Graph, hi: int) -> tuple:
@@ -103,6 +110,8 @@ def plan_for(g: Graph, target: Expression) -> Plan | None:
     mode = CURRENT.replay
     if mode == "never" or not CURRENT.autobatch or g.ran:
         return None
+    if mode != "always" and _first_sight(g, target.index):
+        return None
     key = structure(g, target.index)
     p = _PLANS.get(key)
     if p is None:
@@ -119,6 +128,18 @@ def plan_for(g: Graph, target: Expression) -> Plan | None:
     return p
 
 
+def _first_sight(g: Graph, hi: int) -> bool:
+    """Whether no structure with the fingerprint of nodes[0..hi] was seen before (remembers it)."""
+    fp = (hi, hash(tuple([id(n.sig) if n.sig is not None else id(n.op) for n in g.nodes[:hi + 1]])))
+    if fp in _SIGHTED:
+        _SIGHTED.move_to_end(fp)
+        return False
+    _SIGHTED[fp] = None
+    if len(_SIGHTED) > _MAX_SIGHTED:
+        _SIGHTED.popitem(last=False)
+    return True
+
+
 def _compile_estimate(n_nodes: int) -> float:
     k = _COST["seconds"] / _COST["nodes2"] if _COST["nodes2"] else _FIRST_GUESS_K
     return max(_LEAST, k * n_nodes ** 2)
@@ -127,6 +148,7 @@ def _compile_estimate(n_nodes: int) -> float:
 def forget() -> None:
     """Forgets every structure seen (and its compiled functions)."""
     _PLANS.clear()
+    _SIGHTED.clear()
 
 
 def compiled_count() -> int:

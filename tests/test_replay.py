@@ -269,6 +269,20 @@ def test_auto_never_compiles_a_structure_whose_graphs_go_on_past_it(monkeypatch)
         assert graphs[-1].replayed is not None and _replay._COST["seconds"] > 0
 
 
+def test_a_structure_is_keyed_from_its_second_sighting(monkeypatch):
+    """A structure seen once gets no key and no plan (graphs that never recur, e.g. random
+    minibatches, then cost nothing here); the second graph of the structure makes its plan."""
+    monkeypatch.setattr(_replay, "_PLANS", OrderedDict())
+    monkeypatch.setattr(_replay, "_SIGHTED", OrderedDict())
+    pc, m = _model()
+    with replay("auto"):
+        for words, plans in (([1, 2, 3], 0), ([1, 2, 3, 4], 0), ([3, 2, 1], 1), ([4, 3, 2, 1], 2)):
+            dy.renew_cg()
+            _lm(m, words).value()
+            assert len(_replay._PLANS) == plans
+        assert all(p.seen == 1 for p in _replay._PLANS.values())
+
+
 def test_the_compile_estimate_grows_with_the_square_of_the_structure(monkeypatch):
     """Compiling an unrolled structure costs about k·n² (XLA:CPU, measured: twice the
     sentence, 3.6x the time): a long sentence's structure must wait four times as long as

@@ -43,7 +43,8 @@ def machine() -> dict:
 
 def report(name: str, rows: list[dict], columns: list[tuple[str, str]], notes: list[str] = ()) -> dict:
     """Prints a table (columns: (key, header)) and JSON, and writes results/<name>.json
-    with the date and the script's run time so far."""
+    (results/gpu/<name>.json when JAX runs on an accelerator) with the date and the script's
+    run time so far."""
     result = {"benchmark": name, "machine": machine(), "date": datetime.date.today().isoformat(),
               "seconds": round(time.perf_counter() - _STARTED, 1), "rows": rows,
               "columns": [list(c) for c in columns], "notes": list(notes)}
@@ -55,8 +56,9 @@ def report(name: str, rows: list[dict], columns: list[tuple[str, str]], notes: l
         print("  ".join(_fmt(r.get(k)).ljust(w) for (k, _), w in zip(columns, widths)))
     for n in notes:
         print(f"note: {n}")
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, f"{name}.json"), "w") as f:
+    folder = RESULTS if result["machine"]["backend"] == "cpu" else os.path.join(RESULTS, "gpu")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"{name}.json"), "w") as f:
         json.dump(result, f, indent=1)
     print(json.dumps(result))
     return result

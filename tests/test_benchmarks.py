@@ -27,6 +27,11 @@ def test_report_records_rows_date_and_run_time(tmp_path, monkeypatch, capsys):
     assert saved["seconds"] >= 0
     printed = capsys.readouterr().out
     assert "dynrnn ms" in printed and "1,234" in printed and "note: a note" in printed
+    # a run on an accelerator goes to results/gpu, beside the CPU's
+    monkeypatch.setattr(_harness, "machine", lambda: {"backend": "gpu", "device": "cuda:0"})
+    _harness.report("demo", rows, [("config", "config")])
+    assert json.load(open(tmp_path / "gpu" / "demo.json"))["machine"]["backend"] == "gpu"
+    assert json.load(open(tmp_path / "demo.json"))["machine"]["backend"] == "cpu"
 
 
 def test_render_rebuilds_every_stored_result(tmp_path, monkeypatch):

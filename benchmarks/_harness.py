@@ -36,9 +36,10 @@ def time_per_call(fn: Callable[[], Any], *, number: int, repeats: int = 7, warmu
 
 
 def machine() -> dict:
+    device = jax.devices()[0]
     return {"python": platform.python_version(), "jax": jax.__version__, "backend": jax.default_backend(),
-            "device": str(jax.devices()[0]),
-            "device_kind": jax.devices()[0].device_kind, "cpus": os.cpu_count(), "platform": platform.platform()}
+            "device": str(device), "device_kind": device.device_kind, "cpus": os.cpu_count(),
+            "platform": platform.platform()}
 
 
 def report(name: str, rows: list[dict], columns: list[tuple[str, str]], notes: list[str] = ()) -> dict:

@@ -13,8 +13,9 @@ have spent on the kernel path reaches the estimated cost of compiling it (k·n²
 nodes, k measured from earlier compilations, and at least 0.8 s). Whatever the data, this
 spends at most about twice what the better of the two choices would have; structures that
 never recur (every sentence a new shape) never compile — nor get a key: a structure is keyed
-and counted from its second sighting on (a cheap fingerprint recognises it). `dy.config(replay=...)` switches
-it: "auto" (the default), "always" (compile at first sight; for tests), or "never".
+and counted from its second sighting on (a cheap fingerprint recognises it).
+`dy.config(replay=...)` switches it: "auto" (the default), "always" (compile at first sight;
+for tests), or "never".
 
 The key of a structure lists, per node, its kernel signature and the indices of its
 arguments (leaves: their kind, dims, batch, dtype and constness). Ids, indices, inputs

@@ -265,6 +265,30 @@ def test_backward_equals_value_and_grad_of_the_array_program():
         p.clear_grad()
 
 
+@pytest.mark.parametrize("terms", [3, 4, 5, 7, 9])
+def test_an_autobatched_esum_of_minibatched_losses_keeps_the_batch(terms):
+    """`esum` of many minibatched losses (DyNet's rnnlm-batch, one loss per time step) is
+    padded to a bucketed argument count with batch-1 zeros and gathers its terms from one
+    stack: its value must keep the terms' batch, not broadcast the padding against it (it
+    once gave dims ((1,), 3) a (3, 1, 3) value, and sum_batches three times the loss)."""
+    rng = np.random.default_rng(terms)
+    W = rng.normal(size=(6, 5)).astype(np.float32)
+    xs = [rng.normal(size=(5, 3)).astype(np.float32) for _ in range(terms)]
+    labels = [1, 4, 2]
+    logits = [W @ x for x in xs]  # (6, 3): one column per batch element
+    want = sum(-(lg[labels, range(3)] - np.log(np.exp(lg).sum(0))) for lg in logits)
+    for flag in (True, False):
+        with autobatch(flag):
+            dy.renew_cg()
+            pc = dy.ParameterCollection()
+            Wp = pc.add_parameters((6, 5))
+            Wp.set_value(W)
+            total = dy.esum([dy.pickneglogsoftmax_batch(Wp * dy.inputTensor(x, batched=True), labels) for x in xs])
+            assert total.dim() == ((1,), 3)
+            np.testing.assert_allclose(total.npvalue(), want.reshape(1, 3), rtol=1e-5)
+            np.testing.assert_allclose(dy.sum_batches(total).scalar_value(), want.sum(), rtol=1e-5)
+
+
 @settings(max_examples=12)
 @given(st.lists(st.tuples(st.integers(0, 6), st.integers(1, 6)), min_size=1, max_size=5),
        st.integers(0, 2 ** 31 - 1))

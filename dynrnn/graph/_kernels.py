@@ -245,13 +245,23 @@ def _packed_function(sig: Sig) -> Callable:
     outputs): `(diff, aux, pad, m, consts) -> output`, the rows gathered inside the kernel
     instead of each passed as an argument; arguments m and later are `pad` (what an n-ary
     node is padded with to a bucketed count; m is an argument, not compiled in)."""
-    f = node_function(sig)
     n = len(sig.args)
+    B = sig.batch
+    # every argument at the node's batch: the rows and the padding (batch-1 zeros, as an
+    # n-ary node of minibatched terms is padded) are lifted to it before they are merged
+    f = node_function(Sig((sig.op, sig.static, tuple((d, B, t) for d, _, t in sig.args), sig.consts, B)))
     stacked = sig.op.stacked
+
+    def lift(a, dims, lead):  # `a` with `lead` leading axes before its value; batch-1 values get the batch axis
+        if B == 1 or a.ndim - lead > len(dims):
+            return a
+        return jnp.broadcast_to(jnp.expand_dims(a, lead), a.shape[:lead] + (B,) + a.shape[lead:])
 
     def packed(diff, aux, pad, m, consts):
         keep = jnp.arange(n, dtype=m.dtype) < m
-        rows = tree_map(lambda a, p: jnp.where(keep.reshape((n,) + (1,) * (a.ndim - 1)), a[aux], p), diff, pad)
+        dims = sig.args[0][0]
+        rows = tree_map(lambda a, p: jnp.where(keep.reshape((n,) + (1,) * (a.ndim - 1)), lift(a, dims, 1)[aux],
+                                               lift(p, dims, 0)), diff, pad)
         if stacked is not None and sig.batch == 1 and not consts:  # one reduction, not n - 1 binary ops
             return stacked(sig.static, rows)
         return f(*(tree_map(lambda a, i=i: a[i], rows) for i in range(n)), *consts)

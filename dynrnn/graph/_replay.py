@@ -8,11 +8,14 @@ calls costs far more than the arithmetic. Such a structure is compiled as a whol
 one function for the forward, one for the forward and every gradient, and later graphs of
 that structure run as one call each.
 
+Repeated steps (a decoder's, an encoder's) are compiled once each, as the body of a scan
+(`_reroll`): what is compiled grows with a structure's distinct code, not its length.
+
 When to compile is a rent-or-buy choice: a structure is compiled once the time its graphs
-have spent on the kernel path reaches the estimated cost of compiling it (k·n² for n
-nodes, k measured from earlier compilations, and at least 0.8 s). Whatever the data, this
-spends at most about twice what the better of the two choices would have; structures that
-never recur (every sentence a new shape) never compile — nor get a key: a structure is keyed
+have spent on the kernel path reaches the estimated cost of compiling it (k·n² for n nodes
+compiled, loops rerolled; k measured from earlier compilations; at least 0.8 s). Whatever
+the data, this spends at most about twice what the better of the two choices would have;
+structures that never recur (every sentence a new shape) never compile — nor get a key: a structure is keyed
 and counted from its second sighting on (a cheap fingerprint recognises it).
 `dy.config(replay=...)` switches it: "auto" (the default), "always" (compile at first sight;
 for tests), or "never".
@@ -39,16 +42,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _reroll
 from ._graph import CURRENT, Expression, Graph
 from ._kernels import Sig, node_function
-from ._rnn import PACK
 
-# Compiling a structure's two functions costs about k·n² seconds for n nodes (measured on
+# Compiling a structure's two functions costs about k·n² seconds for n nodes (unrolled; measured on
 # DyNet's rnnlm example, a 2-layer LSTM unrolled over a sentence: 280 nodes 15 s, 560 nodes
 # 54 s; a per-node estimate fitted on short structures under-estimates long ones ~2× per
 # doubling, which breaks the rent-or-buy bound below).
-# k is re-estimated from every compilation; the first guess is what DyNet's attention
-# example measured here (488 nodes: 0.2 + 1.0 s tracing, 3 + 16 s XLA:CPU compilation).
+# k is re-estimated from every compilation (n: the nodes compiled once loops are rerolled);
+# the first guess is what DyNet's attention example measured here unrolled (488 nodes: 0.2 +
+# 1.0 s tracing, 3 + 16 s XLA:CPU compilation; rerolled it compiles 90 nodes in 7 s).
 # A small structure still costs two XLA compilations: at least _LEAST seconds (measured: a
 # 17-node structure, the first step of DyNet's rnnlm sampling loop, 0.8 s).
 _COST = {"seconds": 0.0, "nodes2": 0.0}
@@ -61,11 +65,12 @@ class Plan:
     """One structure: its key, the time its graphs spent on the kernel path, and — once
     compiled — its functions and where its gradients go."""
 
-    __slots__ = ("key", "spent", "status", "fwd", "grad", "dense", "sparse", "then_backward", "last", "error",
-                 "uses", "misses", "seen", "extended")
+    __slots__ = ("key", "size", "spent", "status", "fwd", "grad", "dense", "sparse", "then_backward", "last",
+                 "error", "uses", "misses", "seen", "extended")
 
     def __init__(self, key: tuple):
         self.key = key
+        self.size = _reroll.size(key, _reroll.find_loops(key))  # the nodes compiled (loops rerolled)
         self.spent = 0.0
         self.status = "new"  # -> "ready" once compiled; "off": run on the kernel path for good
         self.fwd: Any = None
@@ -123,7 +128,7 @@ def plan_for(g: Graph, target: Expression) -> Plan | None:
         _PLANS.move_to_end(key)
     if p.status == "new":
         p.seen += 1
-        if mode == "always" or (p.spent >= _compile_estimate(len(key)) and 4 * p.extended <= p.seen):
+        if mode == "always" or (p.spent >= _compile_estimate(p.size) and 4 * p.extended <= p.seen):
             leaf_nodes, consts = _arguments(g, target.index)
             _compile(p, [n.val for n in leaf_nodes], consts)
     return p
@@ -158,30 +163,6 @@ def compiled_count() -> int:
 
 
 # -- building the compiled functions ---------------------------------------------------------
-
-def _evaluate(key: tuple, leaves: list, consts: list, given: dict) -> list:
-    """Every node's value (traced), in order; `given`: node index -> value to use instead."""
-    vals: list = [None] * len(key)
-    li = ci = 0
-    for i, e in enumerate(key):
-        head = e[0]
-        if type(head) is Sig:
-            k = len(head.consts)
-            if i in given:
-                vals[i] = given[i]
-            else:
-                vals[i] = node_function(head)(*[vals[j] for j in e[1]], *consts[ci:ci + k])
-            ci += k
-        elif len(e) == 3 and head.view:
-            if head is PACK:
-                vals[i] = tuple(vals[j] for j in e[2])
-            else:
-                vals[i] = vals[e[2][0]][e[1]]
-        else:
-            vals[i] = leaves[li]
-            li += 1
-    return vals
-
 
 def _is_sparse_lookup(key: tuple, e: tuple) -> bool:
     """A lookup whose table is a parameter leaf: its gradient goes to the table as rows."""
@@ -224,11 +205,15 @@ def _routes(key: tuple) -> tuple[tuple, tuple, dict]:
     return tuple(sorted(dense)), tuple((t, tuple(sorted(ix))) for t, ix in sorted(sparse.items())), leaf_pos
 
 
-def _build(p: Plan) -> tuple:
-    """The plan's forward and gradient functions of (leaves, consts)."""
+def _build(p: Plan, reroll: bool = True) -> tuple:
+    """The plan's forward and gradient functions of (leaves, consts); `reroll`: with
+    repeated steps as scans (`_reroll`)."""
     key = p.key
     dense, sparse, leaf_pos = _routes(key)
     p.dense, p.sparse = dense, sparse
+    given = frozenset(i for _, idx in sparse for i in idx)
+    loops_fwd = _reroll.find_loops(key) if reroll else ()
+    loops_grad = (_reroll.find_loops(key, given) if given else loops_fwd) if reroll else ()
     const_at, ci = {}, 0
     for i, e in enumerate(key):
         if type(e[0]) is Sig:
@@ -236,7 +221,7 @@ def _build(p: Plan) -> tuple:
             ci += len(e[0].consts)
 
     def fwd(leaves, consts):
-        return _evaluate(key, leaves, consts, {})[-1]
+        return _reroll.evaluate(key, loops_fwd, leaves, consts, {})[-1]
 
     def grad(leaves, consts):
         rows_in = {}
@@ -251,7 +236,7 @@ def _build(p: Plan) -> tuple:
             lv = list(leaves)
             for pos, v in zip(dense, dvals):
                 lv[pos] = v
-            return _evaluate(key, lv, consts, rvals)[-1]
+            return _reroll.evaluate(key, loops_grad, lv, consts, rvals)[-1]
 
         out, pull = jax.vjp(f, [leaves[pos] for pos in dense], rows_in)
         d_dense, d_rows = pull(jnp.ones_like(out))
@@ -265,18 +250,23 @@ def _build(p: Plan) -> tuple:
 
 
 def _compile(p: Plan, leaves: list, consts: list) -> None:
-    """Compiles the plan's two functions for the shapes of `leaves`, `consts`; a failure
-    leaves the structure on the kernel path (and in `p.error`)."""
-    try:
-        t0 = time.perf_counter()
-        fwd, grad = _build(p)
-        spec = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), (leaves, consts))
-        p.fwd, p.grad = (jax.jit(f).lower(*spec).compile() for f in (fwd, grad))
-        _COST["seconds"] += time.perf_counter() - t0
-        _COST["nodes2"] += float(len(p.key)) ** 2
-        p.status = "ready"
-    except Exception as e:  # noqa: BLE001 - reported in p.error; the kernel path stays correct
-        p.error, p.status = e, "off"
+    """Compiles the plan's two functions for the shapes of `leaves`, `consts` — rerolled,
+    or unrolled should that fail; a failure of both leaves the structure on the kernel
+    path (and in `p.error`)."""
+    spec = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), (leaves, consts))
+    for reroll in (True, False):
+        try:
+            t0 = time.perf_counter()
+            fwd, grad = _build(p, reroll)
+            p.fwd, p.grad = (jax.jit(f).lower(*spec).compile() for f in (fwd, grad))
+            if not reroll:
+                p.size = len(p.key)
+            _COST["seconds"] += time.perf_counter() - t0
+            _COST["nodes2"] += float(p.size) ** 2
+            p.status, p.error = "ready", None
+            return
+        except Exception as e:  # noqa: BLE001 - reported in p.error; the kernel path stays correct
+            p.error, p.status = e, "off"
 
 
 # -- running a replay ------------------------------------------------------------------------

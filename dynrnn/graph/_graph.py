@@ -55,6 +55,7 @@ class _Current(threading.local):
         self.autobatch = True
         self.replay = "auto"  # compile recurring graph structures whole: "auto", "always", "never"
         self.rng: Any = None  # host RNG for noise/dropout keys and random inputs
+        self.keys: Any = None  # (rng, a block of keys drawn from it, the next one to give)
         # compile VJPs ahead (`_kernels`): from the first graph on, until two in a row end
         # without backward() (so a training loop's first update gains too, also when the
         # program samples or evaluates once before it trains, as DyNet's rnnlm.py does; an
@@ -98,6 +99,9 @@ def cg_version() -> int:
     return CURRENT.graph.version
 
 
+_DTYPES: dict = {}  # a dtype (or what a value reports as one) -> (np.dtype, its code '<f4')
+
+
 class Expression:
     """A node of the current computation graph, with DyNet's semantics.
 
@@ -132,9 +136,12 @@ class Expression:
         self.const = const
         self.child: Any = None  # recurrent steps: the index of the one step that continues this one
         self.extra: Any = None
-        self.dt = np.dtype(dtype if dtype is not None else value[0].dtype if isinstance(value, tuple)
-                           else value.dtype)
-        self.part = (dims, batch, self.dt.str)  # this node as an argument of a signature
+        dt = dtype if dtype is not None else value[0].dtype if isinstance(value, tuple) else value.dtype
+        known = _DTYPES.get(dt)
+        if known is None:
+            known = _DTYPES[dt] = (np.dtype(dt), np.dtype(dt).str)
+        self.dt = known[0]
+        self.part = (dims, batch, known[1])  # this node as an argument of a signature
         graph.nodes.append(self)
         if value is not None and graph.evaluated == self.index:
             graph.evaluated += 1
@@ -283,8 +290,13 @@ class Expression:
 
 
 def _ops():
-    from . import _ops as ops
-    return ops
+    if not _OPS:
+        from . import _ops as ops
+        _OPS.append(ops)
+    return _OPS[0]
+
+
+_OPS: list = []  # the operations module, once imported (it imports this one)
 
 
 def is_expression(x: Any) -> bool:

@@ -281,6 +281,8 @@ LOOKUP_BATCH = Op("lookup_batch", _lookup_batch_fn, batch_level=True, sparse_tab
 
 
 def _ids(where: str, p: Any, ids: Any) -> np.ndarray:
+    if type(ids) is int and 0 <= ids < p.shape()[0]:  # one id, in range (most lookups)
+        return np.array(ids, np.int32)
     a = np.asarray(ids)
     if a.dtype.kind not in "iu":
         raise TypeError(f"dy.{where}: ids must be integers; given dtype {a.dtype} ({ids!r:.60}).")

@@ -107,11 +107,13 @@ class GraphState:
     Immutable: `add_input` returns a new state whose `prev()` is this one. Outputs are
     expressions: `output()` (top layer's h), `h()`, `s()` (LSTM: c's then h's)."""
 
-    __slots__ = ("_builder", "_spec", "_node", "_key", "_prev", "_slots", "_counts", "_config", "_consts")
+    __slots__ = ("_builder", "_spec", "_node", "_key", "_prev", "_slots", "_counts", "_config", "_consts",
+                 "_params")
 
     def __init__(self, builder: Any, spec: Any, state_node: Expression, key: Any, prev: Any, counts: tuple,
-                 config: Any = None, consts: Any = None):
+                 config: Any = None, consts: Any = None, params: Any = None):
         self._builder, self._spec, self._node, self._key, self._prev = builder, spec, state_node, key, prev
+        self._params = params  # the builder's parameter leaves in this state's graph (from the first step on)
         self._slots: dict[int, Expression] = {}
         self._counts = counts  # state vectors per layer
         if config is None:
@@ -180,12 +182,14 @@ class GraphState:
         prev = self._node
         if prev.batch > 1 and x.batch not in (1, prev.batch):
             raise ValueError(f"{self._where('add_input')}: x has batch size {x.batch}, the state {prev.batch}.")
-        params = [parameter(p) for layer in b.layer_parameters() for p in layer]
+        params = self._params
+        if params is None:
+            params = [parameter(p) for layer in b.layer_parameters() for p in layer]
         n = node(STEP, params + [prev, x], self._consts, self._config, where=self._where("add_input"),
                  batch=max(prev.batch, x.batch))
         if prev.child is None:
             prev.child = n.index
-        return GraphState(b, self._spec, n, self._key, self, self._counts, self._config, self._consts)
+        return GraphState(b, self._spec, n, self._key, self, self._counts, self._config, self._consts, params)
 
     def add_inputs(self, xs: Sequence[Any]) -> list[GraphState]:
         """`[s := s.add_input(x) for x in xs]`; the steps run as one scan when evaluated."""

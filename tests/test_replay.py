@@ -81,13 +81,13 @@ PROGRAMS = {"lm": _lm, "attention": _attention, "minibatch": _minibatch}
 SENTENCES = [[1, 5, 2, 9, 3], [4, 4, 11, 0, 7], [2, 8, 6, 1, 10]]  # one length: one structure
 
 
-def _train(program, mode, trainer_class, dropout=0.0):
-    """Three updates; the losses, the final parameter values, and how each graph ran."""
-    pc, m = _model(dropout)
+def _train(program, mode, trainer_class, dropout=0.0, sentences=SENTENCES, model=_model):
+    """An update per sentence; the losses, the final parameter values, and how each graph ran."""
+    pc, m = model(dropout)
     trainer = trainer_class(pc)
     losses, replayed = [], []
     with replay(mode):
-        for ids in SENTENCES:
+        for ids in sentences:
             dy.renew_cg()
             loss = program(m, ids)
             losses.append(loss.scalar_value())

@@ -16,7 +16,7 @@ from dynrnn.graph import _replay, _reroll
 from dynrnn.graph._graph import CURRENT
 
 from .helpers import dy_config
-from .test_replay import _attention, _lm, _minibatch, _model
+from .test_replay import _attention, _lm, _minibatch, _model, _train
 
 
 def _tagger(m, ids):
@@ -30,8 +30,8 @@ def _tagger(m, ids):
     return dy.esum(errs)
 
 
-def _tagger_model():
-    pc, m = _model()
+def _tagger_model(dropout=0.0):
+    pc, m = _model(dropout)
     m["V"] = pc.add_parameters((5, 8))
     return pc, m
 
@@ -85,20 +85,9 @@ def test_a_loop_needs_three_repetitions_and_consistent_wiring():
     assert _reroll.find_loops(key) == ()
 
 
-def _run(program, mode, ids_list, trainer_class: type = dy.SimpleSGDTrainer):
+def _run(program, mode, sentences, trainer_class: type = dy.SimpleSGDTrainer):
     CURRENT.rng = None  # the same noise in both runs (the tagger's)
-    pc, m = _tagger_model()
-    trainer = trainer_class(pc)
-    losses, replayed = [], []
-    with dy_config(replay=mode):
-        for ids in ids_list:
-            dy.renew_cg()
-            loss = program(m, ids)
-            losses.append(loss.scalar_value())
-            loss.backward()
-            replayed.append(loss.graph.replayed is not None)
-            trainer.update()
-    return losses, {p.name(): np.array(p.as_array()) for p in pc.all_parameters()}, replayed
+    return _train(program, mode, trainer_class, sentences=sentences, model=_tagger_model)
 
 
 @pytest.mark.parametrize("name", list(PROGRAMS))

@@ -15,9 +15,9 @@ When to compile is a rent-or-buy choice: a structure is compiled once the time i
 have spent on the kernel path reaches the estimated cost of compiling it (k·n² for n nodes
 compiled, loops rerolled; k measured from earlier compilations; at least 0.8 s). Whatever
 the data, this spends at most about twice what the better of the two choices would have;
-structures that never recur (every sentence a new shape) never compile — nor get a key: a structure is keyed
-and counted from its second sighting on (a cheap fingerprint recognises it).
-`dy.config(replay=...)` switches it: "auto" (the default), "always" (compile at first sight;
+structures that never recur (every sentence a new shape) never compile — nor get a key: a
+structure is keyed and counted from its second sighting on (a cheap fingerprint recognises
+it). `dy.config(replay=...)` switches it: "auto" (the default), "always" (compile at first sight;
 for tests), or "never".
 
 The key of a structure lists, per node, its kernel signature and the indices of its
@@ -46,8 +46,8 @@ from . import _reroll
 from ._graph import CURRENT, Expression, Graph
 from ._kernels import Sig, node_function
 
-# Compiling a structure's two functions costs about k·n² seconds for n nodes (unrolled; measured on
-# DyNet's rnnlm example, a 2-layer LSTM unrolled over a sentence: 280 nodes 15 s, 560 nodes
+# Compiling a structure's two functions costs about k·n² seconds for n nodes (unrolled, measured
+# on DyNet's rnnlm example, a 2-layer LSTM unrolled over a sentence: 280 nodes 15 s, 560 nodes
 # 54 s; a per-node estimate fitted on short structures under-estimates long ones ~2× per
 # doubling, which breaks the rent-or-buy bound below).
 # k is re-estimated from every compilation (n: the nodes compiled once loops are rerolled);

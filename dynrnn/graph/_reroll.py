@@ -207,23 +207,19 @@ def evaluate(key: tuple, loops: tuple, leaves: list, consts: list, given: dict) 
         for i0 in range(s, s + P):  # the first repetition, unrolled
             plain(i0)
         later = [[s + k * P + j for k in range(1, R)] for j in range(P)]
-        xs = {}
+        xs = {}  # per repetition 1..: given values, leaves, host constants, "var" arguments
         for j in range(P):
-            e = key[s + j]
+            head = key[s + j][0]
             if later[j][0] in given:
                 xs["given", j] = _stack([given[i1] for i1 in later[j]])
-            elif type(e[0]) is Sig:
-                if e[0].consts:
-                    xs["consts", j] = [_stack([own_consts(i1)[c] for i1 in later[j]]) for c in range(len(e[0].consts))]
-                for t, (how, what) in enumerate(lp.wiring[j]):
-                    if how == "var":
-                        xs["var", j, t] = _stack([vals[a] for a in what])
-            elif not e[0].view:
+                continue
+            if type(head) is not Sig and not head.view:
                 xs["leaf", j] = _stack([leaves[leaf_at[i1]] for i1 in later[j]])
-            else:
-                for t, (how, what) in enumerate(lp.wiring[j]):
-                    if how == "var":
-                        xs["var", j, t] = _stack([vals[a] for a in what])
+            elif type(head) is Sig and head.consts:
+                xs["consts", j] = [_stack([own_consts(i1)[c] for i1 in later[j]]) for c in range(len(head.consts))]
+            for t, (how, what) in enumerate(lp.wiring[j]):
+                if how == "var":
+                    xs["var", j, t] = _stack([vals[a] for a in what])
 
         def body(carry, x, lp=lp, s=s, P=P):
             local: list = [None] * P

@@ -233,6 +233,35 @@ def test_auto_compiles_a_structure_once_it_has_cost_what_compiling_costs(monkeyp
         assert plan.status == "ready"
 
 
+def test_a_training_loop_compiles_the_forward_alone_only_when_a_graph_needs_it(monkeypatch):
+    """In a training loop a replay computes value and gradient in one call, so only that
+    function is compiled when the structure is due; a later graph without backward()
+    (an evaluation) compiles the forward then, and gets the kernel path's value."""
+    monkeypatch.setattr(_replay, "_PLANS", OrderedDict())
+    monkeypatch.setattr(_replay, "_compile_estimate", lambda n: 1e-12)  # due from the second graph on
+    pc, m = _model()
+
+    def run(ids, train):
+        dy.renew_cg()
+        loss = _lm(m, ids)
+        v = loss.scalar_value()
+        if train:
+            loss.backward()
+            for p in pc.all_parameters():
+                p.clear_grad()
+        return v, loss.graph
+
+    with replay("auto"):
+        graphs = [run([1, 2, 3, 4, 5], True)[1] for _ in range(3)]
+        plan = graphs[-1].replayed.plan
+        assert plan.status == "ready" and plan.grad is not None and plan.fwd is None
+        with replay("never"):
+            want = [run([5, 4, 3, 2, 1], False)[0] for _ in range(2)]
+        got = [run([5, 4, 3, 2, 1], False) for _ in range(2)]
+        assert all(g.replayed is not None for _, g in got) and plan.fwd is not None
+        np.testing.assert_allclose([v for v, _ in got], want, rtol=1e-5)
+
+
 def test_auto_never_compiles_a_structure_whose_graphs_go_on_past_it(monkeypatch):
     """DyNet's eager tagging asks for each word's value in turn: every graph's first forward
     has a structure that recurs, but the graph goes on running nodes after it, so a replay

@@ -5,8 +5,10 @@ same operations on the same shapes, wired the same way; only ids, indices, input
 parameter values differ (think of an example program that trains on one sentence, or of
 sentences of a common length) — running its hundreds of nodes as hundreds of kernel
 calls costs far more than the arithmetic. Such a structure is compiled as a whole, once:
-one function for the forward, one for the forward and every gradient, and later graphs of
-that structure run as one call each.
+one function for the forward and every gradient (in a training loop a replay computes both
+in one call), one for the forward alone (compiled when a graph first needs it, if the
+structure became due in a training loop), and later graphs of that structure run as one
+call each.
 
 Repeated steps (a decoder's, an encoder's) are compiled once each, as the body of a scan
 (`_reroll`): what is compiled grows with a structure's distinct code, not its length.
@@ -65,8 +67,8 @@ class Plan:
     """One structure: its key, the time its graphs spent on the kernel path, and — once
     compiled — its functions and where its gradients go."""
 
-    __slots__ = ("key", "size", "spent", "status", "fwd", "grad", "dense", "sparse", "then_backward", "last",
-                 "error", "uses", "misses", "seen", "extended")
+    __slots__ = ("key", "size", "spent", "status", "fwd", "grad", "spec", "rerolled", "dense", "sparse",
+                 "then_backward", "last", "error", "uses", "misses", "seen", "extended")
 
     def __init__(self, key: tuple):
         self.key = key
@@ -75,6 +77,8 @@ class Plan:
         self.status = "new"  # -> "ready" once compiled; "off": run on the kernel path for good
         self.fwd: Any = None
         self.grad: Any = None
+        self.spec: Any = None  # the shapes compiled for
+        self.rerolled = True  # whether the compiled functions are rerolled
         self.dense: tuple = ()   # leaf positions (in the leaf list) of the trainable parameters reached
         self.sparse: tuple = ()  # (table leaf position, lookup node indices) per table reached by lookups
         self.then_backward = False  # the last forward was followed by backward(): compute both at once
@@ -130,7 +134,11 @@ def plan_for(g: Graph, target: Expression) -> Plan | None:
         p.seen += 1
         if mode == "always" or (p.spent >= _compile_estimate(p.size) and 4 * p.extended <= p.seen):
             leaf_nodes, consts = _arguments(g, target.index)
-            _compile(p, [n.val for n in leaf_nodes], consts)
+            # in a training loop the first replay computes the gradient with the value, so
+            # only that function is compiled now (the forward alone when a graph needs it)
+            training = mode != "always" and CURRENT.training
+            _compile(p, [n.val for n in leaf_nodes], consts, forward=not training)
+            p.then_backward = training
     return p
 
 
@@ -249,16 +257,18 @@ def _build(p: Plan, reroll: bool = True) -> tuple:
     return fwd, grad
 
 
-def _compile(p: Plan, leaves: list, consts: list) -> None:
-    """Compiles the plan's two functions for the shapes of `leaves`, `consts` — rerolled,
-    or unrolled should that fail; a failure of both leaves the structure on the kernel
-    path (and in `p.error`)."""
-    spec = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), (leaves, consts))
+def _compile(p: Plan, leaves: list, consts: list, forward: bool = True) -> None:
+    """Compiles the plan's gradient function — and, with `forward`, its forward function —
+    for the shapes of `leaves`, `consts`: rerolled, or unrolled should that fail; a failure
+    of both leaves the structure on the kernel path (and in `p.error`)."""
+    p.spec = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), (leaves, consts))
     for reroll in (True, False):
         try:
             t0 = time.perf_counter()
             fwd, grad = _build(p, reroll)
-            p.fwd, p.grad = (jax.jit(f).lower(*spec).compile() for f in (fwd, grad))
+            p.grad = jax.jit(grad).lower(*p.spec).compile()
+            p.fwd = jax.jit(fwd).lower(*p.spec).compile() if forward else None
+            p.rerolled = reroll
             if not reroll:
                 p.size = len(p.key)
             _COST["seconds"] += time.perf_counter() - t0
@@ -267,6 +277,14 @@ def _compile(p: Plan, leaves: list, consts: list) -> None:
             return
         except Exception as e:  # noqa: BLE001 - reported in p.error; the kernel path stays correct
             p.error, p.status = e, "off"
+
+
+def _forward_function(p: Plan) -> Any:
+    """The plan's forward function, compiled on first need (a graph without backward)."""
+    if p.fwd is None:
+        fwd, _ = _build(p, p.rerolled)
+        p.fwd = jax.jit(fwd).lower(*p.spec).compile()
+    return p.fwd
 
 
 # -- running a replay ------------------------------------------------------------------------
@@ -303,7 +321,7 @@ def forward(g: Graph, p: Plan, target: Expression) -> None:
     if p.then_backward:
         target.val, r.grads = _call_grad(r)
     else:
-        target.val = p.fwd(r.leaves, r.consts)
+        target.val = _forward_function(p)(r.leaves, r.consts)
     g.replayed = r
 
 

@@ -289,6 +289,32 @@ def test_an_autobatched_esum_of_minibatched_losses_keeps_the_batch(terms):
             np.testing.assert_allclose(dy.sum_batches(total).scalar_value(), want.sum(), rtol=1e-5)
 
 
+def test_esums_of_minibatched_losses_run_together_keep_the_batch():
+    """Several such `esum`s over one stack (a minibatch of sentences, one esum each) run as
+    one "packs" call: the same values and gradient as one by one."""
+    rng = np.random.default_rng(5)
+    W = rng.normal(size=(6, 5)).astype(np.float32)
+    groups = [[rng.normal(size=(5, 3)).astype(np.float32) for _ in range(n)] for n in (3, 5, 3, 6)]
+    results = []
+    for flag in (True, False):
+        with autobatch(flag):
+            dy.renew_cg()
+            pc = dy.ParameterCollection()
+            Wp = pc.add_parameters((6, 5))
+            Wp.set_value(W)
+            sums = [dy.esum([dy.pickneglogsoftmax_batch(Wp * dy.inputTensor(x, batched=True), [1, 4, 2])
+                             for x in xs]) for xs in groups]
+            total = dy.sum_batches(dy.esum(sums))
+            values = [s.npvalue() for s in sums]
+            assert all(v.shape == (1, 3) for v in values)
+            total.backward()
+            results.append((total.scalar_value(), values, np.asarray(Wp.grad())))
+    (t1, v1, g1), (t2, v2, g2) = results
+    np.testing.assert_allclose(t1, t2, rtol=1e-5)
+    np.testing.assert_allclose(np.stack(v1), np.stack(v2), rtol=1e-5)
+    np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-5)
+
+
 @settings(max_examples=12)
 @given(st.lists(st.tuples(st.integers(0, 6), st.integers(1, 6)), min_size=1, max_size=5),
        st.integers(0, 2 ** 31 - 1))

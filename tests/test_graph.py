@@ -265,6 +265,16 @@ def test_backward_equals_value_and_grad_of_the_array_program():
         p.clear_grad()
 
 
+def _esums_of_minibatched_losses(W, groups, labels):
+    """In a new graph: a parameter holding W, and per group of (5, 3) inputs (a minibatch of
+    3 per column), the esum of pickneglogsoftmax_batch(W x, labels) over the group."""
+    dy.renew_cg()
+    Wp = dy.ParameterCollection().add_parameters(W.shape)
+    Wp.set_value(W)
+    return Wp, [dy.esum([dy.pickneglogsoftmax_batch(Wp * dy.inputTensor(x, batched=True), labels) for x in xs])
+                for xs in groups]
+
+
 @pytest.mark.parametrize("terms", [3, 4, 5, 7, 9])
 def test_an_autobatched_esum_of_minibatched_losses_keeps_the_batch(terms):
     """`esum` of many minibatched losses (DyNet's rnnlm-batch, one loss per time step) is
@@ -279,11 +289,7 @@ def test_an_autobatched_esum_of_minibatched_losses_keeps_the_batch(terms):
     want = sum(-(lg[labels, range(3)] - np.log(np.exp(lg).sum(0))) for lg in logits)
     for flag in (True, False):
         with autobatch(flag):
-            dy.renew_cg()
-            pc = dy.ParameterCollection()
-            Wp = pc.add_parameters((6, 5))
-            Wp.set_value(W)
-            total = dy.esum([dy.pickneglogsoftmax_batch(Wp * dy.inputTensor(x, batched=True), labels) for x in xs])
+            _, (total,) = _esums_of_minibatched_losses(W, [xs], labels)
             assert total.dim() == ((1,), 3)
             np.testing.assert_allclose(total.npvalue(), want.reshape(1, 3), rtol=1e-5)
             np.testing.assert_allclose(dy.sum_batches(total).scalar_value(), want.sum(), rtol=1e-5)
@@ -298,12 +304,7 @@ def test_esums_of_minibatched_losses_run_together_keep_the_batch():
     results = []
     for flag in (True, False):
         with autobatch(flag):
-            dy.renew_cg()
-            pc = dy.ParameterCollection()
-            Wp = pc.add_parameters((6, 5))
-            Wp.set_value(W)
-            sums = [dy.esum([dy.pickneglogsoftmax_batch(Wp * dy.inputTensor(x, batched=True), [1, 4, 2])
-                             for x in xs]) for xs in groups]
+            Wp, sums = _esums_of_minibatched_losses(W, groups, [1, 4, 2])
             total = dy.sum_batches(dy.esum(sums))
             values = [s.npvalue() for s in sums]
             assert all(v.shape == (1, 3) for v in values)

@@ -67,12 +67,13 @@ class Plan:
     """One structure: its key, the time its graphs spent on the kernel path, and — once
     compiled — its functions and where its gradients go."""
 
-    __slots__ = ("key", "size", "spent", "status", "fwd", "grad", "spec", "rerolled", "dense", "sparse",
+    __slots__ = ("key", "loops", "size", "spent", "status", "fwd", "grad", "spec", "rerolled", "dense", "sparse",
                  "then_backward", "last", "error", "uses", "misses", "seen", "extended")
 
     def __init__(self, key: tuple):
         self.key = key
-        self.size = _reroll.size(key, _reroll.find_loops(key))  # the nodes compiled (loops rerolled)
+        self.loops = _reroll.find_loops(key)  # its repeated steps (those of the forward function)
+        self.size = _reroll.size(key, self.loops)  # the nodes compiled (loops rerolled)
         self.spent = 0.0
         self.status = "new"  # -> "ready" once compiled; "off": run on the kernel path for good
         self.fwd: Any = None
@@ -220,7 +221,7 @@ def _build(p: Plan, reroll: bool = True) -> tuple:
     dense, sparse, leaf_pos = _routes(key)
     p.dense, p.sparse = dense, sparse
     given = frozenset(i for _, idx in sparse for i in idx)
-    loops_fwd = _reroll.find_loops(key) if reroll else ()
+    loops_fwd = p.loops if reroll else ()
     loops_grad = (_reroll.find_loops(key, given) if given else loops_fwd) if reroll else ()
     const_at, ci = {}, 0
     for i, e in enumerate(key):

@@ -181,7 +181,7 @@ def evaluate(key: tuple, loops: tuple, leaves: list, consts: list, given: dict) 
             return node_function(head)(*argv, *cs)
         if head.view:
             return tuple(argv) if head is PACK else argv[0][e[1]]
-        return leaf() if callable(leaf) else leaf
+        return leaf
 
     def own_consts(i: int) -> list:
         e = key[i]
@@ -193,7 +193,9 @@ def evaluate(key: tuple, loops: tuple, leaves: list, consts: list, given: dict) 
         if i in given:
             vals[i] = given[i]
         else:
-            vals[i] = node_value(i, [vals[a] for a in args_of(key[i])], lambda: leaves[leaf_at[i]], own_consts(i))
+            head = key[i][0]
+            leaf = leaves[leaf_at[i]] if type(head) is not Sig and not head.view else None
+            vals[i] = node_value(i, [vals[a] for a in args_of(key[i])], leaf, own_consts(i))
 
     starts = {lp.start: lp for lp in loops}
     i = 0

@@ -42,6 +42,11 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
+def results_folder(root: str, backend: str) -> str:
+    """Where a run's JSON goes: `root` for a CPU, `root`/gpu for an accelerator."""
+    return root if backend == "cpu" else os.path.join(root, "gpu")
+
+
 def report(name: str, rows: list[dict], columns: list[tuple[str, str]], notes: list[str] = ()) -> dict:
     """Prints a table (columns: (key, header)) and JSON, and writes results/<name>.json
     (results/gpu/<name>.json when JAX runs on an accelerator) with the date and the script's
@@ -57,7 +62,7 @@ def report(name: str, rows: list[dict], columns: list[tuple[str, str]], notes: l
         print("  ".join(_fmt(r.get(k)).ljust(w) for (k, _), w in zip(columns, widths)))
     for n in notes:
         print(f"note: {n}")
-    folder = RESULTS if result["machine"]["backend"] == "cpu" else os.path.join(RESULTS, "gpu")
+    folder = results_folder(RESULTS, result["machine"]["backend"])
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, f"{name}.json"), "w") as f:
         json.dump(result, f, indent=1)

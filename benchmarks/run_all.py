@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 
-from _harness import RESULTS, _fmt
+from _harness import RESULTS, _fmt, results_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PLOTS = os.path.join(RESULTS, "plots")
@@ -143,7 +143,7 @@ def render() -> str:
            f"Written by `benchmarks/run_all.py` on {datetime.date.today().isoformat()}. Every ratio is against a "
            "baseline measured in the same run on the same machine; each section names its machine and date. "
            "Regenerate with `.venv/bin/python benchmarks/run_all.py`.", ""]
-    for folder, where in ((RESULTS, ""), (os.path.join(RESULTS, "gpu"), " (GPU)")):
+    for folder, where in ((results_folder(RESULTS, "cpu"), ""), (results_folder(RESULTS, "gpu"), " (GPU)")):
         for name, title, target in BENCHMARKS:
             path = os.path.join(folder, f"{name}.json")
             if os.path.exists(path):

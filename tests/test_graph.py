@@ -427,6 +427,33 @@ def test_chains_longer_than_a_segment_are_one_stack_for_what_takes_their_steps(r
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
 
 
+def test_steps_of_a_chain_read_one_by_one_equal_the_node_by_node_values(rng):
+    """DyNet's eager tagging: a BiLSTM over a sentence, then one value per word, each read
+    as soon as it is built. The steps are rows of the chains' stack, cut a chunk
+    (`ROWS_CHUNK`) at a time: every row — first, middle, and those of a last, partial chunk —
+    is its own step's, as in the node-by-node schedule."""
+    from dynrnn.graph import _kernels as K
+
+    pc = dy.ParameterCollection(seed=4)
+    E = pc.add_lookup_parameters((9, 4))
+    fwd, bwd = dy.LSTMBuilder(1, 4, 3, pc), dy.LSTMBuilder(1, 4, 3, pc)
+    Wo = pc.add_parameters((5, 6))
+    words = [int(w) for w in rng.integers(0, 9, size=3 * K.ROWS_CHUNK + 3)]
+    got = []
+    for flag in (True, False):
+        with autobatch(flag):
+            dy.renew_cg()
+            xs = [E[w] for w in words]
+            f = fwd.initial_state().transduce(xs)
+            b = bwd.initial_state().transduce(xs[::-1])[::-1]
+            order = rng.permutation(len(words)) if flag else range(len(words))
+            vals = {}
+            for i in order:
+                vals[int(i)] = dy.softmax(Wo * dy.concatenate([f[i], b[i]])).npvalue()
+            got.append([vals[i] for i in range(len(words))])
+    for i, (x, y) in enumerate(zip(*got)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7, err_msg=f"word {i}")
+
 def test_autobatching_runs_many_examples_in_few_calls():
     pc, W, b, E, lstm = _model(np.float32)
     dy.renew_cg()

@@ -40,7 +40,7 @@ class Graph:
         self.params: dict = {}  # id(parameter) -> its leaf node in this graph
         self.grads: dict = {}  # node or launch -> gradient, from the last backward()
         self.owners: dict = {}  # id(stacked output) -> (launch, slot)
-        self.rows: dict = {}  # id(stacked output) -> its rows as separate arrays
+        self.rows: dict = {}  # (id(stacked output), first row) -> a chunk of its rows as separate arrays
         self.ran = False  # whether any kernel has run (a replay needs a graph that ran nothing)
         self.plan: Any = None  # the replay plan of the structure first evaluated (`_replay`)
         self.replayed: Any = None  # a replay's state, while the graph holds replayed values

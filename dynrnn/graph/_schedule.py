@@ -51,14 +51,15 @@ class Slice:
 
 
 def materialize(g: Graph, v: Any) -> Any:
-    """A node's value as plain arrays (rows of a stack are cut once per stack)."""
+    """A node's value as plain arrays (rows of a stack are cut once per stack, a chunk at a time)."""
     if isinstance(v, Slice):
         if isinstance(v.base, tuple):
             return tuple(materialize(g, Slice(b, v.i)) for b in v.base)
-        rows = g.rows.get(id(v.base))
+        start = v.i - v.i % K.ROWS_CHUNK
+        rows = g.rows.get((id(v.base), start))
         if rows is None:
-            rows = g.rows[id(v.base)] = K.rows(v.base)
-        return rows[v.i]
+            rows = g.rows[id(v.base), start] = K.rows(v.base, start)
+        return rows[v.i - start]
     if isinstance(v, tuple):
         return tuple(materialize(g, x) for x in v)
     return v

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -286,16 +287,31 @@ class _Param:
         populate_parameter(self, path, key)
 
     # -- writing ---------------------------------------------------------------------
-    def store(self, value: jax.Array) -> None:
+    def sole_holder(self) -> bool:
+        """Whether nothing holds the stored array but this parameter and the current graph
+        (its leaves, kernel calls and replay, which `store(..., replaced=True)` re-points):
+        an update may then write the new value over it (donate it). Anything else holding
+        it — a user's reference, another thread's graph — keeps it: the update copies."""
+        v = self._value
+        others = sys.getrefcount(v) - 3  # v, getrefcount's argument, self._value
+        return others == (_hooks.GRAPH.held(v) if _hooks.GRAPH is not None else 0)
+
+    def store(self, value: jax.Array, replaced: bool = False) -> None:
         """The one write path for values: stores a `jax.Array` of this parameter's shape and
         dtype (with any sharding) as it is, and marks every cached copy of the parameters
-        stale. Trainers, `Trainer.distribute`, `set_value` and loading all come here."""
+        stale. Trainers, `Trainer.distribute`, `set_value` and loading all come here.
+        The current graph's leaf of this parameter takes the new value (DyNet's graph reads
+        a parameter where it is stored: nodes computed from now on see it). `replaced`: the
+        old array was given to the kernel that computed `value` (it is gone; see
+        `sole_holder`): every other reference the graph holds to it is pointed at `value`."""
         if not isinstance(value, jax.Array) or value.shape != self._value.shape or value.dtype != self._value.dtype:
             raise ValueError(f"{type(self).__name__}.store: parameter {self._name!r} holds {self._value.dtype} "
                              f"{fmt_shape(self._value.shape)}; given {type(value).__name__} "
                              f"{getattr(value, 'dtype', '')} {fmt_shape(tuple(np.shape(value)))}.")
-        self._value = value
+        old, self._value = self._value, value
         _VERSION[0] += 1
+        if _hooks.GRAPH is not None:
+            _hooks.GRAPH.repoint(old, value, replaced)
 
     def set_value(self, arr: Any) -> None:
         """Replaces the value; `arr` must have exactly this parameter's shape."""

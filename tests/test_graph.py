@@ -938,6 +938,46 @@ def test_a_non_finite_row_gradient_changes_nothing():
     np.testing.assert_array_equal(trained(2), trained(0))
 
 
+@pytest.mark.parametrize("trainer_class", [dy.SimpleSGDTrainer, dy.AdamTrainer])
+@pytest.mark.parametrize("replay", ["never", "always"])
+def test_a_table_nothing_else_holds_is_updated_in_place_and_one_held_is_left_alone(trainer_class, replay):
+    """A row update writes a table over in place when nothing but the parameter and the
+    current graph holds it (`sole_holder`): the graph's references then read the new value
+    (a lookup added after update() sees it, as in DyNet; a second backward() still runs,
+    through the table used as a constant matrix too).
+    A table the user holds is copied instead: the held array keeps its old value. Both
+    give the same training. (A replayed structure keeps no old graph's values alive.)"""
+    def run(hold):
+        pc = dy.ParameterCollection(seed=7)
+        E = pc.add_lookup_parameters((40, 3))
+        W = pc.add_parameters((2, 3))
+        trainer = trainer_class(pc, 0.3)
+        held, in_place = [], []
+        with dy_config(replay=replay):
+            for step in range(4):
+                dy.renew_cg()
+                ids = (3, 8, 3, 17 + step) + (1,) * (step % 2)  # two structures, taking turns
+                loss = dy.esum([dy.sum_elems(dy.tanh(W * E[i])) for i in ids]
+                               + [dy.sum_elems(dy.tanh(dy.const_parameter(E) * E[5]))])  # the table as a matrix too
+                loss.value()
+                loss.backward()
+                if hold:
+                    held.append((E.stored_value(), E.as_array()))
+                in_place.append(E.sole_holder())
+                trainer.update()
+                loss.backward()  # a second backward of the same graph (its gradients then dropped)
+                np.testing.assert_allclose(E[8].npvalue(), E.as_array()[8], rtol=1e-6)  # the updated row
+                for p in pc.all_parameters():
+                    p.clear_grad()
+        for array, copy in held:
+            np.testing.assert_array_equal(np.asarray(array), copy)
+        return E.as_array(), in_place
+
+    (E1, in_place), (E2, not_in_place) = run(False), run(True)
+    assert all(in_place) and not any(not_in_place)
+    np.testing.assert_allclose(E1, E2, rtol=1e-6)
+
+
 def _tagger_graph(seed: int, words: int, dim: int, hidden: int):
     """A lookup table, an LSTM and a softmax layer with an SGD trainer: `graph(ids, train)`
     builds and evaluates one sentence's loss (and with `train`, backward() and update())."""

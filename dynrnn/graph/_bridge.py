@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _ops
+from . import _ops, _schedule
 from ._graph import cg_version, graph_open
 from ._rnn import GraphState
 
@@ -15,6 +15,8 @@ class Bridge:
     add = staticmethod(_ops.add)
     sub = staticmethod(_ops.sub)
     div = staticmethod(_ops.div)
+    held = staticmethod(_schedule.held)
+    repoint = staticmethod(_schedule.repoint)
 
     @staticmethod
     def mul(x: Any, y: Any) -> Any:

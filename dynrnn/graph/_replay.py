@@ -68,7 +68,7 @@ class Plan:
     compiled — its functions and where its gradients go."""
 
     __slots__ = ("key", "loops", "size", "spent", "status", "fwd", "grad", "spec", "rerolled", "dense", "sparse",
-                 "then_backward", "last", "error", "uses", "misses", "seen", "extended")
+                 "then_backward", "pending", "error", "uses", "misses", "seen", "extended")
 
     def __init__(self, key: tuple):
         self.key = key
@@ -83,7 +83,7 @@ class Plan:
         self.dense: tuple = ()   # leaf positions (in the leaf list) of the trainable parameters reached
         self.sparse: tuple = ()  # (table leaf position, lookup node indices) per table reached by lookups
         self.then_backward = False  # the last forward was followed by backward(): compute both at once
-        self.last: Any = None  # the last replay of this structure
+        self.pending: list = [None]  # the last replay's gradients, computed but not yet given (its `grads`)
         self.error: Any = None  # why compiling failed (the structure then stays on the kernel path)
         self.uses = 0  # graphs replayed
         self.misses = 0  # of which fell back
@@ -303,24 +303,26 @@ def _arguments(g: Graph, hi: int) -> tuple[list, list]:
 
 
 class Replayed:
-    """What a replayed graph remembers: its plan, arguments and gradients not yet given."""
+    """What a replayed graph remembers: its plan, arguments and gradients not yet given
+    (`grads[0]`; the plan holds that list too, not the replay, which holds the leaves: a
+    plan must not keep an old graph's parameter values alive)."""
 
     __slots__ = ("plan", "target", "leaf_nodes", "leaves", "consts", "grads")
 
     def __init__(self, plan: Plan, target: Expression, leaf_nodes: list, consts: list):
         self.plan, self.target, self.leaf_nodes, self.consts = plan, target, leaf_nodes, consts
         self.leaves = [n.val for n in leaf_nodes]
-        self.grads: Any = None
+        self.grads: list = [None]
 
 
 def forward(g: Graph, p: Plan, target: Expression) -> None:
     r = Replayed(p, target, *_arguments(g, target.index))
-    if p.last is not None and p.last.grads is not None:  # computed gradients nobody took
+    if p.pending[0] is not None:  # computed gradients nobody took
         p.then_backward = False
-    p.last = r
+    p.pending = r.grads
     p.uses += 1
     if p.then_backward:
-        target.val, r.grads = _call_grad(r)
+        target.val, r.grads[0] = _call_grad(r)
     else:
         target.val = _forward_function(p)(r.leaves, r.consts)
     g.replayed = r
@@ -338,11 +340,11 @@ def backward(g: Graph, loss: Expression, full: bool) -> bool:
     if r is None or full or loss is not r.target:
         return False
     p = r.plan
-    if r.grads is None:
+    if r.grads[0] is None:
         p.then_backward = True
-        _, r.grads = _call_grad(r)
-    d_dense, tables = r.grads
-    r.grads = None
+        _, r.grads[0] = _call_grad(r)
+    d_dense, tables = r.grads[0]
+    r.grads[0] = None
     nodes = r.leaf_nodes
     for pos, d in zip(p.dense, d_dense):
         nodes[pos].extra.accumulate_grad(d)

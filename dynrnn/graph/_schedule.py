@@ -831,3 +831,53 @@ def gradient_of(node: Expression) -> Any:
             return (ct[slot] if slot is not None else ct)[i]
     ct = g.grads.get(node)
     return np.zeros(node.shape, np.float32) if ct is None else ct
+
+
+# -- parameters written over in place (`_Param.sole_holder`, `_Param.store`) -----------------
+
+def _count(x: Any, arr: Any) -> int:
+    if x is arr:
+        return 1
+    if type(x) is tuple or type(x) is list:
+        return sum(_count(y, arr) for y in x)
+    return 0
+
+
+def _swap(x: Any, old: Any, new: Any) -> Any:
+    if x is old:
+        return new
+    if type(x) is tuple:
+        return tuple(_swap(y, old, new) for y in x)
+    if type(x) is list:
+        return [_swap(y, old, new) for y in x]
+    return x
+
+
+def held(arr: Any) -> int:
+    """How many references to `arr` (a parameter's stored value) this thread's graph holds:
+    its parameter leaves' values, the arguments its kernel calls keep for backward, and its
+    replay's leaves."""
+    g = CURRENT.graph
+    n = sum(1 for leaf in g.params.values() if leaf.val is arr)
+    n += sum(_count(launch.call_args, arr) for launch in g.launches)
+    if g.replayed is not None:
+        n += _count(g.replayed.leaves, arr)
+    return n
+
+
+def repoint(old: Any, new: Any, replaced: bool) -> None:
+    """A parameter's value `old` was stored over by `new`: this thread's graph reads it
+    where it is stored, as DyNet's does (its leaves take `new`: nodes computed from now on
+    see it). `replaced` (`old` is gone, written over in place): every other reference
+    `held` counts is pointed at `new` too (what a second backward() would pass a VJP)."""
+    g = CURRENT.graph
+    for leaf in g.params.values():
+        if leaf.val is old:
+            leaf.val = new
+    if not replaced:
+        return
+    for launch in g.launches:
+        if _count(launch.call_args, old):
+            launch.call_args = _swap(launch.call_args, old, new)
+    if g.replayed is not None:
+        g.replayed.leaves = _swap(g.replayed.leaves, old, new)

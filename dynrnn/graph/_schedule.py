@@ -105,7 +105,7 @@ def forward(target: Expression) -> None:
     g.ran = True
     pending = [n for n in g.nodes[g.evaluated:target.index + 1] if n.val is None]
     if pending:
-        if CURRENT.autobatch:
+        if CURRENT.autobatch and not _distinct(pending):
             _agenda(g, pending, target.index)
         else:
             for n in pending:
@@ -121,6 +121,21 @@ def forward(target: Expression) -> None:
         elif pending:  # the graph went on past its structure: a replay would have fallen back
             _replay.extended(g.plan)
             g.plan = None
+
+
+# Up to this many pending nodes are checked for signatures in common (`_distinct`).
+FEW = 12
+
+
+def _distinct(pending: list) -> bool:
+    """Whether a few pending nodes have nothing to run together: no two of them have one
+    signature (as in DyNet's eager tagging, a word's concatenate → H· → tanh → O· → softmax
+    after the sentence's BiLSTM ran). The agenda would then run each alone, in an order
+    creation order also respects, at several times the bookkeeping."""
+    if len(pending) > FEW:
+        return False
+    sigs = {n.sig for n in pending}
+    return len(sigs) == len(pending)
 
 
 def _agenda(g: Graph, pending: list, hi: int) -> None:

@@ -289,9 +289,10 @@ class _Param:
     # -- writing ---------------------------------------------------------------------
     def sole_holder(self) -> bool:
         """Whether nothing holds the stored array but this parameter and the current graph
-        (its leaves, kernel calls and replay, which `store(..., replaced=True)` re-points):
-        an update may then write the new value over it (donate it). Anything else holding
-        it — a user's reference, another thread's graph — keeps it: the update copies."""
+        (its leaves and kernel calls, which `store(..., replaced=True)` re-points): an update
+        may then write the new value over it (donate it). Anything else holding it — a
+        user's reference, another thread's graph, a replayed graph — keeps it: the update
+        copies."""
         v = self._value
         others = sys.getrefcount(v) - 3  # v, getrefcount's argument, self._value
         return others == (_hooks.GRAPH.held(v) if _hooks.GRAPH is not None else 0)

@@ -944,10 +944,15 @@ def test_a_table_nothing_else_holds_is_updated_in_place_and_one_held_is_left_alo
     """A row update writes a table over in place when nothing but the parameter and the
     current graph holds it (`sole_holder`): the graph's references then read the new value
     (a lookup added after update() sees it, as in DyNet; a second backward() still runs,
-    through the table used as a constant matrix too).
-    A table the user holds is copied instead: the held array keeps its old value. Both
-    give the same training. (A replayed structure keeps no old graph's values alive.)"""
+    through the table used as a constant matrix too). A table the user holds is copied
+    instead: the held array keeps its old value. Both give the same training. A replayed
+    graph keeps the values it ran with (so is never written over): a node added after the
+    update, which makes it fall back and recompute, leaves the values read before unchanged.
+    (A replayed structure keeps no old graph's values alive.)"""
+    from dynrnn.graph import _replay
+
     def run(hold):
+        _replay.forget()  # (each graph falls back, which marks its structure)
         pc = dy.ParameterCollection(seed=7)
         E = pc.add_lookup_parameters((40, 3))
         W = pc.add_parameters((2, 3))
@@ -959,14 +964,18 @@ def test_a_table_nothing_else_holds_is_updated_in_place_and_one_held_is_left_alo
                 ids = (3, 8, 3, 17 + step) + (1,) * (step % 2)  # two structures, taking turns
                 loss = dy.esum([dy.sum_elems(dy.tanh(W * E[i])) for i in ids]
                                + [dy.sum_elems(dy.tanh(dy.const_parameter(E) * E[5]))])  # the table as a matrix too
-                loss.value()
+                value = loss.value()
                 loss.backward()
                 if hold:
                     held.append((E.stored_value(), E.as_array()))
-                in_place.append(E.sole_holder())
+                replayed = loss.graph.replayed is not None
+                in_place.append((E.sole_holder(), replayed))
+                before = E.as_array()
                 trainer.update()
                 loss.backward()  # a second backward of the same graph (its gradients then dropped)
-                np.testing.assert_allclose(E[8].npvalue(), E.as_array()[8], rtol=1e-6)  # the updated row
+                row = E[8].npvalue()
+                np.testing.assert_allclose(row, (before if replayed else E.as_array())[8], rtol=1e-6)
+                assert loss.value() == value
                 for p in pc.all_parameters():
                     p.clear_grad()
         for array, copy in held:
@@ -974,7 +983,9 @@ def test_a_table_nothing_else_holds_is_updated_in_place_and_one_held_is_left_alo
         return E.as_array(), in_place
 
     (E1, in_place), (E2, not_in_place) = run(False), run(True)
-    assert all(in_place) and not any(not_in_place)
+    assert [sole for sole, _ in in_place] == [not replayed for _, replayed in in_place]
+    assert any(replayed for _, replayed in in_place) == (replay == "always")
+    assert not any(sole for sole, _ in not_in_place)
     np.testing.assert_allclose(E1, E2, rtol=1e-6)
 
 

@@ -130,6 +130,28 @@ def test_replay_keeps_lookup_gradients_sparse():
     assert not np.allclose(after[[1, 5]], before[[1, 5]])
 
 
+def test_a_structure_keeps_no_old_graphs_values_alive():
+    """Once a replayed graph is gone, nothing of it stays: a structure remembers whether its
+    last replay's gradients were taken, not the replay (whose leaves, an old version of
+    every parameter, would otherwise stay in memory per structure)."""
+    import weakref
+
+    pc, m = _model()
+    E = m["E"]
+    trainer = dy.SimpleSGDTrainer(pc)
+    with replay("always"):
+        for sentence in ([1, 5, 2], [3, 4, 7, 1]):
+            dy.renew_cg()
+            loss = _lm(m, sentence)
+            loss.backward()
+            assert loss.graph.replayed is not None
+            old = weakref.ref(E.stored_value())
+            trainer.update()
+            del loss
+            dy.renew_cg()
+            assert old() is None
+
+
 def test_replay_takes_dropout_keys_as_data():
     """Dropout masks come from keys that are arguments, not constants of the compiled code:
     the same structure with new keys gives the kernel path's values, and they differ."""

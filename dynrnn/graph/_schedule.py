@@ -130,8 +130,8 @@ FEW = 12
 def _distinct(pending: list) -> bool:
     """Whether a few pending nodes have nothing to run together: no two of them have one
     signature (as in DyNet's eager tagging, a word's concatenate → H· → tanh → O· → softmax
-    after the sentence's BiLSTM ran). The agenda would then run each alone, in an order
-    creation order also respects, at several times the bookkeeping."""
+    after the sentence's BiLSTM ran). The agenda would run each alone too, at several times
+    the bookkeeping; creation order is one of the orders it may run them in."""
     if len(pending) > FEW:
         return False
     sigs = {n.sig for n in pending}
@@ -870,29 +870,30 @@ def _swap(x: Any, old: Any, new: Any) -> Any:
 
 def held(arr: Any) -> int:
     """How many references to `arr` (a parameter's stored value) this thread's graph holds:
-    its parameter leaves' values, the arguments its kernel calls keep for backward, and its
-    replay's leaves."""
+    its parameter leaves' values and the arguments its kernel calls keep for backward; -1
+    (never to be given up) while the graph holds a replay, which keeps the values it ran with
+    (a graph that falls back recomputes from them)."""
     g = CURRENT.graph
-    n = sum(1 for leaf in g.params.values() if leaf.val is arr)
-    n += sum(_count(launch.call_args, arr) for launch in g.launches)
     if g.replayed is not None:
-        n += _count(g.replayed.leaves, arr)
-    return n
+        return -1
+    n = sum(1 for leaf in g.params.values() if leaf.val is arr)
+    return n + sum(_count(launch.call_args, arr) for launch in g.launches)
 
 
 def repoint(old: Any, new: Any, replaced: bool) -> None:
     """A parameter's value `old` was stored over by `new`: this thread's graph reads it
     where it is stored, as DyNet's does (its leaves take `new`: nodes computed from now on
-    see it). `replaced` (`old` is gone, written over in place): every other reference
-    `held` counts is pointed at `new` too (what a second backward() would pass a VJP)."""
+    see it; those computed keep their values). `replaced` (`old` is gone, written over in
+    place): the arguments its kernel calls keep for a second backward() take `new` too. A
+    graph holding a replay keeps the values it ran with (its fall-back recomputes every
+    node, so a value read before the update must not change)."""
     g = CURRENT.graph
+    if g.replayed is not None:
+        return
     for leaf in g.params.values():
         if leaf.val is old:
             leaf.val = new
-    if not replaced:
-        return
-    for launch in g.launches:
-        if _count(launch.call_args, old):
-            launch.call_args = _swap(launch.call_args, old, new)
-    if g.replayed is not None:
-        g.replayed.leaves = _swap(g.replayed.leaves, old, new)
+    if replaced:
+        for launch in g.launches:
+            if _count(launch.call_args, old):
+                launch.call_args = _swap(launch.call_args, old, new)

@@ -851,21 +851,7 @@ def gradient_of(node: Expression) -> Any:
 # -- parameters written over in place (`_Param.sole_holder`, `_Param.store`) -----------------
 
 def _count(x: Any, arr: Any) -> int:
-    if x is arr:
-        return 1
-    if type(x) is tuple or type(x) is list:
-        return sum(_count(y, arr) for y in x)
-    return 0
-
-
-def _swap(x: Any, old: Any, new: Any) -> Any:
-    if x is old:
-        return new
-    if type(x) is tuple:
-        return tuple(_swap(y, old, new) for y in x)
-    if type(x) is list:
-        return [_swap(y, old, new) for y in x]
-    return x
+    return sum(1 for y in jax.tree_util.tree_leaves(x) if y is arr)
 
 
 def held(arr: Any) -> int:
@@ -896,4 +882,4 @@ def repoint(old: Any, new: Any, replaced: bool) -> None:
     if replaced:
         for launch in g.launches:
             if _count(launch.call_args, old):
-                launch.call_args = _swap(launch.call_args, old, new)
+                launch.call_args = jax.tree_util.tree_map(lambda x: new if x is old else x, launch.call_args)

@@ -454,6 +454,30 @@ def test_steps_of_a_chain_read_one_by_one_equal_the_node_by_node_values(rng):
     for i, (x, y) in enumerate(zip(*got)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7, err_msg=f"word {i}")
 
+
+def test_sampling_step_by_step_equals_the_node_by_node_values():
+    """DyNet's rnnlm sampling: each step adds a lookup, an LSTM step, its output, R·, + bias
+    and a softmax, and reads the softmax (which picks the next input): a few nodes of distinct
+    signatures per forward, run in creation order without the agenda, as node by node."""
+    pc = dy.ParameterCollection(seed=5)
+    E = pc.add_lookup_parameters((7, 4))
+    lstm = dy.LSTMBuilder(2, 4, 5, pc)
+    R, bias = pc.add_parameters((7, 5)), pc.add_parameters(7)
+    got = []
+    for flag in (True, False):
+        with autobatch(flag):
+            dy.renew_cg()
+            state, w, dists = lstm.initial_state(), 1, []
+            for _ in range(9):
+                state = state.add_input(E[w])
+                dist = dy.softmax(bias + R * state.output()).npvalue()
+                dists.append(dist)
+                w = int(np.argmax(dist))
+            got.append(dists)
+    for i, (x, y) in enumerate(zip(*got)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7, err_msg=f"step {i}")
+
+
 def test_autobatching_runs_many_examples_in_few_calls():
     pc, W, b, E, lstm = _model(np.float32)
     dy.renew_cg()

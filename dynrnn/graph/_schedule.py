@@ -130,12 +130,13 @@ FEW = 12
 def _distinct(pending: list) -> bool:
     """Whether a few pending nodes have nothing to run together: no two of them have one
     signature (as in DyNet's eager tagging, a word's concatenate → H· → tanh → O· → softmax
-    after the sentence's BiLSTM ran). The agenda would run each alone too, at several times
+    after the sentence's BiLSTM ran; or its sampling, a character's lookup, LSTM step,
+    output, R·, + bias, softmax). The agenda would run each alone too, at several times
     the bookkeeping; creation order is one of the orders it may run them in."""
     if len(pending) > FEW:
         return False
-    sigs = {n.sig for n in pending}
-    return len(sigs) == len(pending)
+    sigs = [n.sig for n in pending if n.sig is not None]  # (views are computed on the host)
+    return len(set(sigs)) == len(sigs)
 
 
 def _agenda(g: Graph, pending: list, hi: int) -> None:

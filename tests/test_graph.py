@@ -1013,6 +1013,27 @@ def test_a_table_nothing_else_holds_is_updated_in_place_and_one_held_is_left_alo
     np.testing.assert_allclose(E1, E2, rtol=1e-6)
 
 
+def test_numpy_views_of_a_table_survive_its_update():
+    """NumPy views of a table's array (zero-copy on the CPU) keep the old values across an
+    update: `np.asarray(E)` holds the array, so the update copies; `jax.device_get` does
+    not hold it, so the update asks to write in place, and the runtime, seeing the view,
+    writes elsewhere."""
+    import jax
+
+    for take in (np.asarray, lambda E: jax.device_get(E.stored_value())):
+        pc = dy.ParameterCollection(seed=1)
+        E, W = pc.add_lookup_parameters((300, 8)), pc.add_parameters((2, 8))
+        trainer = dy.SimpleSGDTrainer(pc, 0.5)
+        view = take(E)
+        before = view.copy()
+        dy.renew_cg()
+        dy.esum([dy.sum_elems(dy.tanh(W * E[i])) for i in (3, 4)]).backward()
+        trainer.update()
+        _ = [np.full((300, 8), k, np.float32) for k in range(4)]  # reuse of freed memory would show
+        np.testing.assert_array_equal(view, before)
+        assert not np.allclose(E.as_array()[3], before[3])
+
+
 def _tagger_graph(seed: int, words: int, dim: int, hidden: int):
     """A lookup table, an LSTM and a softmax layer with an SGD trainer: `graph(ids, train)`
     builds and evaluates one sentence's loss (and with `train`, backward() and update())."""

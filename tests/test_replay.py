@@ -24,6 +24,14 @@ def replay(mode):
     return dy_config(replay=mode)
 
 
+@pytest.fixture(autouse=True)
+def _no_structure_seen_before(monkeypatch):
+    """Each test starts with no structure remembered: a plan another test (in this worker,
+    in any order) compiled for the same structure would make replay decisions differ."""
+    monkeypatch.setattr(_replay, "_PLANS", OrderedDict())
+    monkeypatch.setattr(_replay, "_SIGHTED", OrderedDict())
+
+
 def _model(dropout=0.0):
     pc = dy.ParameterCollection(seed=7)
     m = {

@@ -40,3 +40,16 @@ def _leave_graph_mode():
     import dynrnn as dy
     yield
     dy.graph.end_graph()
+
+
+@pytest.fixture(autouse=True)
+def _no_structure_remembered(monkeypatch):
+    """Each test starts with no graph structure remembered by replay (seen, compiled, or its
+    compile cost learned): under xdist the tests that share a worker vary from run to run, and
+    a structure another test left compiled would replay where this test expects the kernel path."""
+    from collections import OrderedDict
+
+    from dynrnn.graph import _replay
+    monkeypatch.setattr(_replay, "_PLANS", OrderedDict())
+    monkeypatch.setattr(_replay, "_SIGHTED", OrderedDict())
+    monkeypatch.setattr(_replay, "_COST", {"seconds": 0.0, "nodes2": 0.0})

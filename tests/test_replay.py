@@ -6,9 +6,6 @@ dense and sparse gradients and so the same updates, take every new id, input and
 parameter value as data, and fall back to the kernel path for anything it did not keep.
 """
 
-
-from collections import OrderedDict
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -22,14 +19,6 @@ from .helpers import dy_config
 
 def replay(mode):
     return dy_config(replay=mode)
-
-
-@pytest.fixture(autouse=True)
-def _no_structure_seen_before(monkeypatch):
-    """Each test starts with no structure remembered: a plan another test (in this worker,
-    in any order) compiled for the same structure would make replay decisions differ."""
-    monkeypatch.setattr(_replay, "_PLANS", OrderedDict())
-    monkeypatch.setattr(_replay, "_SIGHTED", OrderedDict())
 
 
 def _model(dropout=0.0):
@@ -217,7 +206,6 @@ def test_a_structure_that_falls_back_often_is_not_replayed_again():
     samples from the training graph every 20 updates) keeps its replay; one that does so as
     a rule goes back to the kernel path. Either way the values are right."""
     pc, m = _model()
-    _replay.forget()
     x = np.arange(8, dtype=np.float32)
 
     def graph(extend):
@@ -267,7 +255,6 @@ def test_a_training_loop_compiles_the_forward_alone_only_when_a_graph_needs_it(m
     """In a training loop a replay computes value and gradient in one call, so only that
     function is compiled when the structure is due; a later graph without backward()
     (an evaluation) compiles the forward then, and gets the kernel path's value."""
-    monkeypatch.setattr(_replay, "_PLANS", OrderedDict())
     monkeypatch.setattr(_replay, "_compile_estimate", lambda n: 1e-12)  # due from the second graph on
     pc, m = _model()
 
@@ -298,8 +285,6 @@ def test_auto_never_compiles_a_structure_whose_graphs_go_on_past_it(monkeypatch)
     would fall back every time. Such a structure is never compiled (it was, measured: a
     whole-graph replay, forward and gradient, 2.5–3.2 s wasted in 300 sentences); the same
     graphs that stop at their first value are."""
-    monkeypatch.setattr(_replay, "_COST", {"seconds": 0.0, "nodes2": 0.0})
-    monkeypatch.setattr(_replay, "_PLANS", OrderedDict())
     monkeypatch.setattr(_replay, "_compile_estimate", lambda n: 1e-12)  # due from the second graph on
     pc, m = _model()
 
@@ -331,8 +316,6 @@ def test_auto_never_compiles_a_structure_whose_graphs_go_on_past_it(monkeypatch)
 def test_a_structure_is_keyed_from_its_second_sighting(monkeypatch):
     """A structure seen once gets no key and no plan (graphs that never recur, e.g. random
     minibatches, then cost nothing here); the second graph of the structure makes its plan."""
-    monkeypatch.setattr(_replay, "_PLANS", OrderedDict())
-    monkeypatch.setattr(_replay, "_SIGHTED", OrderedDict())
     pc, m = _model()
     with replay("auto"):
         for words, plans in (([1, 2, 3], 0), ([1, 2, 3, 4], 0), ([3, 2, 1], 1), ([4, 3, 2, 1], 2)):
@@ -346,8 +329,6 @@ def test_the_compile_estimate_grows_with_the_square_of_the_structure(monkeypatch
     """Compiling an unrolled structure costs about k·n² (XLA:CPU, measured: twice the
     sentence, 3.6x the time): a long sentence's structure must wait four times as long as
     half of it before it is compiled, or one run can spend minutes compiling it."""
-    monkeypatch.setattr(_replay, "_COST", {"seconds": 0.0, "nodes2": 0.0})
-    monkeypatch.setattr(_replay, "_PLANS", OrderedDict())  # (this structure compiles here, not earlier)
     first = _replay._compile_estimate(488)
     assert abs(_replay._compile_estimate(976) - 4 * first) < 1e-9 * first
     pc, m = _model()

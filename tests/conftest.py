@@ -39,6 +39,7 @@ def _leave_graph_mode():
     """Each test starts outside graph mode (a DyNet-style test opens it with renew_cg)."""
     import dynrnn as dy
     yield
+    dy.graph.open_by_default(False)
     dy.graph.end_graph()
 
 

@@ -31,6 +31,7 @@ ORDER = [
     "dynrnn.graph._reroll", "dynrnn.graph._replay", "dynrnn.graph._schedule", "dynrnn.graph._bridge",
     "dynrnn.graph._api", "dynrnn.graph._softmax", "dynrnn.graph",
     "dynrnn",
+    "dynrnn.dynet",  # dynrnn's namespace with DyNet's implicit first graph
 ]
 
 # (importer, imported): upward imports inside a function, and why

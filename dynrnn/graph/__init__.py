@@ -20,5 +20,6 @@ from ._bridge import Bridge
 from ._graph import Expression as Expression
 from ._graph import GraphError as GraphError
 from ._graph import end_graph as end_graph
+from ._graph import open_by_default as open_by_default
 
 _hooks.GRAPH = Bridge

@@ -162,18 +162,19 @@ if os.environ.get("DYNRNN_KERNEL_CACHE"):
 
 
 def forward(exprs: list, recalculate: bool = False) -> None:
-    """Runs the graph forward up to the last of `exprs`."""
+    """Runs the graph forward up to the last of `exprs` (`recalculate=True`: every node
+    again, with the parameters' current values)."""
     if exprs:
-        max(exprs, key=lambda e: e.index).forward()
+        max(exprs, key=lambda e: e.index).forward(recalculate)
 
 
 def values(exprs: list, recalculate: bool = False) -> list:
-    forward(exprs)
+    forward(exprs, recalculate)
     return [e.value() for e in exprs]
 
 
 def npvalues(exprs: list, recalculate: bool = False) -> list:
-    forward(exprs)
+    forward(exprs, recalculate)
     return [e.npvalue() for e in exprs]
 
 

@@ -48,10 +48,14 @@ class Graph:
         self.trained = False  # backward() has run into the parameters
 
 
+# Whether graph mode is open in a thread before its first renew_cg() (`open_by_default`).
+_OPEN_BY_DEFAULT = [False]
+
+
 class _Current(threading.local):
     def __init__(self) -> None:
         self.graph = Graph(0)
-        self.opened = False  # renew_cg() opens graph mode for eager code in this thread
+        self.opened = _OPEN_BY_DEFAULT[0]  # renew_cg() opens graph mode for eager code in this thread
         self.autobatch = True
         self.replay = "auto"  # compile recurring graph structures whole: "auto", "always", "never"
         self.rng: Any = None  # host RNG for noise/dropout keys and random inputs
@@ -89,6 +93,18 @@ def end_graph() -> None:
     arrays again (`E[i]` is an array)."""
     CURRENT.graph = Graph(CURRENT.graph.version + 1)
     CURRENT.opened = False
+
+
+def open_by_default(flag: bool = True) -> None:
+    """DyNet's implicit first graph: with `flag`, eager code builds graph nodes from the
+    start, in this thread and every thread that starts using dynrnn later, as in a DyNet
+    program that never calls `renew_cg()` (`import dynrnn.dynet` sets it). `False` restores
+    dynrnn's default: arrays until the first `renew_cg()`."""
+    _OPEN_BY_DEFAULT[0] = bool(flag)
+    if flag:
+        CURRENT.opened = True
+    elif not CURRENT.graph.nodes:
+        CURRENT.opened = False
 
 
 def graph_open() -> bool:
@@ -172,26 +188,30 @@ class Expression:
         self._check_live("dim")
         return self.dims, self.batch
 
-    def _array(self, what: str) -> jax.Array:
+    def _array(self, what: str, recalculate: bool = False) -> jax.Array:
         self._check_live(what)
         from . import _schedule
+        if recalculate:
+            _schedule.invalidate(self.graph)
         if self.val is None:
             _schedule.forward(self)
         return _schedule.materialize(self.graph, self.val)
 
     def forward(self, recalculate: bool = False) -> None:
-        """Runs the graph forward up to this expression (DyNet's incremental forward)."""
-        self._array("forward")
+        """Runs the graph forward up to this expression (DyNet's incremental forward).
+        `recalculate=True` computes every node again, with the parameters' current values
+        (after `trainer.update()`; DyNet keeps the values computed before otherwise)."""
+        self._array("forward", recalculate)
 
     def npvalue(self, recalculate: bool = False) -> np.ndarray:
         """The value as a NumPy array in DyNet's layout: `dims`, then the batch axis last
         when the batch size is above one."""
-        a = np.asarray(self._array("npvalue"))
+        a = np.asarray(self._array("npvalue", recalculate))
         return np.moveaxis(a, 0, -1) if self.batch > 1 else a
 
     def scalar_value(self, recalculate: bool = False) -> float:
         """The value of a scalar expression (dims (1,), batch 1) as a float."""
-        a = np.asarray(self._array("scalar_value"))
+        a = np.asarray(self._array("scalar_value", recalculate))
         if a.size != 1:
             raise ValueError(f"Expression.scalar_value: the expression has dims {self.dims} and batch size "
                              f"{self.batch}; a scalar (dims (1,), batch 1) was expected. Use npvalue().")
@@ -199,11 +219,11 @@ class Expression:
 
     def vec_value(self, recalculate: bool = False) -> list[float]:
         """All values as a flat list, column-major as DyNet lists them (batch last)."""
-        return [float(v) for v in np.ravel(self.npvalue(), order="F")]
+        return [float(v) for v in np.ravel(self.npvalue(recalculate), order="F")]
 
     def value(self, recalculate: bool = False) -> Any:
         """A float for a one-element expression, a list for a vector, else `npvalue()`."""
-        self._array("value")
+        self._array("value", recalculate)
         if len(self.dims) >= 2:
             return self.npvalue()
         vec = self.vec_value()
@@ -211,7 +231,38 @@ class Expression:
 
     def tensor_value(self, recalculate: bool = False) -> jax.Array:
         """The value as a `jax.Array` in dynrnn's layout (batch first)."""
-        return self._array("tensor_value")
+        return self._array("tensor_value", recalculate)
+
+    def set(self, data: Any) -> None:
+        """DyNet's `set()` of an input expression (`dy.vecInput`, `dy.inputVector`,
+        `dy.scalarInput`, `dy.matInput`, `dy.inputTensor`): gives it a new value — a number
+        for a scalar, else the values as a flat list in DyNet's column-major order (batch
+        last), or an array of the expression's DyNet shape — and drops every value the
+        graph computed, so the next `value()` computes again (DyNet's way of using one graph
+        as a static one: build it once, `set()` the inputs, read the loss, `backward()`,
+        `trainer.update()`; parameters are read at their current values)."""
+        self._check_live("set")
+        if self.sig is not None or self.op.name != "input":
+            raise TypeError(f"Expression.set: only an input expression (dy.vecInput, dy.inputVector, dy.scalarInput, "
+                            f"dy.matInput, dy.inputTensor) can be set; this one is computed by "
+                            f"{self.static if self.op.name == 'unary' else self.op.name}.")
+        want = self.dims if self.batch == 1 else self.dims + (self.batch,)  # DyNet's shape: batch last
+        try:
+            a = np.asarray(data, self.dt)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"Expression.set: expected numbers; given {type(data).__name__} ({e}).") from None
+        size = int(np.prod(want))
+        if a.shape == want or (a.ndim == 0 and size == 1):
+            a = a.reshape(want)
+        elif a.ndim == 1 and a.size == size:
+            a = a.reshape(want, order="F")  # DyNet's flat list is column-major
+        else:
+            raise ValueError(f"Expression.set: this input has dims {self.dims} and batch size {self.batch}: expected "
+                             f"{size} numbers (a flat list, column-major) or an array of shape {want}; given an "
+                             f"array of shape {a.shape}.")
+        from . import _schedule
+        _schedule.invalidate(self.graph)
+        self.val = np.ascontiguousarray(np.moveaxis(a, -1, 0) if self.batch > 1 else a)
 
     def gradient(self) -> np.ndarray:
         """The gradient of the last `backward()` with respect to this expression (DyNet

@@ -624,6 +624,24 @@ def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, 
     return out
 
 
+def invalidate(g: Graph) -> None:
+    """Forgets every value the graph computed (DyNet's `cg.invalidate()`: after an input's
+    `set()`, or for `recalculate=True`), and the gradients of its last backward(): the next
+    forward computes every node again, from the inputs' values and the parameters' current
+    ones (as DyNet's forward reads them where they are stored). A graph re-run this way is a
+    structure like any other: replay may compile it once it keeps coming back."""
+    g.replayed = None  # (a replay's values go with the rest; not a fall-back)
+    for leaf in g.params.values():
+        leaf.val = leaf.extra.stored_value()
+    for n in g.nodes:
+        if n.sig is not None or n.op.view:
+            n.val = None
+    g.launches, g.owners, g.rows, g.grads = [], {}, {}, {}
+    g.backward_replayed = None
+    g.evaluated = next((i for i, n in enumerate(g.nodes) if n.val is None), len(g.nodes))
+    g.ran, g.plan = False, None
+
+
 # -- backward -------------------------------------------------------------------------------
 
 class _Cotangents:

@@ -1,0 +1,175 @@
+"""One graph built once and run again (DyNet's static use of its graph): an input's `set()`,
+`recalculate=True`, and DyNet's implicit first graph (`import dynrnn.dynet`).
+
+DyNet's own first example (`examples/xor/xor.py`) builds its graph once, before any
+`renew_cg()`, and trains by `x.set(...)`, `loss.scalar_value()`, `loss.backward()`,
+`trainer.update()`. The references here are plain NumPy with the parameters' values read
+back after each update.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import dynrnn as dy
+
+from .helpers import dy_config
+
+XOR = [((-1.0, -1.0), -1.0), ((1.0, -1.0), 1.0), ((-1.0, 1.0), 1.0), ((1.0, 1.0), -1.0)]
+
+
+def _xor_model(seed=3):
+    pc = dy.ParameterCollection(seed=seed)
+    return pc, pc.add_parameters((8, 2)), pc.add_parameters(8), pc.add_parameters((1, 8)), pc.add_parameters(1)
+
+
+def _np_loss(params, x, y):
+    W, b, V, a = params
+    h = np.tanh(W @ x + b)
+    return float(((V @ h + a - y) ** 2)[0])
+
+
+def _np_grads(params, x, y):
+    W, b, V, a = params
+    h = np.tanh(W @ x + b)
+    d = 2 * ((V @ h + a) - y)  # (1,)
+    dh = V.T @ d * (1 - h ** 2)
+    return np.outer(dh, x), dh, np.outer(d, h), d
+
+
+@pytest.mark.parametrize("mode", ["never", "always", "auto"])
+def test_one_graph_trained_by_setting_its_inputs_matches_numpy(mode):
+    """xor.py's loop on one graph: every loss is NumPy's at the current parameters, every
+    SGD step moves them by NumPy's gradient, and XOR is learnt in 500 passes."""
+    pc, W, b, V, a = _xor_model()
+    trainer = dy.SimpleSGDTrainer(pc, learning_rate=0.1)
+    trainer.set_clip_threshold(0)  # (checked against plain SGD below)
+    with dy_config(replay=mode):
+        dy.renew_cg()
+        x, y = dy.vecInput(2), dy.scalarInput(0)
+        loss = dy.squared_distance(V * dy.tanh(W * x + b) + a, y)
+        losses = []
+        for it in range(500):
+            for xs, ys in XOR:
+                params = [p.as_array().astype(np.float64) for p in (W, b, V, a)]
+                x.set(list(xs))
+                y.set(ys)
+                got = loss.scalar_value()
+                want = _np_loss(params, np.array(xs), ys)
+                np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6)
+                loss.backward()
+                trainer.update()
+                if it < 3:  # the update is SGD by NumPy's gradient
+                    for p, before, g in zip((W, b, V, a), params, _np_grads(params, np.array(xs), ys)):
+                        np.testing.assert_allclose(p.as_array(), before - 0.1 * g, rtol=1e-4, atol=1e-6)
+                losses.append(got)
+        assert np.mean(losses[-4:]) < 1e-3 < np.mean(losses[:4])
+        for xs, ys in XOR:  # the same graph predicts all four after training
+            x.set(list(xs))
+            y.set(ys)
+            assert loss.scalar_value() < 1e-2
+            # a graph run again is a recurring structure: replay compiles it too
+            assert (loss.graph.replayed is not None) == (mode == "always")
+
+
+def test_recalculate_reads_the_parameters_current_values():
+    """As in DyNet: after an update, `value()` keeps what was computed, and
+    `value(recalculate=True)` computes again with the new parameter values."""
+    pc, W, b, V, a = _xor_model()
+    trainer = dy.SimpleSGDTrainer(pc, learning_rate=0.5)
+    dy.renew_cg()
+    x = dy.inputVector([1.0, -1.0])
+    loss = dy.squared_distance(V * dy.tanh(W * x + b) + a, dy.scalarInput(0.5))
+    first = loss.value()
+    loss.backward()
+    trainer.update()
+    params = [p.as_array().astype(np.float64) for p in (W, b, V, a)]
+    assert loss.value() == first  # computed values are kept
+    again = loss.value(recalculate=True)
+    np.testing.assert_allclose(again, _np_loss(params, np.array([1.0, -1.0]), 0.5), rtol=2e-4)
+    assert abs(again - first) > 1e-4
+    assert dy.values([loss], recalculate=True) == [again]
+
+
+def test_set_takes_dynets_column_major_list_or_an_array_of_the_expression_shape():
+    dy.renew_cg()
+    m = dy.matInput(2, 3)
+    doubled = m * 2.0
+    m.set([1, 2, 3, 4, 5, 6])  # DyNet lists a matrix column by column
+    np.testing.assert_array_equal(doubled.npvalue(), 2 * np.array([[1, 3, 5], [2, 4, 6]], np.float32))
+    m.set(np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_array_equal(doubled.npvalue(), 2 * np.arange(6).reshape(2, 3))
+    xb = dy.inputTensor(np.zeros((3, 2), np.float32), batched=True)  # dims (3,), batch 2
+    s = dy.sum_elems(xb)
+    xb.set([1, 2, 3, 10, 20, 30])  # the first batch element's values, then the second's
+    np.testing.assert_array_equal(s.npvalue(), [[6.0, 60.0]])
+
+
+def test_set_errors_name_what_was_expected():
+    dy.renew_cg()
+    x = dy.vecInput(3)
+    y = dy.tanh(x)
+    with pytest.raises(TypeError, match="only an input expression .* computed by tanh"):
+        y.set([1, 2, 3])
+    with pytest.raises(ValueError, match=r"dims \(3,\) and batch size 1: expected 3 numbers .* given an array "
+                                         r"of shape \(2,\)"):
+        x.set([1, 2])
+    with pytest.raises(TypeError, match="expected numbers"):
+        x.set(["a", None, 3])
+    dy.renew_cg()
+    with pytest.raises(dy.GraphError, match="stale expression"):
+        x.set([1, 2, 3])
+
+
+def test_a_set_drops_the_gradients_of_the_last_backward():
+    pc, W, b, V, a = _xor_model()
+    dy.renew_cg()
+    x = dy.inputVector([1.0, 1.0])
+    h = dy.tanh(W * x + b)
+    loss = dy.sum_elems(h)
+    loss.backward(full=True)
+    np.testing.assert_allclose(h.gradient(), np.ones(8))
+    x.set([0.5, 0.5])
+    with pytest.raises(RuntimeError, match="no backward"):
+        h.gradient()
+    for p in pc.all_parameters():
+        p.clear_grad()
+
+
+def test_import_dynrnn_dynet_gives_dynets_implicit_first_graph(tmp_path):
+    """A DyNet program that never calls renew_cg() (xor.py's shape) runs with only its
+    import line changed; plain `import dynrnn` keeps arrays until renew_cg()."""
+    program = tmp_path / "xor.py"
+    program.write_text(textwrap.dedent("""
+        import threading
+        import dynrnn.dynet as dy
+
+        m = dy.Model()
+        trainer = dy.SimpleSGDTrainer(m)
+        W, b = m.add_parameters((8, 2)), m.add_parameters(8)
+        V, a = m.add_parameters((1, 8)), m.add_parameters(1)
+        x, y = dy.vecInput(2), dy.scalarInput(0)
+        loss = dy.squared_distance(V * dy.tanh(W * x + b) + a, y)
+        assert isinstance(x, dy.Expression) and isinstance(W * x, dy.Expression)
+        for it in range(300):
+            for x1, x2, t in ((-1, -1, -1), (1, -1, 1), (-1, 1, 1), (1, 1, -1)):
+                x.set([x1, x2])
+                y.set(t)
+                last = loss.scalar_value()
+                loss.backward()
+                trainer.update()
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(type(m.add_lookup_parameters((3, 2))[1]).__name__))
+        t.start(); t.join()
+        print(f"{last:.6f}", seen[0])
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd()] + sys.path)}
+    r = subprocess.run([sys.executable, str(program)], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    last, kind = r.stdout.split()
+    assert float(last) < 1e-2 and kind == "Expression"
+    assert not isinstance(dy.vecInput(2), dy.Expression)  # this process did not import dynrnn.dynet

@@ -5,13 +5,15 @@ the first update, and the loss over the last updates.
 The programs come from DyNet's source distribution (see README.md, 'Building DyNet
 2.1.2'); their data paths point at ../shared/data: rnnlm.py reads tiny Shakespeare
 (one sentence per line), bilstmtagger.py reads UD English EWT written in its
-"word<TAB>tag" format, attention.py trains on its own built-in sentence.
+"word<TAB>tag" format, attention.py trains on its own built-in sentence, and xor.py (one
+graph built before any renew_cg() and run again with new inputs by `x.set()`, 4 updates per
+pass) on its four examples. dynrnn runs them as `import dynrnn.dynet as dy`.
 rnnlm/lstmlm-auto.py, DyNet's autobatching example (16 sentences per graph, "run with and
 without --dynet_autobatch=1"), reads Multi30k's English training sentences; DyNet runs it
 with autobatching on, as dynrnn does by default. It is written for Python 2: `xrange` and
 shuffling a `range` are the two edits it needs under Python 3, made for both backends.
 
-    python benchmarks/dynet_programs.py [--updates N] [--only rnnlm,tagger,attention,lstmlm-auto]
+    python benchmarks/dynet_programs.py [--updates N] [--only rnnlm,tagger,attention,lstmlm-auto,xor]
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ def program_source(name: str, work: str) -> tuple[str, list[str]]:
         src = src.replace('"/Users/yogo/Vork/Research/corpora/pos/WSJ.TRAIN"', repr(train))
         src = src.replace('"/Users/yogo/Vork/Research/corpora/pos/WSJ.TEST"', repr(test))
         args = []
+    elif name == "xor":
+        src = open(os.path.join(EXAMPLES, "xor", "xor.py")).read()
+        args = []
     else:
         src = open(os.path.join(EXAMPLES, "sequence-to-sequence", "attention.py")).read()
         args = []
@@ -100,7 +105,7 @@ def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto",
             src = open(path).read()
             assert src.count("import dynet as dy") == 1
             with open(path, "w") as f:
-                f.write(src.replace("import dynet as dy", "import dynrnn as dy"))
+                f.write(src.replace("import dynet as dy", "import dynrnn.dynet as dy"))
         r = subprocess.run([sys.executable, RUNNER, "dynrnn", path, str(updates), out, *args],
                            capture_output=True, text=True, timeout=3600, env={**os.environ, "DYNRNN_REPLAY": replay,
                                 "DYNRNN_KERNEL_CACHE": cache, "DYNRNN_COMPILE_AHEAD": "1" if ahead == "on" else "0"})
@@ -116,14 +121,14 @@ def _summary(rec: dict, tail: int) -> dict:
     k = min(tail, n - 1)
     return {"updates": n, "first_s": t[0], "total_s": t[-1], "updates_per_s": n / t[-1],
             "steady_updates_per_s": k / (t[-1] - t[-1 - k]) if k > 0 else None,
-            "tail_loss": sum(losses[-tail:]) / max(len(losses[-tail:]), 1)}
+            "tail_loss": sum(losses[-tail:]) / len(losses[-tail:]) if losses else None}  # (xor.py builds no esum)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--updates", type=int, default=400, help="updates per program and backend")
-    ap.add_argument("--only", default="rnnlm,tagger,attention,lstmlm-auto", help="programs to run")
+    ap.add_argument("--only", default="rnnlm,tagger,attention,lstmlm-auto,xor", help="programs to run")
     ap.add_argument("--replay", default="auto",
                     help="dynrnn's replay modes to run, comma-separated (auto, always, never): one row each")
     ap.add_argument("--kernel-cache", action="store_true",

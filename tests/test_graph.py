@@ -806,6 +806,18 @@ def test_sparse_input_and_slices_follow_dynet():
     np.testing.assert_array_equal(dy.inputTensor(data)[1:, :3, ::2].npvalue(), data[1:, :3, ::2])
     with pytest.raises(TypeError, match="slices"):
         dy.inputTensor(data)[0, 1]
+    # one slice more than the dims selects batch elements (batch last, as npvalue() shows it)
+    batched = dy.inputTensor(data, batched=True)  # dims (3, 4), batch 5
+    for index in [np.s_[:1, :2, :3], np.s_[1:, ::2, ::2], np.s_[:, :, 4:], np.s_[2:3, 1:, :]]:
+        got, want = batched[index], data[index]
+        np.testing.assert_array_equal(got.npvalue(), want if want.shape[2] > 1 else want[..., 0])
+        assert got.dim() == (want.shape[:2], want.shape[2])
+    x = dy.inputTensor(data[0])  # batch 1: the batch slice can only keep it
+    np.testing.assert_array_equal(x[1:, :2, :].npvalue(), data[0][1:, :2])
+    with pytest.raises(ValueError, match="selects nothing"):
+        x[:, :, 1:]
+    with pytest.raises(TypeError, match="at most 3 slices"):
+        x[:, :, :, :]
 
 
 def test_debug_nans_raises_where_the_nan_is_made():

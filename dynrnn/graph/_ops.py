@@ -982,15 +982,22 @@ STRIDED = Op("strided_select", lambda s, a: a[tuple(slice(*t) for t in s)])
 
 def getitem(x: Expression, index: Any) -> Expression:
     """`x[i]` is `pick(x, i)`; `x[a:b]` is `pickrange(x, a, b)`; a tuple of slices selects
-    along each dimension (steps allowed), the batch untouched (DyNet's indexing)."""
+    along each dimension (steps allowed), and one slice more selects batch elements (DyNet's
+    strided_select: the batch is the last axis, as in `npvalue()`)."""
     if isinstance(index, tuple):
-        if len(index) > len(x.dims) or not all(isinstance(i, slice) for i in index):
-            raise TypeError(f"Expression[...]: a tuple index must hold at most {len(x.dims)} slices (one per "
-                            f"dimension of dims {x.dims}); given {index!r}.")
-        ranges = tuple(i.indices(n) for i, n in zip(index, x.dims))
+        if len(index) > len(x.dims) + 1 or not all(isinstance(i, slice) for i in index):
+            raise TypeError(f"Expression[...]: a tuple index must hold at most {len(x.dims) + 1} slices (one per "
+                            f"dimension of dims {x.dims}, then one for the batch); given {index!r}.")
+        ranges = tuple(i.indices(n) for i, n in zip(index, x.dims + (x.batch,)))
         if any(len(range(*r)) == 0 for r in ranges):
-            raise ValueError(f"Expression[...]: {index!r} selects nothing from dims {x.dims}.")
-        return node(STRIDED, [x], static=ranges, where="Expression[...]")
+            raise ValueError(f"Expression[...]: {index!r} selects nothing from dims {x.dims}, batch {x.batch}.")
+        dims = ranges[:len(x.dims)]
+        e = x
+        if any(r != (0, n, 1) for r, n in zip(dims, x.dims)):
+            e = node(STRIDED, [x], static=dims, where="Expression[...]")
+        if len(ranges) > len(x.dims) and ranges[-1] != (0, x.batch, 1):
+            e = pick_batch_elems(e, list(range(*ranges[-1])))
+        return e
     if isinstance(index, slice):
         n = x.dims[0]
         start, stop, step = index.indices(n)

@@ -820,6 +820,31 @@ def test_sparse_input_and_slices_follow_dynet():
         x[:, :, :, :]
 
 
+def test_dropout_and_noise_draw_each_minibatch_element_its_own():
+    """As in DyNet: a minibatch's elements get independent dropout masks and noise (they got
+    one mask, repeated, when the per-example function was mapped over the batch with one key);
+    block dropout keeps or drops the whole minibatch. The gradient goes through the mask."""
+    dy.set_random_seed(5)
+    dy.renew_cg()
+    x = dy.inputTensor(np.ones((50, 8), np.float32), batched=True)  # dims (50,), batch 8
+    d = dy.dropout(x, 0.5)
+    m = d.npvalue()
+    assert m.shape == (50, 8) and set(np.unique(m)) <= {0.0, 2.0}
+    assert len({tuple(col) for col in m.T}) == 8  # eight different masks
+    assert 0.4 < (m > 0).mean() < 0.6
+    dy.sum_batches(dy.sum_elems(d)).backward(full=True)
+    np.testing.assert_array_equal(x.gradient(), m)  # d(sum)/dx = mask / (1 - p)
+    z = dy.noise(x, 1.0).npvalue() - 1.0
+    assert len({tuple(col) for col in z.T}) == 8 and 0.8 < z.std() < 1.2
+    seen = set()
+    for _ in range(20):
+        dy.renew_cg()
+        b = dy.block_dropout(dy.inputTensor(np.ones((5, 4), np.float32), batched=True), 0.5).npvalue()
+        assert len(np.unique(b)) == 1  # one decision for the whole minibatch
+        seen.add(float(b[0, 0]))
+    assert seen == {0.0, 2.0}
+
+
 def test_debug_nans_raises_where_the_nan_is_made():
     pc = dy.ParameterCollection(seed=0)
     W = pc.add_parameters((2, 2))

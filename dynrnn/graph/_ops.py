@@ -1139,14 +1139,18 @@ def _dropout_fn(static, a, key):
     return jnp.where(keep, a / (1.0 - p), 0.0)
 
 
-DROPOUT = Op("dropout", _dropout_fn)
+# Batch level: one key draws the whole minibatch's mask (or noise), so that its elements get
+# independent ones, as in DyNet (a per-example function would be mapped over the batch with
+# the same key, and every element would get the same mask); block dropout keeps or drops the
+# whole minibatch at once, as DyNet's BlockDropout does.
+DROPOUT = Op("dropout", _dropout_fn, batch_level=True)
 
 
 def _noise_fn(static, a, key):
     return a + static * jax.random.normal(jax.random.wrap_key_data(key), a.shape, a.dtype)
 
 
-NOISE = Op("noise", _noise_fn)
+NOISE = Op("noise", _noise_fn, batch_level=True)
 
 
 def _key() -> np.ndarray:

@@ -106,6 +106,7 @@ from .graph._api import abs as abs
 from .graph._api import acos as acos
 from .graph._api import acosh as acosh
 from .graph._api import affine_transform as affine_transform
+from .graph._api import argmax as argmax
 from .graph._api import asin as asin
 from .graph._api import asinh as asinh
 from .graph._api import atan as atan
@@ -113,9 +114,13 @@ from .graph._api import atanh as atanh
 from .graph._api import average as average
 from .graph._api import binary_log_loss as binary_log_loss
 from .graph._api import block_dropout as block_dropout
+from .graph._api import bmax as bmax
+from .graph._api import bmin as bmin
 from .graph._api import cdiv as cdiv
 from .graph._api import ceil as ceil
 from .graph._api import cg_version as cg_version
+from .graph._api import circ_conv as circ_conv
+from .graph._api import circ_corr as circ_corr
 from .graph._api import cmult as cmult
 from .graph._api import colwise_add as colwise_add
 from .graph._api import concatenate as concatenate
@@ -127,8 +132,11 @@ from .graph._api import constant as constant
 from .graph._api import cos as cos
 from .graph._api import cosh as cosh
 from .graph._api import cube as cube
+from .graph._api import cumsum as cumsum
 from .graph._api import dot_product as dot_product
 from .graph._api import dropout as dropout
+from .graph._api import dropout_batch as dropout_batch
+from .graph._api import dropout_dim as dropout_dim
 from .graph._api import dynet_config as dynet_config
 from .graph._api import elu as elu
 from .graph._api import emax as emax
@@ -137,11 +145,16 @@ from .graph._api import esum as esum
 from .graph._api import exp as exp
 from .graph._api import flip_gradient as flip_gradient
 from .graph._api import floor as floor
+from .graph._api import fold_rows as fold_rows
 from .graph._api import forward as forward
 from .graph._api import hinge as hinge
+from .graph._api import hinge_dim as hinge_dim
 from .graph._api import huber_distance as huber_distance
+from .graph._api import inputMatrix as inputMatrix
 from .graph._api import inputTensor as inputTensor
 from .graph._api import inputVector as inputVector
+from .graph._api import inverse as inverse
+from .graph._api import kmax_pooling as kmax_pooling
 from .graph._api import l1_distance as l1_distance
 from .graph._api import l2_norm as l2_norm
 from .graph._api import layer_norm as layer_norm
@@ -149,8 +162,10 @@ from .graph._api import lgamma as lgamma
 from .graph._api import log as log
 from .graph._api import log_sigmoid as log_sigmoid
 from .graph._api import log_softmax as log_softmax
+from .graph._api import logdet as logdet
 from .graph._api import logistic as logistic
 from .graph._api import logsumexp as logsumexp
+from .graph._api import logsumexp_dim as logsumexp_dim
 from .graph._api import lookup as lookup
 from .graph._api import lookup_batch as lookup_batch
 from .graph._api import matInput as matInput
@@ -159,20 +174,27 @@ from .graph._api import mean_batches as mean_batches
 from .graph._api import mean_dim as mean_dim
 from .graph._api import mean_elems as mean_elems
 from .graph._api import min_dim as min_dim
+from .graph._api import moment_batches as moment_batches
+from .graph._api import moment_dim as moment_dim
+from .graph._api import moment_elems as moment_elems
 from .graph._api import nobackprop as nobackprop
 from .graph._api import noise as noise
 from .graph._api import npvalues as npvalues
 from .graph._api import ones as ones
+from .graph._api import pairwise_rank_loss as pairwise_rank_loss
 from .graph._api import parameter as parameter
 from .graph._api import pick as pick
 from .graph._api import pick_batch as pick_batch
 from .graph._api import pick_batch_elem as pick_batch_elem
 from .graph._api import pick_batch_elems as pick_batch_elems
+from .graph._api import pick_range as pick_range
 from .graph._api import pickneglogsoftmax as pickneglogsoftmax
 from .graph._api import pickneglogsoftmax_batch as pickneglogsoftmax_batch
 from .graph._api import pickrange as pickrange
+from .graph._api import poisson_loss as poisson_loss
 from .graph._api import pow as pow
 from .graph._api import random_bernoulli as random_bernoulli
+from .graph._api import random_gumbel as random_gumbel
 from .graph._api import random_normal as random_normal
 from .graph._api import random_uniform as random_uniform
 from .graph._api import rectify as rectify
@@ -180,6 +202,7 @@ from .graph._api import renew_cg as renew_cg
 from .graph._api import reshape as reshape
 from .graph._api import round as round
 from .graph._api import scalarInput as scalarInput
+from .graph._api import scale_gradient as scale_gradient
 from .graph._api import select_cols as select_cols
 from .graph._api import select_rows as select_rows
 from .graph._api import selu as selu
@@ -194,14 +217,21 @@ from .graph._api import sqrt as sqrt
 from .graph._api import square as square
 from .graph._api import squared_distance as squared_distance
 from .graph._api import squared_norm as squared_norm
+from .graph._api import std_batches as std_batches
+from .graph._api import std_dim as std_dim
+from .graph._api import std_elems as std_elems
+from .graph._api import strided_select as strided_select
 from .graph._api import sum_batches as sum_batches
 from .graph._api import sum_dim as sum_dim
 from .graph._api import sum_elems as sum_elems
 from .graph._api import tan as tan
 from .graph._api import tanh as tanh
+from .graph._api import trace_of_product as trace_of_product
 from .graph._api import transpose as transpose
 from .graph._api import values as values
 from .graph._api import vecInput as vecInput
+from .graph._api import weight_norm as weight_norm
+from .graph._api import zeroes as zeroes
 from .graph._api import zeros as zeros
 from .graph._softmax import ClassFactoredSoftmaxBuilder as ClassFactoredSoftmaxBuilder
 from .graph._softmax import StandardSoftmaxBuilder as StandardSoftmaxBuilder
@@ -234,6 +264,11 @@ __all__ = [
     "elu", "selu", "softmax", "log_softmax", "exp", "log", "square", "sqrt", "abs", "pickneglogsoftmax",
     "pickneglogsoftmax_batch", "binary_log_loss", "squared_distance", "l1_distance", "hinge", "dropout",
     "block_dropout", "noise", "set_random_seed",
+    "argmax", "bmax", "bmin", "circ_conv", "circ_corr", "cumsum", "dropout_batch", "dropout_dim", "fold_rows",
+    "hinge_dim", "inputMatrix", "inverse", "kmax_pooling", "logdet", "logsumexp_dim", "moment_batches",
+    "moment_dim", "moment_elems", "pairwise_rank_loss", "pick_range", "poisson_loss", "random_gumbel",
+    "scale_gradient", "std_batches", "std_dim", "std_elems", "strided_select", "trace_of_product", "weight_norm",
+    "zeroes",
     "save", "load", "load_generator", "load_metadata",
     "NonFiniteError", "StaleParameterError",
     "__version__",

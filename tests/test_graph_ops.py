@@ -1,0 +1,232 @@
+"""DyNet's less common operations in graph mode (moments, standard deviations, log-sum-exp
+and cumulative sums along a dimension, element-wise max/min, gradient scaling, argmax, more
+losses, small linear algebra, pooling, dropout variants, aliases): values and DyNet dims
+against plain NumPy, gradients against finite differences (float64)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import dynrnn as dy
+
+from .helpers import dy_config
+
+R = np.random.default_rng(7)
+A = R.normal(size=(3, 4)).astype(np.float32)
+A2 = R.normal(size=(3, 4)).astype(np.float32)
+U = R.normal(size=4).astype(np.float32)
+V = R.normal(size=4).astype(np.float32)
+UB = R.normal(size=(4, 3)).astype(np.float32)  # DyNet layout: 3 batch elements of a (4,) vector
+AB = R.normal(size=(3, 4, 2)).astype(np.float32)  # 2 batch elements of a (3, 4) matrix
+M = R.normal(size=(3, 3)).astype(np.float32)
+S = (M @ M.T + 3 * np.eye(3)).astype(np.float32)  # positive definite
+F6 = R.normal(size=(4, 3)).astype(np.float32)
+inp = dy.inputTensor
+
+
+def _lse(a, axis):
+    m = a.max(axis=axis, keepdims=True)
+    return np.squeeze(m, axis) + np.log(np.exp(a - m).sum(axis))
+
+
+def _hinge_cols(x, idx, m=1.0):
+    """Hinge loss of every column of x with the correct row idx[i] (plain loops)."""
+    out = np.zeros(x.shape[1])
+    for i in range(x.shape[1]):
+        for j in range(x.shape[0]):
+            if j != idx[i]:
+                out[i] += max(0.0, x[j, i] + m - x[idx[i], i])
+    return out
+
+
+def _circ(u, v, sign):
+    n = len(u)
+    return np.array([sum(u[j] * v[(i + sign * j) % n] for j in range(n)) for i in range(n)])
+
+
+def _kmax(a, k):
+    return np.array([row[np.sort(np.argsort(-row)[:k])] for row in a])
+
+
+# name -> (expression builder, NumPy reference (DyNet layout), DyNet dim)
+CASES = {
+    "moment_elems": (lambda: dy.moment_elems(inp(A), 3), lambda: [(A ** 3).mean()], ((1,), 1)),
+    "moment_dim": (lambda: dy.moment_dim(inp(A), [1], 2), lambda: (A ** 2).mean(1), ((3,), 1)),
+    "moment_dim n": (lambda: dy.moment_dim(inp(A), [0], 2, n=5), lambda: (A ** 2).sum(0) / 5, ((4,), 1)),
+    "moment_dim all": (lambda: dy.moment_dim(inp(A), [0, 1], 1), lambda: [A.mean()], ((1,), 1)),
+    "moment_dim with the batch": (lambda: dy.moment_dim(inp(UB, batched=True), [0], 2, b=True),
+                                  lambda: [(UB ** 2).mean()], ((1,), 1)),
+    "moment_batches": (lambda: dy.moment_batches(inp(UB, batched=True), 2), lambda: (UB ** 2).mean(1), ((4,), 1)),
+    "std_elems": (lambda: dy.std_elems(inp(A)), lambda: [A.std()], ((1,), 1)),
+    "std_elems per batch element": (lambda: dy.std_elems(inp(UB, batched=True)), lambda: UB.std(0)[None, :],
+                                    ((1,), 3)),
+    "std_dim": (lambda: dy.std_dim(inp(A), [1]), lambda: A.std(1), ((3,), 1)),
+    "std_dim per batch element": (lambda: dy.std_dim(inp(AB, batched=True), [0]), lambda: AB.std(0), ((4,), 2)),
+    "std_batches": (lambda: dy.std_batches(inp(UB, batched=True)), lambda: UB.std(1), ((4,), 1)),
+    "logsumexp_dim 0": (lambda: dy.logsumexp_dim(inp(A), 0), lambda: _lse(A, 0), ((4,), 1)),
+    "logsumexp_dim 1": (lambda: dy.logsumexp_dim(inp(A), 1), lambda: _lse(A, 1), ((3,), 1)),
+    "logsumexp_dim of a vector": (lambda: dy.logsumexp_dim(inp(U)), lambda: [_lse(U, 0)], ((1,), 1)),
+    "cumsum": (lambda: dy.cumsum(inp(A), 1), lambda: A.cumsum(1), ((3, 4), 1)),
+    "cumsum of a batch": (lambda: dy.cumsum(inp(UB, batched=True)), lambda: UB.cumsum(0), ((4,), 3)),
+    "bmax": (lambda: dy.bmax(inp(U), inp(V)), lambda: np.maximum(U, V), ((4,), 1)),
+    "bmin": (lambda: dy.bmin(inp(U), inp(V)), lambda: np.minimum(U, V), ((4,), 1)),
+    "scale_gradient": (lambda: dy.scale_gradient(inp(U), 0.5), lambda: U, ((4,), 1)),
+    "argmax": (lambda: dy.argmax(inp(U)), lambda: np.eye(4)[U.argmax()], ((4,), 1)),
+    "argmax per batch element": (lambda: dy.argmax(inp(UB, batched=True), "straight_through_gradient"),
+                                 lambda: np.eye(4)[UB.argmax(0)].T, ((4,), 3)),
+    "pairwise_rank_loss": (lambda: dy.pairwise_rank_loss(inp(U), inp(V), 0.5),
+                           lambda: np.maximum(0.5 - U + V, 0), ((4,), 1)),
+    "poisson_loss": (lambda: dy.poisson_loss(inp(np.array([0.3], np.float32)), 2),
+                     lambda: [math.exp(0.3) + math.lgamma(3) - 0.3 * 2], ((1,), 1)),
+    "hinge_dim columns": (lambda: dy.hinge_dim(inp(A), [0, 2, 1, 1]), lambda: _hinge_cols(A, [0, 2, 1, 1]),
+                          ((4,), 1)),
+    "hinge_dim rows": (lambda: dy.hinge_dim(inp(A), [3, 0, 1], d=1, m=0.5),
+                       lambda: _hinge_cols(A.T, [3, 0, 1], 0.5), ((3,), 1)),
+    "hinge_dim per batch element": (lambda: dy.hinge_dim(inp(AB, batched=True), [[0, 1, 2, 0], [2, 2, 1, 0]]),
+                                    lambda: np.stack([_hinge_cols(AB[..., 0], [0, 1, 2, 0]),
+                                                      _hinge_cols(AB[..., 1], [2, 2, 1, 0])], 1), ((4,), 2)),
+    "trace_of_product": (lambda: dy.trace_of_product(inp(A), inp(A2)), lambda: [np.trace(A @ A2.T)], ((1,), 1)),
+    "inverse": (lambda: dy.inverse(inp(S)), lambda: np.linalg.inv(S), ((3, 3), 1)),
+    "logdet": (lambda: dy.logdet(inp(S)), lambda: [np.log(np.linalg.det(S))], ((1,), 1)),
+    "weight_norm": (lambda: dy.weight_norm(inp(A), inp(np.array([1.5], np.float32))),
+                    lambda: 1.5 * A / np.linalg.norm(A), ((3, 4), 1)),
+    "circ_conv": (lambda: dy.circ_conv(inp(U), inp(V)), lambda: _circ(U, V, -1), ((4,), 1)),
+    "circ_corr": (lambda: dy.circ_corr(inp(U), inp(V)), lambda: _circ(U, V, 1), ((4,), 1)),
+    "fold_rows": (lambda: dy.fold_rows(inp(F6), 2), lambda: F6[0::2] + F6[1::2], ((2, 3), 1)),
+    "fold_rows of a vector": (lambda: dy.fold_rows(inp(U), 4), lambda: [[U.sum()]], ((1, 1), 1)),
+    "kmax_pooling rows": (lambda: dy.kmax_pooling(inp(A), 2), lambda: _kmax(A, 2), ((3, 2), 1)),
+    "kmax_pooling columns": (lambda: dy.kmax_pooling(inp(A), 2, 0), lambda: _kmax(A.T, 2).T, ((2, 4), 1)),
+    "strided_select": (lambda: dy.strided_select(inp(A), [1, 2], [1, 0], [3, 4]), lambda: A[1:3, 0:4:2],
+                       ((2, 2), 1)),
+    "strided_select of batch elements": (lambda: dy.strided_select(inp(UB, batched=True), [2, 2], [0, 0], [4, 3]),
+                                         lambda: UB[0:4:2, 0:3:2], ((2,), 2)),
+    "pick_range": (lambda: dy.pick_range(inp(U), 1, 3), lambda: U[1:3], ((2,), 1)),
+    "inputMatrix": (lambda: dy.inputMatrix([1, 2, 3, 4, 5, 6], (2, 3)), lambda: [[1, 3, 5], [2, 4, 6]], ((2, 3), 1)),
+    "zeroes": (lambda: dy.zeroes((2, 3), batch_size=2), lambda: np.zeros((2, 3, 2)), ((2, 3), 2)),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("batched", [True, False], ids=["autobatch", "sequential"])
+def test_values_and_dims_match_numpy(name, batched):
+    build, reference, dim = CASES[name]
+    with dy_config(autobatch=batched):
+        dy.renew_cg()
+        e = build()
+        assert e.dim() == dim
+        np.testing.assert_allclose(e.npvalue(), np.asarray(reference(), np.float64), rtol=2e-5, atol=2e-6)
+
+
+# name -> a function of one expression (the input the gradient is checked for) and its input
+GRADIENTS = {
+    "moment_dim": (lambda x: dy.moment_dim(x, [1], 3), A),
+    "moment_dim with the batch": (lambda x: dy.moment_dim(x, [0], 2, b=True, n=7), AB),
+    "std_elems": (lambda x: dy.std_elems(x), A),
+    "std_dim": (lambda x: dy.std_dim(x, [0]), A),
+    "std_batches": (lambda x: dy.std_batches(x), AB),
+    "logsumexp_dim": (lambda x: dy.logsumexp_dim(x, 1), A),
+    "cumsum": (lambda x: dy.cumsum(x, 1), A),
+    "bmax": (lambda x: dy.bmax(x, dy.inputTensor(A2.astype(np.float64))), A),
+    "pairwise_rank_loss": (lambda x: dy.pairwise_rank_loss(x, dy.inputTensor(A2.astype(np.float64)), 0.7), A),
+    "poisson_loss": (lambda x: dy.poisson_loss(x, 3), np.array([0.4])),
+    "hinge_dim": (lambda x: dy.hinge_dim(x, [0, 2, 1, 1], m=2.0), A),
+    "hinge_dim per batch element": (lambda x: dy.hinge_dim(x, [[0, 1, 2, 0], [2, 2, 1, 0]], m=2.0), AB),
+    "trace_of_product": (lambda x: dy.trace_of_product(x, dy.inputTensor(A2.astype(np.float64))), A),
+    "inverse": (lambda x: dy.inverse(x), S),
+    "logdet": (lambda x: dy.logdet(x), S),
+    "weight_norm": (lambda x: dy.weight_norm(x, dy.inputTensor(np.array([1.5]))), A),
+    "circ_conv": (lambda x: dy.circ_conv(x, dy.inputTensor(V.astype(np.float64))), U),
+    "circ_corr": (lambda x: dy.circ_corr(dy.inputTensor(V.astype(np.float64)), x), U),
+    "fold_rows": (lambda x: dy.fold_rows(x, 2), F6),
+    "kmax_pooling": (lambda x: dy.kmax_pooling(x, 2), A),
+}
+
+
+@pytest.mark.parametrize("name", list(GRADIENTS))
+def test_gradients_match_finite_differences(name, x64):
+    """d(c · f(x))/dx by backward() against central differences of the graph's own value,
+    in float64 (c random, so that every output element counts)."""
+    f, x0 = GRADIENTS[name]
+    x0 = np.asarray(x0, np.float64)
+    batched = x0.ndim == 3
+    rng = np.random.default_rng(1)
+
+    def loss(x):
+        dy.renew_cg()
+        xe = dy.inputTensor(x, batched=batched)
+        out = f(xe)
+        shape = out.dims + ((out.batch,) if out.batch > 1 else ())
+        c = dy.inputTensor(np.random.default_rng(2).normal(size=shape), batched=out.batch > 1)
+        return xe, dy.sum_batches(dy.sum_elems(dy.cmult(out, c)))
+
+    xe, value = loss(x0)
+    value.backward(full=True)
+    grad = xe.gradient()
+    for _ in range(6):
+        idx = tuple(rng.integers(0, n) for n in x0.shape)
+        plus, minus = x0.copy(), x0.copy()
+        plus[idx] += 1e-6
+        minus[idx] -= 1e-6
+        fd = (loss(plus)[1].scalar_value() - loss(minus)[1].scalar_value()) / 2e-6
+        np.testing.assert_allclose(grad[idx], fd, rtol=1e-5, atol=1e-7, err_msg=f"{name} at {idx}")
+
+
+def test_scale_gradient_and_argmax_gradients_follow_dynet():
+    dy.renew_cg()
+    x = dy.inputTensor(U)
+    dy.sum_elems(dy.scale_gradient(x, -0.25)).backward(full=True)
+    np.testing.assert_allclose(x.gradient(), np.full(4, -0.25))
+    for mode, want in (("zero_gradient", np.zeros(4)), ("straight_through_gradient", np.ones(4))):
+        dy.renew_cg()
+        x = dy.inputTensor(U)
+        dy.sum_elems(dy.cmult(dy.argmax(x, mode), dy.inputTensor(np.ones(4, np.float32)))).backward(full=True)
+        np.testing.assert_allclose(x.gradient(), want)
+
+
+def test_dropout_dim_and_dropout_batch_share_their_masks_as_dynet_does():
+    dy.set_random_seed(3)
+    dy.renew_cg()
+    x = dy.inputTensor(np.ones((20, 30, 6), np.float32), batched=True)  # dims (20, 30), batch 6
+    rows = dy.dropout_dim(x, 1, 0.5).npvalue()  # a mask shared along dimension 1: whole rows
+    assert set(np.unique(rows)) <= {0.0, 2.0}
+    assert np.all(rows == rows[:, :1, :])  # the same along dimension 1
+    assert len({rows[:, 0, b].tobytes() for b in range(6)}) == 6  # but drawn per batch element
+    whole = dy.dropout_batch(x, 0.5).npvalue()
+    assert all(len(np.unique(whole[..., b])) == 1 for b in range(6))  # whole batch elements
+    assert {float(whole[0, 0, b]) for b in range(6)} == {0.0, 2.0}
+    with pytest.raises(ValueError, match="rate"):
+        dy.dropout_dim(x, 0, 1.5)
+
+
+def test_random_gumbel_has_the_gumbel_mean_and_variance():
+    dy.set_random_seed(0)
+    dy.renew_cg()
+    g = dy.random_gumbel((4000,)).npvalue()
+    assert abs(g.mean() - np.euler_gamma) < 0.06 and abs(g.var() - np.pi ** 2 / 6) < 0.2
+
+
+def test_bad_arguments_say_what_was_expected():
+    dy.renew_cg()
+    a = dy.inputTensor(A)
+    cases = [
+        (lambda: dy.moment_dim(a, [2], 2), "d must be distinct dimensions of dims"),
+        (lambda: dy.moment_elems(a, 0), "r must be an int"),
+        (lambda: dy.hinge_dim(a, [0, 1]), "indices must be 4 ints in 0..2"),
+        (lambda: dy.hinge_dim(dy.inputTensor(U), [0]), "expected a matrix"),
+        (lambda: dy.inverse(a), "square matrix"),
+        (lambda: dy.poisson_loss(a, 1), "one element"),
+        (lambda: dy.poisson_loss(dy.inputTensor(np.ones(1)), -1), "count"),
+        (lambda: dy.fold_rows(a, 2), "nrows must divide"),
+        (lambda: dy.kmax_pooling(a, 5), "k must be an int in 1..4"),
+        (lambda: dy.argmax(a), "expected a vector"),
+        (lambda: dy.argmax(dy.inputTensor(U), "soft"), "gradient_mode"),
+        (lambda: dy.bmax(a, dy.inputTensor(U)), "dims must match"),
+        (lambda: dy.strided_select(a, [1, 1, 1, 1], [], []), "at most 3 entries"),
+        (lambda: dy.inputMatrix([1, 2, 3], (2, 2)), "expected 4 values"),
+    ]
+    for call, text in cases:
+        with pytest.raises(ValueError, match=text):
+            call()

@@ -1144,3 +1144,74 @@ def test_compiling_ahead_outlasts_one_graph_without_backward(monkeypatch):
         with count_compiles(all_threads=True) as compiled:
             graph(41, True)
         assert not on_vjp_thread(compiled) and any("backward" in c for c in compiled), compiled
+
+
+def _tree_lstm_forest(rng, n_trees, hdim=4):
+    """DyNet's Tree-LSTM example (examples/treelstm/model.py) on random binary trees, its
+    word and hidden sizes such that W (h×w) and U (h×2h) have one shape, as there: every
+    node classified. Returns (the loss, the parameters)."""
+    pc = dy.ParameterCollection(seed=11)
+    WS = [pc.add_parameters((hdim, 2 * hdim)) for _ in "iou"]
+    US = [pc.add_parameters((hdim, 2 * hdim)) for _ in "iou"]
+    UFS = [pc.add_parameters((hdim, 2 * hdim)) for _ in "ff"]
+    BS = [pc.add_parameters(hdim) for _ in "iouf"]
+    E = pc.add_lookup_parameters((20, 2 * hdim))
+    Wc = pc.add_parameters((3, hdim))
+
+    def tree(depth):
+        if depth == 0 or rng.random() < 0.3:
+            return int(rng.integers(0, 20))
+        return (tree(depth - 1), tree(depth - 1))
+
+    def expr(t, losses):
+        if isinstance(t, int):
+            x = E[t]
+            i, o = (dy.logistic(dy.affine_transform([b, W, x])) for b, W in zip(BS[:2], WS[:2]))
+            u = dy.tanh(dy.affine_transform([BS[2], WS[2], x]))
+            c = dy.cmult(i, u)
+        else:
+            (h1, c1), (h2, c2) = expr(t[0], losses), expr(t[1], losses)
+            e = dy.concatenate([h1, h2])
+            i, o = (dy.logistic(dy.affine_transform([b, U, e])) for b, U in zip(BS[:2], US[:2]))
+            f1, f2 = (dy.logistic(dy.affine_transform([BS[3], U, e])) for U in UFS)
+            u = dy.tanh(dy.affine_transform([BS[2], US[2], e]))
+            c = dy.cmult(i, u) + dy.cmult(f1, c1) + dy.cmult(f2, c2)
+        h = dy.cmult(o, dy.tanh(c))
+        losses.append(dy.pickneglogsoftmax(Wc * h, len(losses) % 3))
+        return h, c
+
+    losses: list = []
+    for _ in range(n_trees):
+        expr(tree(5), losses)
+    return dy.esum(losses), pc
+
+
+def test_tree_lstms_autobatched_equal_sequential_with_parameters_passed_once(rng):
+    """DyNet's Tree-LSTM, twelve random trees per graph: nodes group per parameter they read
+    (as in DyNet), so no kernel takes one matrix per node (such a group, hundreds of
+    matrices as arguments, ran out of memory compiling), and groups of many nodes take rows
+    of several stacks stacked by a call of their own. Values and gradients are the
+    sequential schedule's."""
+    from dynrnn.graph import _schedule
+    seed = int(rng.integers(0, 1000))
+    results = []
+    for batched in (False, True):
+        with autobatch(batched):
+            dy.renew_cg()
+            loss, pc = _tree_lstm_forest(np.random.default_rng(seed), 12)
+            value = loss.scalar_value()
+            loss.backward()
+            results.append((value, {p.name(): np.asarray(p.grad()) for p in pc.parameters_list()}))
+            if batched:
+                launches = loss.graph.launches
+                groups = [launch for launch in launches if launch.kind == "group"]
+                for launch in groups:
+                    for node in launch.outputs:  # a parameter is shared by the whole group
+                        assert all(a in launch.shared for a in node.args if a.op.leaf_param is not None)
+                    lists = [len(w) for m, w in launch.positions if m == "list"]
+                    assert not lists or len(launch.outputs) <= _schedule.LONG_LIST
+                assert any(m == "takes" for launch in launches if launch.kind == "gather" for m, _ in launch.positions)
+    (v0, g0), (v1, g1) = results
+    np.testing.assert_allclose(v1, v0, rtol=1e-5)
+    for name in g0:
+        np.testing.assert_allclose(g1[name], g0[name], rtol=1e-4, atol=1e-6, err_msg=name)

@@ -46,6 +46,29 @@ tree_map = jax.tree_util.tree_map
 _GROUP_SIZES: dict[tuple, set] = {}
 
 
+# A group kernel compiles once per layout of its inputs (the shapes of the stacks its rows
+# come from, `_schedule._layout`): few for sequences, whose stacks come in a few sizes, but
+# one per combination of producers' and consumer's sizes for trees, whose nodes take their
+# children's values from groups of every size (DyNet's Tree-LSTM example: 65 group kernels
+# and 63 VJPs compiled in its first 40 trees, 38 s). After MAX_LAYOUTS layouts of one
+# kernel, its inputs are stacked by small calls of their own ("dense", `gather_kernel`,
+# compiled in milliseconds) and it compiles once per group size.
+MAX_LAYOUTS = 6
+_LAYOUTS: dict[tuple, set] = {}
+
+
+def too_many_layouts(key: tuple, layout: tuple) -> bool:
+    """Whether a group kernel `key` (signature, shared arguments) should take its inputs
+    stacked ("dense") rather than in `layout` (remembered while there are few)."""
+    seen = _LAYOUTS.setdefault(key, set())
+    if layout in seen or not layout:
+        return False
+    if len(seen) < MAX_LAYOUTS:
+        seen.add(layout)
+        return False
+    return True
+
+
 def group_size(key: tuple, n: int) -> int:
     """The padded size for a group of `n` nodes with kernel `key` (signature, shared
     arguments, input stacks): a size this kernel has already run at — compiled, forward
@@ -118,12 +141,15 @@ def node_vjp(sig: Sig) -> Callable:
 
 def unpack(mode: str, diff: Any, aux: Any) -> Any:
     """One argument position of a group, stacked: "take" gathers rows `aux` of the stack
-    `diff` (a group's output); "list" stacks the tuple of arrays `diff`; "dense" is `diff`
-    itself, already stacked (by `gather_kernel`)."""
+    `diff` (a group's output); "takes" rows `aux` of the concatenation of the stacks `diff`;
+    "list" stacks the tuple of arrays `diff`; "dense" is `diff` itself, already stacked (by
+    `gather_kernel`)."""
     if mode == "dense":
         return diff
     if mode == "take":
         return tree_map(lambda a: a[aux], diff)
+    if mode == "takes":  # rows of several stacks (arrays), by index into their concatenation
+        return jnp.concatenate(diff, axis=0)[aux]
     return tree_map(lambda *xs: jnp.stack(xs), *diff)
 
 

@@ -152,9 +152,18 @@ def _agenda(g: Graph, pending: list, hi: int) -> None:
             n.val = _host_value(n)
             done(n)
             return
-        # lookups group per table (same-shaped tables too): their gradient then reaches
-        # each table as rows (`_sparse_lookup`), and no kernel stacks whole tables
-        key = n.sig if n.op.sparse_table is None else (n.sig, n.args[0].index)
+        key = n.sig
+        if n.op.recurrent is None:
+            # nodes group per parameter they read (as DyNet's autobatching does): a group
+            # then passes its parameters once, never one matrix per node (a Tree-LSTM's
+            # gates, W_i·x, W_o·x, ... of one shape, made one group of per-node matrices:
+            # a kernel of hundreds of matrix arguments, whose compilation ran out of
+            # memory); lookups group per table, so their gradient reaches each table as
+            # rows (`_sparse_lookup`). (Recurrent steps keep theirs: chains of several
+            # builders run as one call.)
+            params = tuple([a.index for a in n.args if a.op.leaf_param is not None])
+            if params:
+                key = (n.sig, params)
         ready.setdefault(key, []).append(n)
         depth_sum[key] = depth_sum.get(key, 0) + n.depth
 
@@ -210,6 +219,24 @@ def _pack(g: Graph, vals: list) -> tuple:
     if b is not None:
         return "take", b, np.fromiter((v.i for v in vals), np.int32, len(vals))
     return "list", tuple(materialize(g, v) for v in vals), None
+
+
+def _pack_stacks(g: Graph, vals: list) -> tuple:
+    """Like `_pack`, for a call that only stacks rows (`K.gather_kernel`): rows of several
+    stacks of arrays are gathered from their concatenation ('takes'; that small kernel
+    compiles once per combination of stack shapes, the kernel it feeds does not)."""
+    mode, diff, aux = _pack(g, vals)
+    if mode == "list" and all(type(v) is Slice and not isinstance(v.base, tuple) for v in vals):
+        bases: dict[int, Any] = {}
+        for v in vals:
+            bases.setdefault(id(v.base), v.base)
+        stacks = tuple(bases.values())
+        offsets, at = {}, 0
+        for b in stacks:
+            offsets[id(b)] = at
+            at += b.shape[0]
+        return "takes", stacks, np.fromiter((offsets[id(v.base)] + v.i for v in vals), np.int32, len(vals))
+    return mode, diff, aux
 
 
 def _one_stack(vals: list) -> Any:
@@ -286,10 +313,11 @@ class _Inputs:
         returns the rows' cotangents to where they came from), passed to the kernel as one
         array ("dense"): for chains, whose kernels would otherwise compile once per shape of
         the stack their inputs come from (a new group size) and per origin of their initial
-        states (a builder's initial state, or the previous segment's last states)."""
-        mode, diff, aux = _pack(self.g, vals)
+        states (a builder's initial state, or the previous segment's last states); for groups
+        whose inputs have come in too many layouts (`K.too_many_layouts`)."""
+        mode, diff, aux = _pack_stacks(self.g, vals)
         out, compiled = _call(K.gather_kernel(mode), (diff, aux))
-        origin = ("take", diff) if mode == "take" else ("list", nodes)
+        origin = ("list", nodes) if mode == "list" else (mode, diff)
         launch = Launch("gather", (mode,), (diff, aux), out, [], [], [origin])
         _register(self.g, launch, out)
         if compiled:
@@ -299,9 +327,10 @@ class _Inputs:
         self.auxs.append(None)
         self.positions.append(("take", out))
 
-    def group(self, nodes: list, nb: int, shared: tuple, link: int | None = None) -> tuple:
+    def group(self, nodes: list, nb: int, shared: tuple, link: int | None = None, dense: bool = False) -> tuple:
         """The arguments of `nodes` (one signature) padded to `nb` rows; `link` (a fused
-        stage's input from the stage before) is skipped. Returns this group's modes."""
+        stage's input from the stage before) is skipped; `dense`: every position not shared
+        is stacked by a call of its own. Returns this group's modes."""
         start = len(self.modes)
         padded = nodes + [nodes[-1]] * (nb - len(nodes))
         real = nodes + [None] * (nb - len(nodes))
@@ -311,7 +340,8 @@ class _Inputs:
             if s:
                 self.shared(nodes[0].args[k])
             else:
-                self.rows([n.args[k].val for n in padded], [n.args[k] if n is not None else None for n in real])
+                (self.dense if dense else self.rows)([n.args[k].val for n in padded],
+                                                     [n.args[k] if n is not None else None for n in real])
         self.stack_consts(padded)
         return tuple(self.modes[start:])
 
@@ -327,6 +357,11 @@ class _Inputs:
 PACKED_ARGS = 4
 
 
+# A group of more nodes than this takes a position whose rows come from several stacks (or
+# are not rows of stacks) stacked by a call of its own, not as one argument per row.
+LONG_LIST = 16
+
+
 def _run_group(g: Graph, sig: Any, nodes: list) -> None:
     if len(nodes) == 1:
         n = nodes[0]
@@ -337,9 +372,16 @@ def _run_group(g: Graph, sig: Any, nodes: list) -> None:
         g.launches.append(Launch("node", (sig,), (args, n.consts), n.val, [n], [], []))
         return
     shared = _shared(nodes)
-    nb = K.group_size((sig, shared, _layout(nodes, shared)), len(nodes))
+    layout = _layout(nodes, shared)
+    # dense: inputs stacked by calls of their own, when this kernel has met too many layouts,
+    # or would take a long list of arrays (one argument per row: a (1024-argument) VJP of a
+    # Tree-LSTM's group compiled in 26 s)
+    dense = K.too_many_layouts((sig, shared), layout) or (len(nodes) > LONG_LIST and "list" in layout)
+    if dense:
+        layout = ("dense",) * len(layout)
+    nb = K.group_size((sig, shared, layout), len(nodes))
     inputs = _Inputs(g)
-    key = (sig, shared, inputs.group(nodes, nb, shared))
+    key = (sig, shared, inputs.group(nodes, nb, shared, dense=dense))
     call = inputs.call()
     out, compiled = _call(K.group_kernel(*key), call)
     for i, n in enumerate(nodes):
@@ -808,6 +850,9 @@ def _route_packed(cts: _Cotangents, position: tuple | None, c: Any) -> None:
     mode, where = position
     if mode == "take":
         cts.add_stack(where, c)
+    elif mode == "takes":  # rows of several stacks: a cotangent per stack
+        for base, cb in zip(where, c):
+            cts.add_stack(base, cb)
     else:
         for node, ci in zip(where, c):
             cts.add(node, ci)

@@ -1,9 +1,11 @@
 """DyNet 2.1.2's own Tree-LSTM example model (examples/treelstm/model.py in its source
 distribution, imported unchanged) trained on UD English EWT dependency trees, binarized as
 benchmarks/dependency_trees.py does. Run by benchmarks/tree_lstm.py in DyNet's own virtual
-environment (benchmarks/README.md, 'Building DyNet 2.1.2'). Prints one JSON line.
+environment (benchmarks/README.md, 'Building DyNet 2.1.2'), and with `--backend dynrnn` in
+dynrnn's: the example's files with only their import line changed (to `import dynrnn.dynet
+as dy`), run in graph mode. Prints one JSON line.
 
-    python dynet_tree_lstm.py TRAIN.conllu --trees 1000 --per-graph 1 [--autobatch]
+    python dynet_tree_lstm.py TRAIN.conllu --trees 1000 --per-graph 1 [--autobatch] [--backend dynrnn]
 
 The training loop is the example's (scheduler.py): the trees of a batch summed in one
 graph, plus the L2 regularization loss, Adagrad for the parameters (0.05) and the
@@ -23,20 +25,37 @@ ap.add_argument("--per-graph", type=int, default=1)
 ap.add_argument("--autobatch", action="store_true")
 ap.add_argument("--wembed", type=int, default=300)
 ap.add_argument("--hidden", type=int, default=150)
+ap.add_argument("--backend", choices=["dynet", "dynrnn"], default="dynet")
 args = ap.parse_args()
-
-import dynet_config  # noqa: E402
-
-dynet_config.set(autobatch=int(args.autobatch), random_seed=1)
-import dynet as dy  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 sys.path.insert(0, HERE)
 import dependency_trees  # noqa: E402
 
-# DyNet's source distribution, beside the virtual environment this runs in
-EXAMPLE = os.path.join(os.path.dirname(sys.executable), "..", "..", "dyNET-2.1.2", "examples", "treelstm")
+if args.backend == "dynet":
+    import dynet_config
+
+    dynet_config.set(autobatch=int(args.autobatch), random_seed=1)
+    import dynet as dy
+
+    # DyNet's source distribution, beside the virtual environment this runs in
+    EXAMPLE = os.path.join(os.path.dirname(sys.executable), "..", "..", "dyNET-2.1.2", "examples", "treelstm")
+else:  # the example's files, their import line changed, in a folder of their own
+    import tempfile
+
+    import dynrnn.dynet as dy
+
+    dy.config(autobatch=int(args.autobatch))
+    dy.set_random_seed(1)
+    from _harness import DYNET_DIR
+
+    source = os.path.join(DYNET_DIR, "dyNET-2.1.2", "examples", "treelstm")
+    EXAMPLE = tempfile.mkdtemp()
+    for name in ("model.py", "dataloader.py", "utils.py"):
+        text = open(os.path.join(source, name)).read()
+        with open(os.path.join(EXAMPLE, name), "w") as f:
+            f.write(text.replace("import dynet as dy", "import dynrnn.dynet as dy"))
 sys.path.insert(0, os.path.abspath(EXAMPLE))
 from dataloader import Tree  # noqa: E402
 from model import TreeLSTMClassifier  # noqa: E402

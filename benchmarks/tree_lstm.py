@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 
@@ -76,6 +77,8 @@ def main() -> dict:
     ap.add_argument("--trees", type=int, default=2000, help="training trees timed per system")
     ap.add_argument("--per-batch", type=int, default=25, help="trees per update (DyNet's example: 25)")
     ap.add_argument("--dynet-trees", type=int, default=1000, help="trees timed per DyNet run (0: no DyNet runs)")
+    ap.add_argument("--graph-trees", type=int, default=200,
+                    help="trees timed for DyNet's model run as written by dynrnn's graph mode (0: none)")
     ap.add_argument("--order", choices=["height", "corpus"], default="height",
                     help="batches of trees of similar height (dy.length_buckets over heights, batch order "
                          "shuffled), or the corpus order")
@@ -164,7 +167,20 @@ def main() -> dict:
             rows.append({"system": f"DyNet 2.1.2, {per_graph} per graph" + (", autobatch" if autobatch else ""),
                          "per_graph": per_graph, "trees_per_s": d["trees_per_second"],
                          "nodes_per_s": d["nodes_per_second"], "loss_per_node": d["loss_per_node_last_quarter"]})
-    auto = next((r["trees_per_s"] for r in rows if "autobatch" in r["system"]), None)
+    if args.graph_trees > 0 and any("DyNet" in r["system"] for r in rows):  # DyNet's model, as written
+        out = subprocess.run([sys.executable, os.path.join(HERE, "dynet_tree_lstm.py"), args.train, "--trees",
+                              str(args.graph_trees), "--per-graph", str(args.per_batch), "--autobatch", "--backend",
+                              "dynrnn"], capture_output=True, text=True, timeout=3600)
+        if out.returncode == 0:
+            d = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append({"system": f"dynrnn graph mode: DyNet's model as written, {args.per_batch} per graph, "
+                                   f"autobatch (first {args.graph_trees} trees, compilation included)",
+                         "per_graph": args.per_batch, "trees_per_s": d["trees_per_second"],
+                         "nodes_per_s": d["nodes_per_second"], "loss_per_node": d["loss_per_node_last_quarter"]})
+        else:
+            print(f"note: the graph-mode run failed: {out.stderr[-1000:]}")
+    auto = next((r["trees_per_s"] for r in rows if "autobatch" in r["system"] and "DyNet 2.1.2" in r["system"]),
+                None)
     for r in rows:
         if auto:
             r["vs_dynet_autobatch"] = r["trees_per_s"] / auto

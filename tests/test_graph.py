@@ -1190,8 +1190,8 @@ def test_tree_lstms_autobatched_equal_sequential_with_parameters_passed_once(rng
     """DyNet's Tree-LSTM, twelve random trees per graph: nodes group per parameter they read
     (as in DyNet), so no kernel takes one matrix per node (such a group, hundreds of
     matrices as arguments, ran out of memory compiling), and groups of many nodes take rows
-    of several stacks stacked by a call of their own. Values and gradients are the
-    sequential schedule's."""
+    of several stacks gathered per stack, then summed, by calls of their own. Values and
+    gradients are the sequential schedule's."""
     from dynrnn.graph import _schedule
     seed = int(rng.integers(0, 1000))
     results = []

@@ -141,15 +141,18 @@ def node_vjp(sig: Sig) -> Callable:
 
 def unpack(mode: str, diff: Any, aux: Any) -> Any:
     """One argument position of a group, stacked: "take" gathers rows `aux` of the stack
-    `diff` (a group's output); "takes" rows `aux` of the concatenation of the stacks `diff`;
-    "list" stacks the tuple of arrays `diff`; "dense" is `diff` itself, already stacked (by
-    `gather_kernel`)."""
+    `diff` (a group's output); "masked" too, zeros where `aux`'s mask is off; "sum" adds the
+    arrays `diff`; "list" stacks the tuple of arrays `diff`; "dense" is `diff` itself, already
+    stacked (by `gather_kernel`)."""
     if mode == "dense":
         return diff
     if mode == "take":
         return tree_map(lambda a: a[aux], diff)
-    if mode == "takes":  # rows of several stacks (arrays), by index into their concatenation
-        return jnp.concatenate(diff, axis=0)[aux]
+    if mode == "masked":  # rows aux[0] of the stack, where aux[1]; zeros elsewhere
+        idx, mask = aux
+        return jnp.where(mask.reshape(mask.shape + (1,) * (diff.ndim - 1)), diff[idx], 0)
+    if mode == "sum":  # the sum of same-shaped arrays
+        return functools.reduce(jnp.add, diff)
     return tree_map(lambda *xs: jnp.stack(xs), *diff)
 
 

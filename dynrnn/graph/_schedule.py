@@ -221,24 +221,6 @@ def _pack(g: Graph, vals: list) -> tuple:
     return "list", tuple(materialize(g, v) for v in vals), None
 
 
-def _pack_stacks(g: Graph, vals: list) -> tuple:
-    """Like `_pack`, for a call that only stacks rows (`K.gather_kernel`): rows of several
-    stacks of arrays are gathered from their concatenation ('takes'; that small kernel
-    compiles once per combination of stack shapes, the kernel it feeds does not)."""
-    mode, diff, aux = _pack(g, vals)
-    if mode == "list" and all(type(v) is Slice and not isinstance(v.base, tuple) for v in vals):
-        bases: dict[int, Any] = {}
-        for v in vals:
-            bases.setdefault(id(v.base), v.base)
-        stacks = tuple(bases.values())
-        offsets, at = {}, 0
-        for b in stacks:
-            offsets[id(b)] = at
-            at += b.shape[0]
-        return "takes", stacks, np.fromiter((offsets[id(v.base)] + v.i for v in vals), np.int32, len(vals))
-    return mode, diff, aux
-
-
 def _one_stack(vals: list) -> Any:
     """The stack every value is a row of, or None."""
     first = vals[0]
@@ -315,17 +297,39 @@ class _Inputs:
         the stack their inputs come from (a new group size) and per origin of their initial
         states (a builder's initial state, or the previous segment's last states); for groups
         whose inputs have come in too many layouts (`K.too_many_layouts`)."""
-        mode, diff, aux = _pack_stacks(self.g, vals)
-        out, compiled = _call(K.gather_kernel(mode), (diff, aux))
-        origin = ("list", nodes) if mode == "list" else (mode, diff)
-        launch = Launch("gather", (mode,), (diff, aux), out, [], [], [origin])
-        _register(self.g, launch, out)
-        if compiled:
-            _ahead(launch, K.gather_vjp(mode))
+        mode, diff, aux = _pack(self.g, vals)
+        if mode == "list" and len(vals) > 1 and all(type(v) is Slice and not isinstance(v.base, tuple) for v in vals):
+            out = self._from_stacks(vals)
+        else:
+            out = self._gather(mode, diff, aux, ("list", nodes) if mode == "list" else ("take", diff))
         self.modes.append("dense")
         self.diffs.append(out)
         self.auxs.append(None)
         self.positions.append(("take", out))
+
+    def _gather(self, mode: str, diff: Any, aux: Any, origin: tuple) -> Any:
+        out, compiled = _call(K.gather_kernel(mode), (diff, aux))
+        launch = Launch("gather", (mode,), (diff, aux), out, [], [], [origin])
+        _register(self.g, launch, out)
+        if compiled:
+            _ahead(launch, K.gather_vjp(mode))
+        return out
+
+    def _from_stacks(self, vals: list) -> Any:
+        """Rows of several stacks (a Tree-LSTM node's children come from groups of every
+        size): per stack, a call that takes its rows (zeros elsewhere), then one that sums
+        them. Each kernel depends on one stack's shape, or on how many there are — not on
+        the combination of shapes, which one gathering call would compile per new tree."""
+        by_base: dict[int, tuple] = {}
+        for i, v in enumerate(vals):
+            by_base.setdefault(id(v.base), (v.base, []))[1].append(i)
+        parts = []
+        for base, at in by_base.values():
+            idx, mask = np.zeros(len(vals), np.int32), np.zeros(len(vals), bool)
+            idx[at] = [vals[i].i for i in at]
+            mask[at] = True
+            parts.append(self._gather("masked", base, (idx, mask), ("take", base)))
+        return self._gather("sum", tuple(parts), None, ("takes", tuple(parts)))
 
     def group(self, nodes: list, nb: int, shared: tuple, link: int | None = None, dense: bool = False) -> tuple:
         """The arguments of `nodes` (one signature) padded to `nb` rows; `link` (a fused

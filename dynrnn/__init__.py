@@ -29,6 +29,7 @@ from ._bidirectional import BiRNNBuilder as BiRNNBuilder
 from ._bidirectional import reverse_sequences as reverse_sequences
 
 # builders and states
+from ._builders import CompactVanillaLSTMBuilder as CompactVanillaLSTMBuilder
 from ._builders import CoupledLSTMBuilder as CoupledLSTMBuilder
 from ._builders import FastLSTMBuilder as FastLSTMBuilder
 from ._builders import GRUBuilder as GRUBuilder
@@ -244,7 +245,8 @@ __all__ = [
     "Initializer", "GlorotInitializer", "HeInitializer", "UniformInitializer", "NormalInitializer",
     "ConstInitializer", "IdentityInitializer", "SaxeInitializer", "NumpyInitializer",
     "RNNStack", "greedy_decode", "beam_search", "beam_search_batched", "Hypothesis", "RNNBuilder", "SimpleRNNBuilder",
-    "VanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder", "FastLSTMBuilder", "SparseLSTMBuilder",
+    "VanillaLSTMBuilder", "CompactVanillaLSTMBuilder", "LSTMBuilder", "CoupledLSTMBuilder", "FastLSTMBuilder",
+    "SparseLSTMBuilder",
     "GRUBuilder", "BiRNNBuilder", "reverse_sequences", "RNNState", "TreeSchedule", "tree_schedule", "level_scan",
     "pack_levels", "TreeLSTMBuilder", "ChildSumTreeLSTMBuilder", "NaryTreeLSTMBuilder",
     "BottomUpSchedule", "bottom_up_schedule",

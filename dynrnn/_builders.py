@@ -267,6 +267,23 @@ class SparseLSTMBuilder(VanillaLSTMBuilder):
             start += n
 
 
+@savable
+class CompactVanillaLSTMBuilder(VanillaLSTMBuilder):
+    """DyNet's `CompactVanillaLSTMBuilder`: the equations and parameters of
+    `VanillaLSTMBuilder` (per layer `[W_x (4H×I), W_h (4H×H), b (4H)]`, gates [i, f, o, g], a
+    forget bias of 1 added to a `b` that starts at 0), without layer norm; DyNet computes its
+    gates with one fused operation, as every builder here does."""
+
+    _collection_name = "compact-vanilla-lstm-builder"
+
+    def __init__(self, layers: int, input_dim: int, hidden_dim: int, pc: ParameterCollection):
+        super().__init__(layers, input_dim, hidden_dim, pc)
+
+    def save_config(self):
+        args, _ = super().save_config()
+        return args, {}
+
+
 LSTMBuilder = VanillaLSTMBuilder
 
 

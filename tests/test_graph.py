@@ -1215,3 +1215,22 @@ def test_tree_lstms_autobatched_equal_sequential_with_parameters_passed_once(rng
     np.testing.assert_allclose(v1, v0, rtol=1e-5)
     for name in g0:
         np.testing.assert_allclose(g1[name], g0[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_compact_vanilla_lstm_is_dynets_vanilla_lstm_in_both_modes(tmp_path, rng):
+    """DyNet's CompactVanillaLSTMBuilder: VanillaLSTMBuilder's equations and parameters
+    (checked against NumPy), in the graph and on arrays, saved and loaded as itself."""
+    pc = dy.ParameterCollection(seed=4)
+    lstm = dy.CompactVanillaLSTMBuilder(2, 5, 4, pc)
+    randomize(lstm, rng)
+    params = layer_params(lstm)
+    xs = rng.normal(size=(6, 5)).astype(np.float32)
+    want, _ = ref.run_stack(ref.vanilla_lstm, params, xs)
+    np.testing.assert_allclose(np.asarray(lstm.initial_state().transduce(xs)), want, rtol=1e-4, atol=1e-5)
+    dy.renew_cg()
+    outs = lstm.initial_state().transduce([dy.inputTensor(x) for x in xs])
+    np.testing.assert_allclose(np.stack([o.npvalue() for o in outs]), want, rtol=1e-4, atol=1e-5)
+    dy.save(str(tmp_path / "m.npz"), [lstm])
+    [back] = dy.load(str(tmp_path / "m.npz"), dy.ParameterCollection())
+    assert type(back) is dy.CompactVanillaLSTMBuilder
+    np.testing.assert_allclose(np.asarray(back.initial_state().transduce(xs)), want, rtol=1e-4, atol=1e-5)

@@ -72,8 +72,10 @@ def test_one_graph_trained_by_setting_its_inputs_matches_numpy(mode):
             x.set(list(xs))
             y.set(ys)
             assert loss.scalar_value() < 1e-2
-            # a graph run again is a recurring structure: replay compiles it too
-            assert (loss.graph.replayed is not None) == (mode == "always")
+            # a graph run again is a recurring structure: replay compiles it too ("auto" does
+            # when the time spent reaches the compile estimate: that depends on the machine)
+            if mode != "auto":
+                assert (loss.graph.replayed is not None) == (mode == "always")
 
 
 def test_recalculate_reads_the_parameters_current_values():

@@ -98,6 +98,12 @@ def _pad_rows(block: jax.Array, k: int, dtype: Any) -> jax.Array:
     return jnp.pad(block, ((0, k - block.shape[0]),) + ((0, 0),) * (block.ndim - 1)).astype(dtype)
 
 
+def _accepted(stats: jax.Array) -> jax.Array:
+    """Whether an update whose `stats` are (norm, clipped, one finiteness flag per parameter)
+    may be committed: a finite norm and every new value finite."""
+    return jnp.isfinite(stats[0]) & jnp.all(stats[2:] > 0)
+
+
 def _map(f: Callable, *trees: Tree) -> Tree:
     return jax.tree_util.tree_map(f, *trees)
 
@@ -324,11 +330,12 @@ class Trainer:
             new, state = jax.lax.with_sharding_constraint((new, state), replicated(self._mesh))
         # is every updated value finite? (one flag per parameter, checked before committing)
         finite = [jnp.all(jnp.isfinite(new[n])).astype(jnp.float32) for n in values]
-        ok = jnp.isfinite(norm) & jnp.all(jnp.stack(finite) > 0) & loss_ok if finite else jnp.isfinite(norm) & loss_ok
+        stats = jnp.stack([norm, clipped.astype(jnp.float32), *finite])
+        ok = _accepted(stats) & loss_ok
         state = _map(lambda n, o: jnp.where(ok, n, o), state, old_state)  # refused: the old state, unchanged
         # the state comes first: JAX gives each donated buffer to the first output of its shape,
         # and a new parameter value placed there would leave the new state to be copied
-        return state, new, jnp.stack([norm, clipped.astype(jnp.float32), *finite])
+        return state, new, stats
 
     def _sparse_rows(self, params: dict[str, Any]) -> frozenset:
         if not self._sparse:
@@ -457,7 +464,7 @@ class Trainer:
         sub_state = _map_named(state, names, lambda n, a: take[n](a))
         new_state_sub, new_sub, stats = self._apply_impl(sub_values, sub_grads, sub_state, lr, clip, frozenset())
         # refused, a table written in place gets its own rows back (the old array is gone)
-        ok = jnp.isfinite(stats[0]) & jnp.all(stats[2:] > 0)
+        ok = _accepted(stats)
         new = {n: values[n].at[ids[n]].set(jnp.where(ok, new_sub[n], sub_values[n]), mode="drop") if n in names
                else new_sub[n] for n in values}
         new_state = _zip_named(state, new_state_sub, names, lambda n, old, rows: old.at[ids[n]].set(rows, mode="drop"))

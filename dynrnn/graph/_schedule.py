@@ -297,10 +297,11 @@ class _Inputs:
         the stack their inputs come from (a new group size) and per origin of their initial
         states (a builder's initial state, or the previous segment's last states); for groups
         whose inputs have come in too many layouts (`K.too_many_layouts`)."""
-        mode, diff, aux = _pack(self.g, vals)
-        if mode == "list" and len(vals) > 1 and all(type(v) is Slice and not isinstance(v.base, tuple) for v in vals):
+        if (len(vals) > 1 and all(type(v) is Slice and not isinstance(v.base, tuple) for v in vals)
+                and _one_stack(vals) is None):  # rows of several stacks: never cut into rows
             out = self._from_stacks(vals)
         else:
+            mode, diff, aux = _pack(self.g, vals)
             out = self._gather(mode, diff, aux, ("list", nodes) if mode == "list" else ("take", diff))
         self.modes.append("dense")
         self.diffs.append(out)

@@ -1234,3 +1234,47 @@ def test_compact_vanilla_lstm_is_dynets_vanilla_lstm_in_both_modes(tmp_path, rng
     [back] = dy.load(str(tmp_path / "m.npz"), dy.ParameterCollection())
     assert type(back) is dy.CompactVanillaLSTMBuilder
     np.testing.assert_allclose(np.asarray(back.initial_state().transduce(xs)), want, rtol=1e-4, atol=1e-5)
+
+
+def test_running_a_graph_leaves_the_garbage_collector_as_it_found_it(monkeypatch):
+    """forward() and backward() pause Python's collector while they run (their allocations
+    would set it off hundreds of times in a large graph) and restore it as found: on, off,
+    and after an error."""
+    import gc
+
+    from dynrnn.graph import _schedule
+
+    pc = dy.ParameterCollection()
+    W = pc.add_parameters((3, 4))
+    seen = []
+    run_group = _schedule._run_group
+
+    def spy(*args):
+        seen.append(gc.isenabled())
+        return run_group(*args)
+
+    monkeypatch.setattr(_schedule, "_run_group", spy)
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            dy.renew_cg()
+            loss = dy.sum_elems(dy.tanh(W * dy.inputTensor(np.ones(4, np.float32))))
+            loss.value()
+            assert gc.isenabled() is enabled
+            loss.backward()
+            assert gc.isenabled() is enabled
+        assert seen and not any(seen)  # paused while the kernels ran
+
+        def failing(*args):
+            raise RuntimeError("kernel failed")
+
+        monkeypatch.setattr(_schedule, "_run_group", failing)
+        gc.enable()
+        dy.renew_cg()
+        loss = dy.sum_elems(dy.tanh(W * dy.inputTensor(np.ones(4, np.float32))))
+        with pytest.raises(RuntimeError, match="kernel failed"):
+            loss.value()
+        assert gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()

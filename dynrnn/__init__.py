@@ -130,6 +130,8 @@ from .graph._api import concatenate_to_batch as concatenate_to_batch
 from .graph._api import config as config
 from .graph._api import const_parameter as const_parameter
 from .graph._api import constant as constant
+from .graph._api import conv2d as conv2d
+from .graph._api import conv2d_bias as conv2d_bias
 from .graph._api import cos as cos
 from .graph._api import cosh as cosh
 from .graph._api import cube as cube
@@ -144,6 +146,7 @@ from .graph._api import emax as emax
 from .graph._api import erf as erf
 from .graph._api import esum as esum
 from .graph._api import exp as exp
+from .graph._api import filter1d_narrow as filter1d_narrow
 from .graph._api import flip_gradient as flip_gradient
 from .graph._api import floor as floor
 from .graph._api import fold_rows as fold_rows
@@ -171,6 +174,7 @@ from .graph._api import lookup as lookup
 from .graph._api import lookup_batch as lookup_batch
 from .graph._api import matInput as matInput
 from .graph._api import max_dim as max_dim
+from .graph._api import maxpooling2d as maxpooling2d
 from .graph._api import mean_batches as mean_batches
 from .graph._api import mean_dim as mean_dim
 from .graph._api import mean_elems as mean_elems
@@ -270,7 +274,7 @@ __all__ = [
     "hinge_dim", "inputMatrix", "inverse", "kmax_pooling", "logdet", "logsumexp_dim", "moment_batches",
     "moment_dim", "moment_elems", "pairwise_rank_loss", "pick_range", "poisson_loss", "random_gumbel",
     "scale_gradient", "std_batches", "std_dim", "std_elems", "strided_select", "trace_of_product", "weight_norm",
-    "zeroes",
+    "zeroes", "conv2d", "conv2d_bias", "maxpooling2d", "filter1d_narrow",
     "save", "load", "load_generator", "load_metadata",
     "NonFiniteError", "StaleParameterError",
     "__version__",

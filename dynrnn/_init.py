@@ -27,7 +27,9 @@ class Initializer:
 
 class GlorotInitializer(Initializer):
     """Uniform on ±gain·√(3·ndim / Σdims): ±√(6/(rows+cols)) for a matrix, ±√(3/d) for a
-    vector; with `is_lookup=True`, ±√(3/d) for rows of length d (DyNet's lookup default)."""
+    vector; with `is_lookup=True`, ±√(3/d) for rows of length d (DyNet's lookup default).
+    Convolution filters (4 dims: height, width, channels in, channels out) count their
+    receptive field, as DyNet's do: ±gain·√(6/((in + out)·height·width))."""
 
     def __init__(self, is_lookup: bool = False, gain: float = 1.0):
         self.is_lookup = bool(is_lookup)
@@ -35,7 +37,10 @@ class GlorotInitializer(Initializer):
 
     def __call__(self, shape, rng, dtype):
         dims = shape[1:] if self.is_lookup else shape
-        scale = self.gain * math.sqrt(3.0 * len(dims) / sum(dims))
+        if len(dims) == 4:
+            scale = self.gain * math.sqrt(6.0 / ((dims[2] + dims[3]) * dims[0] * dims[1]))
+        else:
+            scale = self.gain * math.sqrt(3.0 * len(dims) / sum(dims))
         return rng.uniform(-scale, scale, size=shape).astype(dtype)
 
 

@@ -122,3 +122,14 @@ def test_bad_dims_and_init_names():
         pc.add_parameters((2, 3), init="identity")
     with pytest.raises(TypeError, match="floating"):
         dy.ParameterCollection(seed=0, dtype=jnp.int32)
+
+
+def test_glorot_counts_a_convolution_filters_receptive_field_as_dynet_does():
+    """DyNet's Glorot bound for 4-d parameters (height, width, in, out: conv2d filters) is
+    √(6/((in + out)·height·width)), not the √(3·4/Σdims) of other shapes (7x larger here)."""
+    pc = dy.ParameterCollection(seed=0)
+    f = pc.add_parameters((5, 5, 32, 64)).as_array()
+    bound = np.sqrt(6 / ((32 + 64) * 25))
+    assert np.abs(f).max() <= bound and np.abs(f).max() > 0.99 * bound
+    v = pc.add_parameters((20, 30, 40)).as_array()  # other shapes keep their rule
+    assert np.abs(v).max() <= np.sqrt(9 / 90) and np.abs(v).max() > 0.99 * np.sqrt(9 / 90)

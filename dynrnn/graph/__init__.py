@@ -6,6 +6,7 @@ and autobatching runs same-signature nodes of many examples as one call. The lay
 
 * `_graph` — `Expression`, the graph and its lifetime;
 * `_ops` — DyNet's operations on expressions (pure per-example math + argument checks);
+* `_conv` — its convolutions and pooling (on `_ops`' node constructor);
 * `_rnn` — builders in the graph: `GraphState`, one coarse node per `add_input`;
 * `_kernels` — the kernel cache (node, group and chain kernels and their VJPs);
 * `_schedule` — forward (agenda autobatching, recurrent chains as scans) and backward;

@@ -19,6 +19,7 @@ from .. import _expr_losses as AL
 from .. import _expressions as A
 from .._hooks import any_expression, is_expression
 from .._params import bindings_active, graph_mode, staging
+from . import _conv as C
 from . import _ops as G
 from ._graph import CURRENT, cg_version
 from ._graph import renew_cg as _renew
@@ -319,4 +320,9 @@ strided_select = _graph_only(G.strided_select)
 random_gumbel = _graph_only(G.random_gumbel, constructor=True)
 zeroes = _graph_only(G.zeroes, constructor=True)
 inputMatrix = _graph_only(G.inputMatrix, constructor=True)
+# convolution and pooling (DyNet's MNIST examples)
+conv2d = _graph_only(C.conv2d)
+conv2d_bias = _graph_only(C.conv2d_bias)
+maxpooling2d = _graph_only(C.maxpooling2d)
+filter1d_narrow = _graph_only(C.filter1d_narrow)
 cg_version = cg_version

@@ -28,7 +28,8 @@ def _pair(where: str, what: str, v: Any) -> tuple[int, int]:
         out = tuple(v)
     except TypeError:
         out = ()
-    if len(out) != 2 or not all(isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1 for k in out):
+    ok = len(out) == 2 and all(isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in out)
+    if not ok or min(int(k) for k in out) < 1:
         raise ValueError(f"dy.{where}: {what} must be two positive ints [rows, cols]; given {v!r}.")
     return int(out[0]), int(out[1])
 

@@ -25,7 +25,7 @@ from ._ops import Op, expr, node
 def _pair(where: str, what: str, v: Any) -> tuple[int, int]:
     """Two positive ints (DyNet's `[rows, cols]` lists)."""
     try:
-        out = tuple(v)
+        out: tuple = tuple(v)
     except TypeError:
         out = ()
     ok = len(out) == 2 and all(isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in out)

@@ -119,6 +119,8 @@ from .graph._api import bmax as bmax
 from .graph._api import bmin as bmin
 from .graph._api import cdiv as cdiv
 from .graph._api import ceil as ceil
+from .graph._api import cg_checkpoint as cg_checkpoint
+from .graph._api import cg_revert as cg_revert
 from .graph._api import cg_version as cg_version
 from .graph._api import circ_conv as circ_conv
 from .graph._api import circ_corr as circ_corr
@@ -130,6 +132,10 @@ from .graph._api import concatenate_to_batch as concatenate_to_batch
 from .graph._api import config as config
 from .graph._api import const_parameter as const_parameter
 from .graph._api import constant as constant
+from .graph._api import contract3d_1d as contract3d_1d
+from .graph._api import contract3d_1d_1d as contract3d_1d_1d
+from .graph._api import contract3d_1d_1d_bias as contract3d_1d_1d_bias
+from .graph._api import contract3d_1d_bias as contract3d_1d_bias
 from .graph._api import conv2d as conv2d
 from .graph._api import conv2d_bias as conv2d_bias
 from .graph._api import cos as cos
@@ -152,6 +158,7 @@ from .graph._api import floor as floor
 from .graph._api import fold_rows as fold_rows
 from .graph._api import forward as forward
 from .graph._api import hinge as hinge
+from .graph._api import hinge_batch as hinge_batch
 from .graph._api import hinge_dim as hinge_dim
 from .graph._api import huber_distance as huber_distance
 from .graph._api import inputMatrix as inputMatrix
@@ -159,6 +166,7 @@ from .graph._api import inputTensor as inputTensor
 from .graph._api import inputVector as inputVector
 from .graph._api import inverse as inverse
 from .graph._api import kmax_pooling as kmax_pooling
+from .graph._api import kmh_ngram as kmh_ngram
 from .graph._api import l1_distance as l1_distance
 from .graph._api import l2_norm as l2_norm
 from .graph._api import layer_norm as layer_norm
@@ -185,6 +193,7 @@ from .graph._api import moment_elems as moment_elems
 from .graph._api import nobackprop as nobackprop
 from .graph._api import noise as noise
 from .graph._api import npvalues as npvalues
+from .graph._api import one_hot as one_hot
 from .graph._api import ones as ones
 from .graph._api import pairwise_rank_loss as pairwise_rank_loss
 from .graph._api import parameter as parameter
@@ -234,6 +243,12 @@ from .graph._api import tanh as tanh
 from .graph._api import trace_of_product as trace_of_product
 from .graph._api import transpose as transpose
 from .graph._api import values as values
+from .graph._api import vanilla_lstm_c as vanilla_lstm_c
+from .graph._api import vanilla_lstm_gates as vanilla_lstm_gates
+from .graph._api import vanilla_lstm_gates_concat as vanilla_lstm_gates_concat
+from .graph._api import vanilla_lstm_gates_dropout as vanilla_lstm_gates_dropout
+from .graph._api import vanilla_lstm_gates_dropout_concat as vanilla_lstm_gates_dropout_concat
+from .graph._api import vanilla_lstm_h as vanilla_lstm_h
 from .graph._api import vecInput as vecInput
 from .graph._api import weight_norm as weight_norm
 from .graph._api import zeroes as zeroes
@@ -275,6 +290,9 @@ __all__ = [
     "moment_dim", "moment_elems", "pairwise_rank_loss", "pick_range", "poisson_loss", "random_gumbel",
     "scale_gradient", "std_batches", "std_dim", "std_elems", "strided_select", "trace_of_product", "weight_norm",
     "zeroes", "conv2d", "conv2d_bias", "maxpooling2d", "filter1d_narrow",
+    "kmh_ngram", "contract3d_1d", "contract3d_1d_bias", "contract3d_1d_1d", "contract3d_1d_1d_bias", "hinge_batch",
+    "one_hot", "vanilla_lstm_gates", "vanilla_lstm_gates_concat", "vanilla_lstm_gates_dropout",
+    "vanilla_lstm_gates_dropout_concat", "vanilla_lstm_c", "vanilla_lstm_h", "cg_checkpoint", "cg_revert",
     "save", "load", "load_generator", "load_metadata",
     "NonFiniteError", "StaleParameterError",
     "__version__",

@@ -1278,3 +1278,94 @@ def test_running_a_graph_leaves_the_garbage_collector_as_it_found_it(monkeypatch
         assert gc.isenabled()
     finally:
         (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.parametrize("autobatch", [True, False])
+def test_cg_revert_removes_what_came_after_the_checkpoint(autobatch):
+    """DyNet's cg_checkpoint()/cg_revert(): nodes made after the checkpoint go (using one is
+    an error naming cg_revert), the graph goes on as if they had never been made — also when
+    a forward after the checkpoint computed older nodes (their values are computed again, so
+    backward still reaches the parameters through them), and for a builder's state whose
+    next step was reverted."""
+    pc = dy.ParameterCollection(seed=0)
+    W = pc.add_parameters((3, 4))
+    lstm = dy.LSTMBuilder(1, 4, 3, pc)
+    xs = [np.random.default_rng(k).normal(size=4).astype(np.float32) for k in range(3)]
+
+    def fresh():
+        dy.renew_cg()
+        h = dy.tanh(W * dy.inputTensor(xs[0]))
+        s1 = lstm.initial_state().add_input(dy.inputTensor(xs[0]))
+        s2 = s1.add_input(dy.inputTensor(xs[2]))
+        loss = dy.sum_elems(h) + dy.sum_elems(s2.output())
+        value = loss.value()
+        loss.backward()
+        grads = [p.grad_as_array().copy() for p in (W, *lstm.get_parameters()[0])]
+        for p in (W, *lstm.get_parameters()[0]):
+            p.clear_grad()
+        return value, grads
+
+    with dy_config(autobatch=autobatch):
+        want, want_grads = fresh()
+        dy.renew_cg()
+        h = dy.tanh(W * dy.inputTensor(xs[0]))  # not computed before the checkpoint
+        s1 = lstm.initial_state().add_input(dy.inputTensor(xs[0]))
+        size = len(dy.graph._graph.current_graph().nodes)
+        dy.cg_checkpoint()
+        tried = dy.sum_elems(h * 2.0) + dy.sum_elems(s1.add_input(dy.inputTensor(xs[1])).output())
+        tried.value()  # computes h and s1 too
+        dy.cg_checkpoint()  # nested: reverted first
+        extra = tried * 3.0
+        dy.cg_revert()
+        assert extra.live() is False
+        dy.cg_revert()
+        assert len(dy.graph._graph.current_graph().nodes) == size
+        for gone in (tried, extra):
+            with pytest.raises(dy.GraphError, match=r"removed from its graph by dy\.cg_revert\(\)"):
+                gone.value()
+            with pytest.raises(dy.GraphError, match=r"cg_revert"):
+                dy.tanh(gone)
+        s2 = s1.add_input(dy.inputTensor(xs[2]))
+        loss = dy.sum_elems(h) + dy.sum_elems(s2.output())
+        np.testing.assert_allclose(loss.value(), want, rtol=1e-6)
+        loss.backward()
+        for p, g in zip((W, *lstm.get_parameters()[0]), want_grads):
+            assert np.abs(g).max() > 0
+            np.testing.assert_allclose(p.grad_as_array(), g, rtol=1e-5, atol=1e-7)
+        with pytest.raises(dy.GraphError, match="no dy.cg_checkpoint"):
+            dy.cg_revert()
+
+
+def test_cg_revert_unlinks_a_step_from_its_reverted_next_step():
+    """A state whose next step was reverted must not continue into whatever node takes that
+    step's place: here a step of the same builder from another (not yet computed) state,
+    which would otherwise be computed from the first state instead."""
+    pc = dy.ParameterCollection(seed=1)
+    lstm = dy.LSTMBuilder(1, 4, 3, pc)
+    xs = [np.random.default_rng(10 + k).normal(size=4).astype(np.float32) for k in range(3)]
+    h0, c0 = (np.random.default_rng(20 + k).normal(size=3).astype(np.float32) for k in range(2))
+
+    def other():  # a step from a state of expressions computed in the graph
+        start = lstm.initial_state([dy.tanh(dy.inputTensor(h0)), dy.tanh(dy.inputTensor(c0))])
+        return start.add_input(dy.inputTensor(xs[2]))
+
+    def prefix():
+        dy.renew_cg()
+        s1 = lstm.initial_state().add_input(dy.inputTensor(xs[0]))
+        return s1, len(dy.graph._graph.current_graph().nodes)
+
+    _, base = prefix()
+    offset = other().output().args[0].index - base  # where the other step lands
+    want = other().output().npvalue()
+    s1, base = prefix()
+    dy.cg_checkpoint()
+    x = dy.inputTensor(xs[1])
+    for _ in range(offset - 1):
+        x = dy.tanh(x)
+    t = s1.add_input(x)
+    assert t.output().args[0].index == base + offset  # t's step takes that index
+    t.output().value()  # computes s1 and t in one chain (s1's next step: t)
+    dy.cg_revert()  # t goes, and s1's value with the chain's launch
+    u = other()
+    assert u.output().args[0].index == base + offset
+    np.testing.assert_allclose(u.output().npvalue(), want, rtol=1e-6)

@@ -1,6 +1,8 @@
 """DyNet's less common operations in graph mode (moments, standard deviations, log-sum-exp
 and cumulative sums along a dimension, element-wise max/min, gradient scaling, argmax, more
-losses, small linear algebra, pooling, dropout variants, aliases): values and DyNet dims
+losses, small linear algebra, pooling, dropout variants, aliases, tensor contractions,
+one-hot inputs, its LSTM node operations — whose equations, forget bias included, were
+compared with DyNet 2.1.2's values): values and DyNet dims
 against plain NumPy, gradients against finite differences (float64)."""
 
 from __future__ import annotations
@@ -51,8 +53,59 @@ def _kmax(a, k):
     return np.array([row[np.sort(np.argsort(-row)[:k])] for row in a])
 
 
+X3 = R.normal(size=(2, 3, 4)).astype(np.float32)
+B23 = R.normal(size=(2, 3)).astype(np.float32)
+Z3 = R.normal(size=3).astype(np.float32)
+HID, XD = 3, 2
+LX, LH, LC = (R.normal(size=n).astype(np.float32) for n in (XD, HID, HID))
+LWX, LWH = R.normal(size=(4 * HID, XD)).astype(np.float32), R.normal(size=(4 * HID, HID)).astype(np.float32)
+LB = R.normal(size=4 * HID).astype(np.float32)
+MX, MH = np.array([2.0, 0.0], np.float32), np.array([0.0, 2.0, 2.0], np.float32)
+GATES = R.uniform(size=4 * HID).astype(np.float32)
+
+
+def _sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def _lstm_gates(x, h):
+    """DyNet's VanillaLSTMGates: i, f, o, g blocks; a forget bias of 1 inside."""
+    v = LWX @ x + LWH @ h + LB
+    v[HID:2 * HID] += 1
+    return np.concatenate([_sigmoid(v[:3 * HID]), np.tanh(v[3 * HID:])])
+
+
+def _ngrams(a, n):
+    return np.array([[a[i, j:j + n].sum() for j in range(a.shape[1] - n + 1)] for i in range(a.shape[0])])
+
+
 # name -> (expression builder, NumPy reference (DyNet layout), DyNet dim)
 CASES = {
+    "contract3d_1d": (lambda: dy.contract3d_1d(inp(X3), inp(U)), lambda: np.einsum("ijk,k->ij", X3, U), ((2, 3), 1)),
+    "contract3d_1d_bias": (lambda: dy.contract3d_1d_bias(inp(X3), inp(U), inp(B23)),
+                           lambda: np.einsum("ijk,k->ij", X3, U) + B23, ((2, 3), 1)),
+    "contract3d_1d_1d": (lambda: dy.contract3d_1d_1d(inp(X3), inp(U), inp(Z3)),
+                         lambda: np.einsum("ijk,k,j->i", X3, U, Z3), ((2,), 1)),
+    "contract3d_1d_1d_bias": (lambda: dy.contract3d_1d_1d_bias(inp(X3), inp(U), inp(Z3), inp(B23[:, 0])),
+                              lambda: np.einsum("ijk,k,j->i", X3, U, Z3) + B23[:, 0], ((2,), 1)),
+    "kmh_ngram": (lambda: dy.kmh_ngram(inp(A), 3), lambda: _ngrams(A, 3), ((3, 2), 1)),
+    "one_hot": (lambda: dy.one_hot(5, 2), lambda: np.eye(5)[2], ((5,), 1)),
+    "one_hot of a minibatch": (lambda: dy.one_hot(5, [1, 3, 0]), lambda: np.eye(5)[[1, 3, 0]].T, ((5,), 3)),
+    "hinge_batch": (lambda: dy.hinge_batch(inp(UB, batched=True), [0, 2, 1], 0.5),
+                    lambda: [[_hinge_cols(UB[:, i:i + 1], [v], 0.5)[0] for i, v in enumerate([0, 2, 1])]],
+                    ((1,), 3)),
+    "vanilla_lstm_gates": (lambda: dy.vanilla_lstm_gates(inp(LX), inp(LH), inp(LWX), inp(LWH), inp(LB)),
+                           lambda: _lstm_gates(LX, LH), ((12,), 1)),
+    "vanilla_lstm_gates_concat": (lambda: dy.vanilla_lstm_gates_concat([inp(LX[:1]), inp(LX[1:])], inp(LH), inp(LWX),
+                                                                       inp(LWH), inp(LB)),
+                                  lambda: _lstm_gates(LX, LH), ((12,), 1)),
+    "vanilla_lstm_gates_dropout": (lambda: dy.vanilla_lstm_gates_dropout(inp(LX), inp(LH), inp(LWX), inp(LWH), inp(LB),
+                                                                         inp(MX), inp(MH)),
+                                   lambda: _lstm_gates(LX * MX, LH * MH), ((12,), 1)),
+    "vanilla_lstm_c": (lambda: dy.vanilla_lstm_c(inp(LC), inp(GATES)),
+                       lambda: GATES[HID:2 * HID] * LC + GATES[:HID] * GATES[3 * HID:], ((3,), 1)),
+    "vanilla_lstm_h": (lambda: dy.vanilla_lstm_h(inp(LC), inp(GATES)),
+                       lambda: GATES[2 * HID:3 * HID] * np.tanh(LC), ((3,), 1)),
     "moment_elems": (lambda: dy.moment_elems(inp(A), 3), lambda: [(A ** 3).mean()], ((1,), 1)),
     "moment_dim": (lambda: dy.moment_dim(inp(A), [1], 2), lambda: (A ** 2).mean(1), ((3,), 1)),
     "moment_dim n": (lambda: dy.moment_dim(inp(A), [0], 2, n=5), lambda: (A ** 2).sum(0) / 5, ((4,), 1)),
@@ -122,6 +175,16 @@ def test_values_and_dims_match_numpy(name, batched):
 
 # name -> a function of one expression (the input the gradient is checked for) and its input
 GRADIENTS = {
+    "contract3d_1d_1d, d/dz": (lambda z: dy.contract3d_1d_1d(inp(X3.astype(np.float64)), inp(U.astype(np.float64)), z),
+                               Z3),
+    "contract3d_1d_bias, d/dy": (lambda y: dy.contract3d_1d_bias(inp(X3.astype(np.float64)), y,
+                                                                 inp(B23.astype(np.float64))), U),
+    "kmh_ngram": (lambda x: dy.kmh_ngram(x, 2), A),
+    "vanilla_lstm_gates, d/dWh": (lambda w: dy.vanilla_lstm_gates_dropout(
+        *(inp(a.astype(np.float64)) for a in (LX, LH, LWX)), w, inp(LB.astype(np.float64)),
+        inp(MX.astype(np.float64)), inp(MH.astype(np.float64))), LWH),
+    "vanilla_lstm_c, d/dgates": (lambda g: dy.vanilla_lstm_c(inp(LC.astype(np.float64)), g), GATES),
+    "vanilla_lstm_h, d/dc": (lambda c: dy.vanilla_lstm_h(c, inp(GATES.astype(np.float64))), LC),
     "moment_dim": (lambda x: dy.moment_dim(x, [1], 3), A),
     "moment_dim with the batch": (lambda x: dy.moment_dim(x, [0], 2, b=True, n=7), AB),
     "std_elems": (lambda x: dy.std_elems(x), A),
@@ -226,6 +289,18 @@ def test_bad_arguments_say_what_was_expected():
         (lambda: dy.bmax(a, dy.inputTensor(U)), "dims must match"),
         (lambda: dy.strided_select(a, [1, 1, 1, 1], [], []), "at most 3 entries"),
         (lambda: dy.inputMatrix([1, 2, 3], (2, 2)), "expected 4 values"),
+        (lambda: dy.contract3d_1d(a, dy.inputTensor(U)), "x must be a rank-3 tensor"),
+        (lambda: dy.contract3d_1d_1d(dy.inputTensor(X3), dy.inputTensor(U), dy.inputTensor(U)),
+         r"the vectors must have dims \[\(4,\), \(3,\)\]"),
+        (lambda: dy.contract3d_1d_bias(dy.inputTensor(X3), dy.inputTensor(U), dy.inputTensor(U)), r"output's dims"),
+        (lambda: dy.kmh_ngram(a, 5), "n in 1..L"),
+        (lambda: dy.one_hot(5, 5), "in 0..d-1"),
+        (lambda: dy.hinge_batch(dy.inputTensor(UB, batched=True), [0, 1]), "one index per batch element"),
+        (lambda: dy.vanilla_lstm_gates(dy.inputTensor(LX), dy.inputTensor(LH), dy.inputTensor(LWH),
+                                       dy.inputTensor(LWH), dy.inputTensor(LB)), r"Wx \(4n, d\)"),
+        (lambda: dy.vanilla_lstm_gates(*(dy.inputTensor(v) for v in (LX, LH, LWX, LWH, LB)), weightnoise_std=0.1),
+         "weightnoise_std is not supported"),
+        (lambda: dy.vanilla_lstm_c(dy.inputTensor(LC), dy.inputTensor(LC)), r"gates \(4n,\)"),
     ]
     for call, text in cases:
         with pytest.raises(ValueError, match=text):

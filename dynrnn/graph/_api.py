@@ -20,6 +20,8 @@ from .. import _expressions as A
 from .._hooks import any_expression, is_expression
 from .._params import bindings_active, graph_mode, staging
 from . import _conv as C
+from . import _graph, _schedule
+from . import _lstm_ops as L
 from . import _ops as G
 from ._graph import CURRENT, cg_version
 from ._graph import renew_cg as _renew
@@ -179,6 +181,18 @@ def npvalues(exprs: list, recalculate: bool = False) -> list:
     return [e.npvalue() for e in exprs]
 
 
+def cg_checkpoint() -> None:
+    """DyNet's: marks the current graph's size, for `cg_revert()` (checkpoints nest)."""
+    _graph.cg_checkpoint()
+
+
+def cg_revert() -> None:
+    """DyNet's: removes every node made since the last `cg_checkpoint()` (using one of them
+    afterwards is an error, not, as in DyNet, whatever reuses its place): a beam search can
+    try an extension and take it back without a new graph."""
+    _schedule.revert(_graph.CURRENT.graph)
+
+
 # -- constructors ------------------------------------------------------------------------------
 inputTensor = _dual(A.inputTensor, G.inputTensor, constructor=True)
 inputVector = _dual(A.inputVector, G.inputVector, constructor=True)
@@ -325,4 +339,18 @@ conv2d = _graph_only(C.conv2d)
 conv2d_bias = _graph_only(C.conv2d_bias)
 maxpooling2d = _graph_only(C.maxpooling2d)
 filter1d_narrow = _graph_only(C.filter1d_narrow)
+kmh_ngram = _graph_only(C.kmh_ngram)
+contract3d_1d = _graph_only(G.contract3d_1d)
+contract3d_1d_bias = _graph_only(G.contract3d_1d_bias)
+contract3d_1d_1d = _graph_only(G.contract3d_1d_1d)
+contract3d_1d_1d_bias = _graph_only(G.contract3d_1d_1d_bias)
+hinge_batch = _graph_only(G.hinge_batch)
+one_hot = _graph_only(G.one_hot, constructor=True)
+# DyNet's LSTM node operations
+vanilla_lstm_gates = _graph_only(L.vanilla_lstm_gates)
+vanilla_lstm_gates_concat = _graph_only(L.vanilla_lstm_gates_concat)
+vanilla_lstm_gates_dropout = _graph_only(L.vanilla_lstm_gates_dropout)
+vanilla_lstm_gates_dropout_concat = _graph_only(L.vanilla_lstm_gates_dropout_concat)
+vanilla_lstm_c = _graph_only(L.vanilla_lstm_c)
+vanilla_lstm_h = _graph_only(L.vanilla_lstm_h)
 cg_version = cg_version

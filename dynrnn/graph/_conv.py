@@ -1,5 +1,5 @@
 """DyNet's convolution and pooling operations in the graph: `conv2d`, `conv2d_bias`,
-`maxpooling2d` (the layers of DyNet's MNIST examples) and `filter1d_narrow`.
+`maxpooling2d` (the layers of DyNet's MNIST examples), `filter1d_narrow` and `kmh_ngram`.
 
 DyNet's layout, without the batch: an image is (height, width, channels) and a filter bank
 (filter height, filter width, channels in, channels out); `conv2d` is a cross-correlation
@@ -123,3 +123,19 @@ def filter1d_narrow(x: Any, f: Any) -> Expression:
         raise ValueError(f"dy.filter1d_narrow: expected x of dims (n, m) and f of dims (n, k) or (n, k, o), k <= m; "
                          f"given x dims {e.dims}, f dims {fe.dims}.")
     return node(FILTER1D, [e, fe])
+
+
+def _kmh_fn(n: int, x: Any) -> Any:
+    m = x.shape[1] - n + 1
+    return sum(x[:, t:t + m] for t in range(n))
+
+
+KMH_NGRAM = Op("kmh_ngram", _kmh_fn)
+
+
+def kmh_ngram(x: Any, n: int) -> Expression:
+    """The sums of n consecutive columns of x (d, L): (d, L - n + 1)."""
+    e = expr(x, "kmh_ngram")
+    if len(e.dims) != 2 or not isinstance(n, numbers.Integral) or not 1 <= n <= e.dims[1]:
+        raise ValueError(f"dy.kmh_ngram: expected a matrix (d, L) and n in 1..L; given dims {e.dims}, n={n!r}.")
+    return node(KMH_NGRAM, [e], static=int(n))

@@ -30,7 +30,7 @@ class Graph:
     """One computation graph: the nodes since the last `renew_cg()`."""
 
     __slots__ = ("version", "nodes", "evaluated", "launches", "params", "grads", "owners", "rows",
-                 "ran", "plan", "replayed", "backward_replayed", "trained", "__weakref__")
+                 "ran", "plan", "replayed", "backward_replayed", "trained", "checkpoints", "__weakref__")
 
     def __init__(self, version: int):
         self.version = version
@@ -46,6 +46,7 @@ class Graph:
         self.replayed: Any = None  # a replay's state, while the graph holds replayed values
         self.backward_replayed: Any = None  # the loss of a replayed backward()
         self.trained = False  # backward() has run into the parameters
+        self.checkpoints: list[tuple[int, int]] = []  # (nodes, launches) per cg_checkpoint(), last on top
 
 
 # Whether graph mode is open in a thread before its first renew_cg() (`open_by_default`).
@@ -115,6 +116,24 @@ def cg_version() -> int:
     return CURRENT.graph.version
 
 
+# The graph version of an expression that `cg_revert()` removed from its graph.
+REVERTED = -1
+
+
+def why_stale(gv: int, version: int) -> str:
+    """Why an expression of graph version `gv` cannot be used in graph `version`."""
+    if gv == REVERTED:
+        return "was removed from its graph by dy.cg_revert() (it was made after the dy.cg_checkpoint())"
+    return (f"belongs to computation graph {gv}, but dy.renew_cg() has since started graph {version} "
+            f"(stale expression)")
+
+
+def cg_checkpoint() -> None:
+    """Marks the current graph's size: `cg_revert()` removes every node made after it."""
+    g = CURRENT.graph
+    g.checkpoints.append((len(g.nodes), len(g.launches)))
+
+
 _DTYPES: dict = {}  # a dtype (or what a value reports as one) -> (np.dtype, its code '<f4')
 
 
@@ -168,9 +187,7 @@ class Expression:
         """The graph this expression belongs to (the current one, while it is live)."""
         g = CURRENT.graph
         if g.version != self.gv:
-            raise GraphError(f"Expression: this expression belongs to computation graph {self.gv}, but "
-                             f"dy.renew_cg() has since started graph {g.version} (stale expression). Build "
-                             f"it again in the new graph.")
+            raise GraphError(f"Expression: this expression {why_stale(self.gv, g.version)}. Build it again.")
         return g
 
     def live(self) -> bool:
@@ -178,9 +195,8 @@ class Expression:
 
     def _check_live(self, what: str) -> None:
         if CURRENT.graph.version != self.gv:
-            raise GraphError(f"Expression.{what}: this expression belongs to computation graph "
-                             f"{self.gv}, but dy.renew_cg() has since started graph "
-                             f"{CURRENT.graph.version} (stale expression). Build it again in the new graph.")
+            raise GraphError(f"Expression.{what}: this expression {why_stale(self.gv, CURRENT.graph.version)}. "
+                             f"Build it again.")
 
     # -- DyNet's reading methods ---------------------------------------------------------
     def dim(self) -> tuple[tuple[int, ...], int]:

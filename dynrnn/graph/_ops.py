@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._batching import pow2
-from ._graph import CURRENT, Expression, GraphError
+from ._graph import CURRENT, Expression, GraphError, why_stale
 from ._kernels import Sig, node_function
 
 
@@ -91,9 +91,7 @@ def node(op: Op, args: Sequence[Expression], consts: Sequence[Any] = (), static:
     parts = []
     for a in args:  # one pass: the batch, staleness, constness, and the signature's parts
         if a.gv != version:
-            raise GraphError(f"dy.{where or op.name}: an argument belongs to computation graph "
-                             f"{a.gv}, but dy.renew_cg() has since started graph {version} "
-                             f"(stale expression).")
+            raise GraphError(f"dy.{where or op.name}: an argument {why_stale(a.gv, version)}.")
         b = a.batch
         if b > 1:
             if b_max > 1 and b != b_max and batch is None:
@@ -1590,3 +1588,76 @@ def inputMatrix(v: Sequence[float], d: Sequence[int]) -> Expression:
         raise ValueError(f"dy.inputMatrix: expected {int(np.prod(dims))} values for dims {dims}; "
                          f"given shape {a.shape}.")
     return input_leaf(np.ascontiguousarray(a.reshape(dims, order="F")))
+
+
+# -- tensor contractions, one-hot inputs, the batched hinge ----------------------------------
+
+CONTRACT_1D = Op("contract3d_1d", lambda s, x, y, *b: jnp.einsum("ijk,k->ij", x, y) + (b[0] if b else 0.0))
+CONTRACT_1D_1D = Op("contract3d_1d_1d",
+                    lambda s, x, y, z, *b: jnp.einsum("ijk,k,j->i", x, y, z) + (b[0] if b else 0.0))
+
+
+def _contract(where: str, x: Any, vectors: Sequence[Any], b: Any) -> list[Expression]:
+    e = expr(x, where)
+    vs = [expr(v, where) for v in vectors]
+    if len(e.dims) != 3:
+        raise ValueError(f"dy.{where}: x must be a rank-3 tensor; given dims {e.dims}.")
+    want = [(e.dims[2],), (e.dims[1],)][:len(vs)]
+    out = (e.dims[0], e.dims[1]) if len(vs) == 1 else (e.dims[0],)
+    if [v.dims for v in vs] != want:
+        raise ValueError(f"dy.{where}: for x of dims {e.dims} the vectors must have dims {want}; given "
+                         f"{[v.dims for v in vs]}.")
+    args = [e, *vs]
+    if b is not None:
+        be = expr(b, where)
+        if be.dims != out:
+            raise ValueError(f"dy.{where}: b must have the output's dims {out}; given {be.dims}.")
+        args.append(be)
+    return args
+
+
+def contract3d_1d(x: Any, y: Any) -> Expression:
+    """z[i, j] = Σ_k x[i, j, k] · y[k]."""
+    return node(CONTRACT_1D, _contract("contract3d_1d", x, [y], None))
+
+
+def contract3d_1d_bias(x: Any, y: Any, b: Any) -> Expression:
+    """z[i, j] = Σ_k x[i, j, k] · y[k] + b[i, j]."""
+    return node(CONTRACT_1D, _contract("contract3d_1d_bias", x, [y], b))
+
+
+def contract3d_1d_1d(x: Any, y: Any, z: Any) -> Expression:
+    """w[i] = Σ_j Σ_k x[i, j, k] · y[k] · z[j]."""
+    return node(CONTRACT_1D_1D, _contract("contract3d_1d_1d", x, [y, z], None))
+
+
+def contract3d_1d_1d_bias(x: Any, y: Any, z: Any, b: Any) -> Expression:
+    """w[i] = Σ_j Σ_k x[i, j, k] · y[k] · z[j] + b[i]."""
+    return node(CONTRACT_1D_1D, _contract("contract3d_1d_1d_bias", x, [y, z], b))
+
+
+def one_hot(d: int, idx: Any, device: str = "") -> Expression:
+    """A one-hot vector of dimension d (1 at `idx`); a list of indices: a minibatch, one
+    vector per index. (`device` is DyNet's; dynrnn has one.)"""
+    ids = np.asarray(idx)
+    if (not isinstance(d, numbers.Integral) or d < 1 or ids.dtype.kind not in "iu" or ids.ndim > 1
+            or (ids.size and (ids.min() < 0 or ids.max() >= d))):
+        raise ValueError(f"dy.one_hot: expected a dimension d >= 1 and an int (or a list of ints) in 0..d-1; "
+                         f"given d={d!r}, idx={idx!r:.40}.")
+    if ids.ndim == 0:
+        return input_leaf(np.eye(d, dtype=np.float32)[int(ids)])
+    rows = np.eye(d, dtype=np.float32)[ids]
+    return input_leaf(rows, len(ids)) if len(ids) > 1 else input_leaf(rows[0])
+
+
+def hinge_batch(x: Any, indices: Any, m: float = 1.0) -> Expression:
+    """The hinge loss of a minibatch of score vectors, `indices` the correct one per batch
+    element: per element Σ_{j ≠ i} max(0, x_j − x_i + m)."""
+    e = expr(x, "hinge_batch")
+    ids = np.asarray(indices)
+    if len(e.dims) != 1 or ids.dtype.kind not in "iu" or ids.shape != (e.batch,):
+        raise ValueError(f"dy.hinge_batch: expected a minibatch of vectors and one index per batch element "
+                         f"({e.batch}); given dims {e.dims} and indices {indices!r:.40}.")
+    if e.batch == 1:
+        return hinge(e, int(ids[0]), m)
+    return hinge_dim(reshape(e, (e.dims[0], 1), e.batch), ids.reshape(-1, 1), 0, m)

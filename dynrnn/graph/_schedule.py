@@ -38,7 +38,7 @@ import numpy as np
 from .._batching import pow2
 from . import _kernels as K
 from . import _replay
-from ._graph import CURRENT, Expression, Graph
+from ._graph import CURRENT, REVERTED, Expression, Graph, GraphError
 from ._rnn import PACK
 
 
@@ -713,6 +713,38 @@ def invalidate(g: Graph) -> None:
     g.backward_replayed = None
     g.evaluated = next((i for i, n in enumerate(g.nodes) if n.val is None), len(g.nodes))
     g.ran, g.plan = False, None
+
+
+def revert(g: Graph) -> None:
+    """DyNet's `cg_revert()`: removes the nodes made since the last `cg_checkpoint()` (their
+    expressions can no longer be used) and the kernel calls made since, with the values of
+    older nodes those calls computed (the next forward computes them again), and forgets
+    the last backward's gradients."""
+    if not g.checkpoints:
+        raise GraphError("dy.cg_revert: no dy.cg_checkpoint() to go back to in this graph.")
+    nodes, launches = g.checkpoints.pop()
+    if g.replayed is not None:
+        _replay.fall_back(g)
+    g.plan = None
+    dropped = g.launches[launches:]
+    del g.launches[launches:]
+    gone = {id(launch) for launch in dropped}
+    g.owners = {k: v for k, v in g.owners.items() if id(v[0]) not in gone}
+    g.rows = {k: v for k, v in g.rows.items() if k[0] in g.owners}
+    for launch in dropped:
+        for n in launch.outputs:
+            n.val = None
+    for n in g.nodes[nodes:]:
+        n.gv = REVERTED
+    del g.nodes[nodes:]
+    for n in g.nodes:
+        if n.op.view and n.val is not None and any(a.val is None for a in n.args):
+            n.val = None  # a slot of a state computed again
+        if n.child is not None and n.child >= nodes:
+            n.child = None
+    g.params = {k: leaf for k, leaf in g.params.items() if leaf.index < nodes}
+    g.grads, g.backward_replayed = {}, None
+    g.evaluated = next((i for i, n in enumerate(g.nodes) if n.val is None), len(g.nodes))
 
 
 # -- backward -------------------------------------------------------------------------------

@@ -96,3 +96,31 @@ def dy_config(**settings: Any):
         yield
     finally:
         dy.config(**{k: old[k] for k in settings})
+
+
+def check_graph_gradient(name: str, f: Any, x0: np.ndarray, batched: bool = False, probes: int = 6) -> None:
+    """backward()'s d(c · f(x))/dx for a graph function `f` of one input expression, against
+    central differences of the graph's own value at `probes` random entries, in float64 (c
+    random, so that every output element counts; the `x64` fixture)."""
+    x0 = np.asarray(x0, np.float64)
+    rng = np.random.default_rng(1)
+
+    def loss(x):
+        dy.renew_cg()
+        xe = dy.inputTensor(x, batched=batched)
+        out = f(xe)
+        shape = out.dims + ((out.batch,) if out.batch > 1 else ())
+        c = dy.inputTensor(np.random.default_rng(2).normal(size=shape), batched=out.batch > 1)
+        return xe, dy.sum_batches(dy.sum_elems(dy.cmult(out, c)))
+
+    xe, value = loss(x0)
+    value.backward(full=True)
+    grad = xe.gradient()
+    assert np.abs(grad).max() > 0, f"{name}: no gradient reached the input"
+    for _ in range(probes):
+        idx = tuple(rng.integers(0, n) for n in x0.shape)
+        plus, minus = x0.copy(), x0.copy()
+        plus[idx] += 1e-6
+        minus[idx] -= 1e-6
+        fd = (loss(plus)[1].scalar_value() - loss(minus)[1].scalar_value()) / 2e-6
+        np.testing.assert_allclose(grad[idx], fd, rtol=1e-5, atol=1e-7, err_msg=f"{name} at {idx}")

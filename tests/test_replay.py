@@ -6,6 +6,8 @@ dense and sparse gradients and so the same updates, take every new id, input and
 parameter value as data, and fall back to the kernel path for anything it did not keep.
 """
 
+import types
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -393,3 +395,33 @@ def test_replay_equals_the_kernel_path_on_random_graphs(examples, seed):
     assert g1.keys() == g2.keys()
     for k in g1:
         np.testing.assert_allclose(g2[k], g1[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+@pytest.mark.parametrize("replayed_lap, kept", [(2.0, False), (0.5, True)])
+def test_auto_gives_up_a_structure_whose_replays_take_longer(monkeypatch, replayed_lap, kept):
+    """replay="auto" times each iteration of the program's loop (from one graph of the
+    structure to the next) replayed and on the kernel path: a structure whose replays take
+    longer (median of 8, against 4 on the kernel path) goes back to the kernel path for
+    good; one whose replays are faster stays replayed. (Laps on a clock set by hand: kernel
+    path 1 s, replayed 2 s or 0.5 s.)"""
+    now = [0.0]
+    monkeypatch.setattr(_replay, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+    graphs = []
+    monkeypatch.setattr(_replay, "_compile_estimate", lambda n: 0.0 if len(graphs) > 6 else float("inf"))
+    pc, m = _model()
+    with replay("auto"):
+        for _ in range(24):
+            dy.renew_cg()
+            loss = _lm(m, [1, 2, 3, 4])
+            loss.value()
+            loss.backward()
+            for p in pc.all_parameters():
+                p.clear_grad()
+            graphs.append(loss.graph)
+            now[0] += replayed_lap if loss.graph.replayed is not None else 1.0
+    (plan,) = _replay._PLANS.values()  # (the one structure)
+    replayed = [g.replayed is not None for g in graphs]
+    assert replayed[:7] == [False] * 7 and all(replayed[7:15])  # compiled at the 8th, then timed
+    assert len(plan.kernel_s) >= 4 and len(plan.replay_s) >= 8
+    assert plan.status == ("ready" if kept else "off")
+    assert all(replayed[15:]) is kept and any(replayed[15:]) is kept

@@ -22,7 +22,7 @@ from jax.core import Tracer
 
 from . import _hooks, _init
 from ._errors import fmt_shape
-from ._random import KeyStream
+from ._random import KeyStream, collection_seed
 from .cells import linear
 
 
@@ -480,7 +480,8 @@ class ParameterCollection:
 
     Args:
       seed: seeds initialisation and dropout keys; the same seed gives the same values.
-        None draws a fresh seed.
+        None draws a fresh seed — or, after `dy.set_random_seed(s)` (DyNet's random seed),
+        one derived from s and the number of collections made since.
       dtype: the floating dtype of every parameter (float32 unless x64 is enabled).
 
     Example:
@@ -494,6 +495,8 @@ class ParameterCollection:
     def __init__(self, seed: int | None = None, *, dtype: Any = jnp.float32,
                  _parent: ParameterCollection | None = None, _name: str = "/"):
         if _parent is None:
+            if seed is None:
+                seed = collection_seed()  # (from dy.set_random_seed, as DyNet's random seed)
             if seed is None:
                 seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31))
             if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):

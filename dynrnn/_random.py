@@ -13,9 +13,11 @@ scope of any collection, else a global stream seeded by `set_random_seed`.
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Iterator
 
 import jax
+import numpy as np
 
 # the scopes of every stream, innermost last (for managed_key)
 _OPEN_SCOPES: list[list] = []
@@ -70,6 +72,32 @@ def managed_key() -> jax.Array:
     return _GLOBAL.next()
 
 
+# The program's seed, once `set_random_seed` has been called: (times called, seed, collections
+# seeded from it since).
+_SEEDING: list = [0, None, 0]
+
+
 def set_random_seed(seed: int) -> None:
-    """Seeds the keys that `dy.dropout`, `dy.noise` and friends draw outside training steps."""
+    """Seeds the program's randomness, as DyNet's random seed does: the keys that
+    `dy.dropout`, `dy.noise` and friends draw outside training steps (arrays and graph
+    mode alike: the same seed gives the same masks), and the initial values of the
+    `ParameterCollection`s made afterwards without a seed of their own (the k-th gets a
+    seed derived from (seed, k))."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"set_random_seed: seed must be an int; given {seed!r}.")
     _GLOBAL.seed, _GLOBAL.counter = int(seed), 0
+    _SEEDING[:] = [_SEEDING[0] + 1, int(seed), 0]
+
+
+def seeding() -> tuple[int, int | None]:
+    """(how many times `set_random_seed` has been called, the last seed or None)."""
+    return _SEEDING[0], _SEEDING[1]
+
+
+def collection_seed() -> int | None:
+    """The seed for a `ParameterCollection` made without one: derived from the program's
+    seed and a count when `set_random_seed` was called, else None (a fresh one)."""
+    if _SEEDING[1] is None:
+        return None
+    _SEEDING[2] += 1
+    return int(np.random.SeedSequence([_SEEDING[1] % 2**32, _SEEDING[2]]).generate_state(1)[0] % 2**31)

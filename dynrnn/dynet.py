@@ -10,16 +10,56 @@ compiled mode, which never needs a graph.
 
 Importing this module switches the default for the whole process
 (`dynrnn.graph.open_by_default`); compiled code (`jax.jit`, `trainer.step`) is unaffected
-either way.
+either way. It also reads DyNet's command-line flags, as importing DyNet does (and, like
+DyNet, leaves them in `sys.argv`): `--dynet-seed N`, `--dynet-autobatch N` and
+`--dynet-weight-decay X` (refused unless 0) apply; `--dynet-mem`, `--dynet-gpus`,
+`--dynet-devices`, `--dynet-profiling`, `--dynet-gpu`, `--dynet-viz` mean nothing here.
 """
 
+import sys
 from typing import Any
 
 import dynrnn as _dynrnn
 from dynrnn import *  # noqa: F403 - this module is dynrnn's namespace
 from dynrnn import __all__ as __all__
 
+_VALUED = {"mem", "seed", "autobatch", "weight-decay", "profiling", "gpus", "devices", "gpu-ids"}
+_FLAGS = {"gpu", "viz"}
+
+
+def dynet_flags(argv: list) -> dict:
+    """DyNet's command-line flags in `argv` (`--dynet-seed 5`, `--dynet_seed=5`, ...) as
+    `dy.config` settings: {"random_seed": 5, "autobatch": 1, "weight_decay": 0.0}, for those
+    given."""
+    out: dict = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith(("--dynet-", "--dynet_")):
+            continue
+        name, eq, value = arg[len("--dynet-"):].partition("=")
+        name = name.replace("_", "-")
+        if name in _FLAGS or name not in _VALUED:
+            continue  # (DyNet rejects unknown --dynet flags itself; the program's parser may use them)
+        if not eq:
+            if i >= len(argv):
+                raise ValueError(f"dynrnn.dynet: the command-line flag {arg} needs a value.")
+            value = argv[i]
+            i += 1
+        target = {"seed": "random_seed", "autobatch": "autobatch", "weight-decay": "weight_decay"}.get(name)
+        if target is None:
+            continue
+        try:
+            out[target] = float(value) if target == "weight_decay" else int(value)
+        except ValueError:
+            raise ValueError(f"dynrnn.dynet: the command-line flag --dynet-{name} takes a number; given "
+                             f"{value!r}.") from None
+    return out
+
+
 _dynrnn.graph.open_by_default()
+_dynrnn.config(**dynet_flags(sys.argv))
 
 
 def __getattr__(name: str) -> Any:

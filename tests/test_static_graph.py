@@ -175,3 +175,66 @@ def test_import_dynrnn_dynet_gives_dynets_implicit_first_graph(tmp_path):
     last, kind = r.stdout.split()
     assert float(last) < 1e-2 and kind == "Expression"
     assert not isinstance(dy.vecInput(2), dy.Expression)  # this process did not import dynrnn.dynet
+
+
+def test_a_seed_makes_graph_dropout_and_default_initialisation_repeat():
+    """DyNet's random seed (`dy.set_random_seed`, `dynet_config.set(random_seed=)`, the
+    `--dynet-seed` flag) fixes dropout masks in graph mode and the initial values of
+    collections made without a seed of their own; another seed gives others."""
+    def run(seed):
+        dy.dynet_config.set(random_seed=seed)
+        w = dy.ParameterCollection().add_parameters((4, 3)).as_array()
+        dy.renew_cg()
+        x = dy.inputTensor(np.ones((30, 5), np.float32), batched=True)
+        return w, dy.dropout(x, 0.5).npvalue(), dy.noise(x, 1.0).npvalue()
+
+    a, b, c = run(11), run(11), run(12)
+    for x, y, z in zip(a, b, c):
+        np.testing.assert_array_equal(x, y)
+        assert not np.array_equal(x, z)
+    pc1, pc2 = dy.ParameterCollection(), dy.ParameterCollection()  # one seed, two collections: two draws
+    assert not np.array_equal(pc1.add_parameters(5).as_array(), pc2.add_parameters(5).as_array())
+
+
+def test_config_takes_dynets_settings_and_refuses_what_it_cannot_honour():
+    with dy_config(autobatch=1):
+        dy.dynet_config.set(mem=2048, autobatch=0, profiling=1, requested_gpus=0)
+        assert dy.config()["autobatch"] == 0
+        dy.config(mem=512, devices="CPU")  # DyNet's memory and device options mean nothing here
+        with pytest.raises(ValueError, match="weight_decay is not supported"):
+            dy.dynet_config.set(weight_decay=1e-4)
+        with pytest.raises(TypeError, match=r"unknown setting\(s\) \['autobtach'\]"):
+            dy.config(autobtach=1)
+
+
+def test_dynets_command_line_flags_are_read_as_dynet_reads_them():
+    import dynrnn.dynet as ddy
+
+    argv = ["prog.py", "--dynet-seed", "7", "--dynet_autobatch=1", "--dynet-mem", "1024", "--dynet-gpu",
+            "--epochs", "3", "--dynet-weight-decay", "0"]
+    assert ddy.dynet_flags(argv) == {"random_seed": 7, "autobatch": 1, "weight_decay": 0.0}
+    assert ddy.dynet_flags(["prog.py", "--dynet-devices", "CPU", "data.txt"]) == {}
+    with pytest.raises(ValueError, match="--dynet-seed takes a number; given 'x'"):
+        ddy.dynet_flags(["p", "--dynet-seed", "x"])
+    with pytest.raises(ValueError, match="--dynet-autobatch needs a value"):
+        ddy.dynet_flags(["p", "--dynet-autobatch"])
+
+
+def test_a_program_run_with_dynet_flags_gets_them(tmp_path):
+    """`python prog.py --dynet-seed 5 --dynet-autobatch 0`: the seed and the setting apply
+    from the import on (two runs with one seed draw the same parameters), and the flags stay
+    in sys.argv for the program's own parser, as with DyNet."""
+    program = tmp_path / "flags.py"
+    program.write_text(textwrap.dedent("""
+        import sys
+        import dynrnn.dynet as dy
+        w = dy.Model().add_parameters(3).as_array()
+        print(dy.config()["autobatch"], "--dynet-seed" in sys.argv, " ".join(f"{v:.6f}" for v in w))
+    """))
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    runs = [subprocess.run([sys.executable, str(program), "--dynet-seed", str(s), "--dynet-autobatch", "0"],
+                           capture_output=True, text=True, env=env, timeout=600) for s in (5, 5, 6)]
+    outs = [r.stdout.split() for r in runs]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    assert all(o[:2] == ["0", "True"] for o in outs)
+    assert outs[0][2:] == outs[1][2:] and outs[0][2:] != outs[2][2:]

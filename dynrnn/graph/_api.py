@@ -19,6 +19,7 @@ from .. import _expr_losses as AL
 from .. import _expressions as A
 from .._hooks import any_expression, is_expression
 from .._params import bindings_active, graph_mode, staging
+from .._random import set_random_seed
 from . import _conv as C
 from . import _graph, _schedule
 from . import _lstm_ops as L
@@ -97,8 +98,12 @@ def _set_kernel_cache(where: Any) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+# DyNet's settings that mean nothing here (JAX manages memory and devices; no profiler)
+_DYNET_IGNORED = frozenset({"mem", "profiling", "shared_parameters", "requested_gpus", "gpu_mask", "devices"})
+
+
 def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, kernel_cache: Any = None,
-           compile_ahead: Any = None, **ignored: Any) -> dict:
+           compile_ahead: Any = None, random_seed: Any = None, weight_decay: Any = None, **dynet: Any) -> dict:
     """Settings (DyNet's `dynet_config.set`), returned as a dict.
 
     autobatch: 1 (the default) runs same-signature nodes of a graph as one kernel call, and
@@ -126,7 +131,23 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, ke
       compile at once on two cores; False compiles everything on the calling thread, when
       backward() first needs it. Results are the same.
 
-    DyNet's memory, device and seed options have no meaning here and are ignored."""
+    random_seed: DyNet's seed: `dy.set_random_seed(random_seed)` (0, as in DyNet: unseeded).
+    weight_decay: DyNet's weight decay is not supported (an L2 term in the loss does it):
+      anything but 0 is refused, never ignored.
+
+    DyNet's memory, profiling and device options (mem, profiling, shared_parameters,
+    requested_gpus, gpu_mask, devices) have no meaning here and are accepted and ignored;
+    any other name is an error."""
+    unknown = sorted(set(dynet) - _DYNET_IGNORED)
+    if unknown:
+        raise TypeError(f"dy.config: unknown setting(s) {unknown}; expected autobatch, debug_nans, replay, "
+                        f"kernel_cache, compile_ahead, random_seed, weight_decay (or DyNet's "
+                        f"{sorted(_DYNET_IGNORED)}, which are ignored).")
+    if weight_decay not in (None, 0, 0.0):
+        raise ValueError(f"dy.config: DyNet's weight_decay is not supported (given {weight_decay!r}); add "
+                         f"an L2 term to the loss instead (e.g. dy.squared_norm(W) * lambda).")
+    if random_seed:
+        set_random_seed(random_seed)
     if autobatch is not None:
         CURRENT.autobatch = bool(autobatch)
     if debug_nans is not None:
@@ -150,8 +171,12 @@ class _DynetConfig:
     """DyNet's `dynet_config` module: `dy.dynet_config.set(autobatch=1)`."""
 
     @staticmethod
-    def set(autobatch: Any = None, **ignored: Any) -> None:
-        config(autobatch=autobatch)
+    def set(mem: Any = None, random_seed: Any = 0, autobatch: Any = None, profiling: Any = None,
+            weight_decay: Any = 0, shared_parameters: Any = None, requested_gpus: Any = None,
+            gpu_mask: Any = None) -> None:
+        """DyNet's arguments, as `dy.config` takes them: autobatch and random_seed apply,
+        weight_decay other than 0 is refused, the rest is ignored."""
+        config(autobatch=autobatch, random_seed=random_seed, weight_decay=weight_decay)
 
     @staticmethod
     def set_gpu(flag: bool = True) -> None:

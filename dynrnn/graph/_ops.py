@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._batching import pow2
+from .._random import seeding
 from ._graph import CURRENT, Expression, GraphError, why_stale
 from ._kernels import Sig, node_function
 
@@ -223,8 +224,12 @@ def ones(dim: Any, batch_size: int = 1) -> Expression:
 
 
 def _host_rng() -> np.random.Generator:
-    if CURRENT.rng is None:
-        CURRENT.rng = np.random.default_rng(0)
+    """This thread's host RNG (dropout and noise keys, random inputs): seeded with 0, and
+    again with each `dy.set_random_seed(seed)`."""
+    times, seed = seeding()
+    if CURRENT.rng is None or CURRENT.rng_seeding != times:
+        CURRENT.rng = np.random.default_rng(0 if seed is None else seed)
+        CURRENT.rng_seeding = times
     return CURRENT.rng
 
 

@@ -124,3 +124,13 @@ def check_graph_gradient(name: str, f: Any, x0: np.ndarray, batched: bool = Fals
         minus[idx] -= 1e-6
         fd = (loss(plus)[1].scalar_value() - loss(minus)[1].scalar_value()) / 2e-6
         np.testing.assert_allclose(grad[idx], fd, rtol=1e-5, atol=1e-7, err_msg=f"{name} at {idx}")
+
+
+def check_graph_case(build: Any, reference: Any, dim: tuple, autobatch: bool, atol: float = 2e-6) -> None:
+    """A graph operation's value and DyNet dims (`build()` in a new graph, autobatched or
+    node by node) against its NumPy reference (DyNet's layout)."""
+    with dy_config(autobatch=autobatch):
+        dy.renew_cg()
+        e = build()
+        assert e.dim() == dim
+        np.testing.assert_allclose(e.npvalue(), np.asarray(reference(), np.float64), rtol=2e-5, atol=atol)

@@ -13,7 +13,7 @@ import pytest
 
 import dynrnn as dy
 
-from .helpers import check_graph_gradient, dy_config
+from .helpers import check_graph_case, check_graph_gradient, dy_config
 
 R = np.random.default_rng(11)
 X = R.normal(size=(7, 6, 3)).astype(np.float32)       # an image: height, width, channels
@@ -94,12 +94,7 @@ CASES["filter1d_narrow, 5 filters"] = (lambda: dy.filter1d_narrow(inp(XM), inp(F
 @pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("batched", [True, False], ids=["autobatch", "sequential"])
 def test_values_and_dims_match_numpy(name, batched):
-    build, reference, dim = CASES[name]
-    with dy_config(autobatch=batched):
-        dy.renew_cg()
-        e = build()
-        assert e.dim() == dim
-        np.testing.assert_allclose(e.npvalue(), reference(), rtol=2e-5, atol=2e-5)
+    check_graph_case(*CASES[name], autobatch=batched, atol=2e-5)
 
 
 def test_mnist_layers_autobatched_equal_one_by_one():

@@ -14,7 +14,7 @@ import pytest
 
 import dynrnn as dy
 
-from .helpers import check_graph_gradient, dy_config
+from .helpers import check_graph_case, check_graph_gradient
 
 R = np.random.default_rng(7)
 A = R.normal(size=(3, 4)).astype(np.float32)
@@ -165,12 +165,7 @@ CASES = {
 @pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("batched", [True, False], ids=["autobatch", "sequential"])
 def test_values_and_dims_match_numpy(name, batched):
-    build, reference, dim = CASES[name]
-    with dy_config(autobatch=batched):
-        dy.renew_cg()
-        e = build()
-        assert e.dim() == dim
-        np.testing.assert_allclose(e.npvalue(), np.asarray(reference(), np.float64), rtol=2e-5, atol=2e-6)
+    check_graph_case(*CASES[name], autobatch=batched)
 
 
 # name -> a function of one expression (the input the gradient is checked for) and its input

@@ -45,12 +45,14 @@ def _leave_graph_mode():
 
 @pytest.fixture(autouse=True)
 def _no_structure_remembered(monkeypatch):
-    """Each test starts with no graph structure remembered by replay (seen, compiled, or its
-    compile cost learned): under xdist the tests that share a worker vary from run to run, and
-    a structure another test left compiled would replay where this test expects the kernel path."""
+    """Each test starts with no graph structure remembered by replay (seen, compiled, its
+    compile cost learned, or the last graph's lap timed): under xdist the tests that share a
+    worker vary from run to run, and a structure another test left compiled would replay where
+    this test expects the kernel path."""
     from collections import OrderedDict
 
     from dynrnn.graph import _replay
     monkeypatch.setattr(_replay, "_PLANS", OrderedDict())
     monkeypatch.setattr(_replay, "_SIGHTED", OrderedDict())
     monkeypatch.setattr(_replay, "_COST", {"seconds": 0.0, "nodes2": 0.0})
+    monkeypatch.setattr(_replay.CURRENT, "lap", None)  # (the last graph's lap: another test's)

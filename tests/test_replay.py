@@ -425,3 +425,28 @@ def test_auto_gives_up_a_structure_whose_replays_take_longer(monkeypatch, replay
     assert len(plan.kernel_s) >= 4 and len(plan.replay_s) >= 8
     assert plan.status == ("ready" if kept else "off")
     assert all(replayed[15:]) is kept and any(replayed[15:]) is kept
+
+
+def test_auto_times_a_structure_between_graphs_of_other_structures(monkeypatch):
+    """The lap of a graph runs to the next graph of any structure: two structures taking
+    turns (sentences of two lengths) are both timed, and both given up when replayed laps
+    are slower (clock set by hand: kernel path 1 s, replayed 3 s)."""
+    now = [0.0]
+    monkeypatch.setattr(_replay, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+    graphs = []
+    monkeypatch.setattr(_replay, "_compile_estimate", lambda n: 0.0 if len(graphs) > 12 else float("inf"))
+    pc, m = _model()
+    with replay("auto"):
+        for k in range(44):
+            dy.renew_cg()
+            loss = _lm(m, [1, 2, 3, 4] if k % 2 else [1, 2, 3, 4, 5])
+            loss.value()
+            loss.backward()
+            for p in pc.all_parameters():
+                p.clear_grad()
+            graphs.append(loss.graph)
+            now[0] += 3.0 if loss.graph.replayed is not None else 1.0
+    plans = list(_replay._PLANS.values())
+    assert len(plans) == 2 and all(len(p.kernel_s) >= 4 and len(p.replay_s) >= 8 for p in plans)
+    assert all(p.status == "off" for p in plans)
+    assert any(g.replayed is not None for g in graphs) and all(g.replayed is None for g in graphs[-6:])

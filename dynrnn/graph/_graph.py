@@ -62,6 +62,7 @@ class _Current(threading.local):
         self.rng: Any = None  # host RNG for noise/dropout keys and random inputs
         self.rng_seeding = 0  # the `set_random_seed` call it was seeded after (`_random.seeding`)
         self.keys: Any = None  # (rng, a block of keys drawn from it, the next one to give)
+        self.lap: Any = None  # (replay plan, start time, graph version, how it ran) of the last graph (`_replay._lap`)
         # compile VJPs ahead (`_kernels`): from the first graph on, until two in a row end
         # without backward() (so a training loop's first update gains too, also when the
         # program samples or evaluates once before it trains, as DyNet's rnnlm.py does; an

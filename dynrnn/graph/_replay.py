@@ -72,8 +72,7 @@ class Plan:
     compiled — its functions and where its gradients go."""
 
     __slots__ = ("key", "loops", "size", "spent", "status", "fwd", "grad", "spec", "rerolled", "dense", "sparse",
-                 "then_backward", "pending", "error", "uses", "misses", "seen", "extended", "clock", "kernel_s",
-                 "replay_s")
+                 "then_backward", "pending", "error", "uses", "misses", "seen", "extended", "kernel_s", "replay_s")
 
     def __init__(self, key: tuple):
         self.key = key
@@ -94,8 +93,7 @@ class Plan:
         self.misses = 0  # of which fell back
         self.seen = 0  # graphs of this structure before it compiled
         self.extended = 0  # of which went on past it on the kernel path (a replay would have fallen back)
-        self.clock: Any = None  # (start time, graph version, "kernel"/"replay") of its last graph
-        self.kernel_s: list = []  # seconds from one of its graphs to the next, on the kernel path (the last 16)
+        self.kernel_s: list = []  # seconds from one of its graphs to the next graph, on the kernel path (last 16)
         self.replay_s: list = []  # the same, replayed
 
 
@@ -139,7 +137,7 @@ def plan_for(g: Graph, target: Expression) -> Plan | None:
             _PLANS.popitem(last=False)
     else:
         _PLANS.move_to_end(key)
-    _lap(p, g, mode)
+    _lap(g, mode)
     if p.status == "new":
         p.seen += 1
         if mode == "always" or (p.spent >= _compile_estimate(p.size) and 4 * p.extended <= p.seen):
@@ -149,7 +147,7 @@ def plan_for(g: Graph, target: Expression) -> Plan | None:
             training = mode != "always" and CURRENT.training
             _compile(p, [n.val for n in leaf_nodes], consts, forward=not training)
             p.then_backward = training
-    p.clock = (time.perf_counter(), g.version, "replay" if p.status == "ready" else "kernel")
+    CURRENT.lap = (p, time.perf_counter(), g.version, "replay" if p.status == "ready" else "kernel")
     return p
 
 
@@ -157,19 +155,21 @@ def plan_for(g: Graph, target: Expression) -> Plan | None:
 LAPS_REPLAYED, LAPS_KERNEL = 8, 4
 
 
-def _lap(p: Plan, g: Graph, mode: str) -> None:
-    """Times the program from the structure's last graph to this one (when this one comes
-    right after it: the whole of an iteration of the user's loop, its forward, backward and
-    update included) as a lap of the way that graph ran. In "auto" mode a structure whose
-    replayed laps take longer (median) than its laps on the kernel path runs on the kernel
-    path for good: a replay runs its nodes one by one, so it can lose what autobatching won —
-    16 images of DyNet's MNIST MLP per graph ran 35% slower replayed (16 matrix-vector
-    products where the kernel path runs one matrix product)."""
-    c = p.clock
-    if c is not None and c[1] == g.version - 1:
-        laps = p.replay_s if c[2] == "replay" else p.kernel_s
-        laps.append(time.perf_counter() - c[0])
-        del laps[:-16]
+def _lap(g: Graph, mode: str) -> None:
+    """Times the program from the previous graph's first forward to this one's (when this
+    graph comes right after it: an iteration of the user's loop, its forward, backward and
+    update included) as a lap of that graph's structure, run the way it ran. In "auto" mode
+    a structure whose replayed laps take longer (median) than its laps on the kernel path
+    runs on the kernel path for good: a replay runs its nodes one by one, so it can lose
+    what autobatching won — 16 images of DyNet's MNIST MLP per graph ran 35% slower replayed
+    (16 matrix-vector products where the kernel path runs one matrix product)."""
+    last = CURRENT.lap
+    if last is None or last[2] != g.version - 1:
+        return
+    p, started, _, how = last
+    laps = p.replay_s if how == "replay" else p.kernel_s
+    laps.append(time.perf_counter() - started)
+    del laps[:-16]
     if (mode == "auto" and p.status == "ready" and len(p.replay_s) >= LAPS_REPLAYED
             and len(p.kernel_s) >= LAPS_KERNEL and float(np.median(p.replay_s)) > float(np.median(p.kernel_s))):
         p.status = "off"
@@ -411,7 +411,8 @@ def fall_back(g: Graph) -> None:
     if r is None:
         return
     p = r.plan
-    p.clock = None  # (its lap ran both ways)
+    if CURRENT.lap is not None and CURRENT.lap[0] is p:
+        CURRENT.lap = None  # (this graph's lap ran both ways)
     p.misses += 1
     if _often(p.misses, p.uses):
         p.status = "off"

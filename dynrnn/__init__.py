@@ -79,6 +79,7 @@ from ._params import Model as Model
 from ._params import ParameterCollection as ParameterCollection
 from ._params import Parameters as Parameters
 from ._params import StaleParameterError as StaleParameterError
+from ._random import reset_random_seed as reset_random_seed
 from ._random import set_random_seed as set_random_seed
 from ._stack import RNNStack as RNNStack
 from ._state import RNNState as RNNState
@@ -284,7 +285,7 @@ __all__ = [
     "average", "sum_batches", "pick", "pick_batch", "select_rows", "max_dim", "emax", "tanh", "logistic", "rectify",
     "elu", "selu", "softmax", "log_softmax", "exp", "log", "square", "sqrt", "abs", "pickneglogsoftmax",
     "pickneglogsoftmax_batch", "binary_log_loss", "squared_distance", "l1_distance", "hinge", "dropout",
-    "block_dropout", "noise", "set_random_seed",
+    "block_dropout", "noise", "set_random_seed", "reset_random_seed",
     "argmax", "bmax", "bmin", "circ_conv", "circ_corr", "cumsum", "dropout_batch", "dropout_dim", "fold_rows",
     "hinge_dim", "inputMatrix", "inverse", "kmax_pooling", "logdet", "logsumexp_dim", "moment_batches",
     "moment_dim", "moment_elems", "pairwise_rank_loss", "pick_range", "poisson_loss", "random_gumbel",

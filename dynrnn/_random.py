@@ -101,3 +101,8 @@ def collection_seed() -> int | None:
         return None
     _SEEDING[2] += 1
     return int(np.random.SeedSequence([_SEEDING[1] % 2**32, _SEEDING[2]]).generate_state(1)[0] % 2**31)
+
+
+def reset_random_seed(seed: int) -> None:
+    """DyNet's name for `set_random_seed` (it reseeds the random number generator)."""
+    set_random_seed(seed)

@@ -189,6 +189,10 @@ def test_a_seed_makes_graph_dropout_and_default_initialisation_repeat():
         return w, dy.dropout(x, 0.5).npvalue(), dy.noise(x, 1.0).npvalue()
 
     a, b, c = run(11), run(11), run(12)
+    dy.reset_random_seed(11)  # DyNet's name for it
+    d = run(0)  # (random_seed=0: unseeded, as in DyNet; the seed set just before stands)
+    for x, y in zip(a, d):
+        np.testing.assert_array_equal(x, y)
     for x, y, z in zip(a, b, c):
         np.testing.assert_array_equal(x, y)
         assert not np.array_equal(x, z)

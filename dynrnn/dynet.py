@@ -23,8 +23,9 @@ import dynrnn as _dynrnn
 from dynrnn import *  # noqa: F403 - this module is dynrnn's namespace
 from dynrnn import __all__ as __all__
 
+# DyNet's flags that take a value; of those, the ones that are settings here (`dy.config`'s names)
 _VALUED = {"mem", "seed", "autobatch", "weight-decay", "profiling", "gpus", "devices", "gpu-ids"}
-_FLAGS = {"gpu", "viz"}
+_SETTINGS = {"seed": "random_seed", "autobatch": "autobatch", "weight-decay": "weight_decay"}
 
 
 def dynet_flags(argv: list) -> dict:
@@ -40,14 +41,14 @@ def dynet_flags(argv: list) -> dict:
             continue
         name, eq, value = arg[len("--dynet-"):].partition("=")
         name = name.replace("_", "-")
-        if name in _FLAGS or name not in _VALUED:
-            continue  # (DyNet rejects unknown --dynet flags itself; the program's parser may use them)
+        if name not in _VALUED:
+            continue  # --dynet-gpu, --dynet-viz take no value; unknown ones are the program's own
         if not eq:
             if i >= len(argv):
                 raise ValueError(f"dynrnn.dynet: the command-line flag {arg} needs a value.")
             value = argv[i]
             i += 1
-        target = {"seed": "random_seed", "autobatch": "autobatch", "weight-decay": "weight_decay"}.get(name)
+        target = _SETTINGS.get(name)
         if target is None:
             continue
         try:

@@ -697,6 +697,12 @@ def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, 
     return out
 
 
+def _first_unevaluated(g: Graph) -> int:
+    """The index of the graph's first node without a value (its length if none): where
+    `g.evaluated` stands after values were dropped."""
+    return next((i for i, n in enumerate(g.nodes) if n.val is None), len(g.nodes))
+
+
 def invalidate(g: Graph) -> None:
     """Forgets every value the graph computed (DyNet's `cg.invalidate()`: after an input's
     `set()`, or for `recalculate=True`), and the gradients of its last backward(): the next
@@ -711,7 +717,7 @@ def invalidate(g: Graph) -> None:
             n.val = None
     g.launches, g.owners, g.rows, g.grads = [], {}, {}, {}
     g.backward_replayed = None
-    g.evaluated = next((i for i, n in enumerate(g.nodes) if n.val is None), len(g.nodes))
+    g.evaluated = _first_unevaluated(g)
     g.ran, g.plan = False, None
 
 
@@ -744,7 +750,7 @@ def revert(g: Graph) -> None:
             n.child = None
     g.params = {k: leaf for k, leaf in g.params.items() if leaf.index < nodes}
     g.grads, g.backward_replayed = {}, None
-    g.evaluated = next((i for i, n in enumerate(g.nodes) if n.val is None), len(g.nodes))
+    g.evaluated = _first_unevaluated(g)
 
 
 # -- backward -------------------------------------------------------------------------------

@@ -397,6 +397,28 @@ def test_replay_equals_the_kernel_path_on_random_graphs(examples, seed):
         np.testing.assert_allclose(g2[k], g1[k], rtol=1e-4, atol=1e-6, err_msg=k)
 
 
+def _laps_on_a_clock(monkeypatch, sentences, due_after, replayed_lap):
+    """Trains on `sentences` (one graph each) with replay="auto" on a clock set by hand:
+    a graph's lap takes 1 s on the kernel path and `replayed_lap` replayed; structures are
+    due for compiling once `due_after` graphs have run. Returns the graphs."""
+    now = [0.0]
+    monkeypatch.setattr(_replay, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+    graphs = []
+    monkeypatch.setattr(_replay, "_compile_estimate", lambda n: 0.0 if len(graphs) > due_after else float("inf"))
+    pc, m = _model()
+    with replay("auto"):
+        for ids in sentences:
+            dy.renew_cg()
+            loss = _lm(m, ids)
+            loss.value()
+            loss.backward()
+            for p in pc.all_parameters():
+                p.clear_grad()
+            graphs.append(loss.graph)
+            now[0] += replayed_lap if loss.graph.replayed is not None else 1.0
+    return graphs
+
+
 @pytest.mark.parametrize("replayed_lap, kept", [(2.0, False), (0.5, True)])
 def test_auto_gives_up_a_structure_whose_replays_take_longer(monkeypatch, replayed_lap, kept):
     """replay="auto" times each iteration of the program's loop (from one graph of the
@@ -404,21 +426,7 @@ def test_auto_gives_up_a_structure_whose_replays_take_longer(monkeypatch, replay
     longer (median of 8, against 4 on the kernel path) goes back to the kernel path for
     good; one whose replays are faster stays replayed. (Laps on a clock set by hand: kernel
     path 1 s, replayed 2 s or 0.5 s.)"""
-    now = [0.0]
-    monkeypatch.setattr(_replay, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
-    graphs = []
-    monkeypatch.setattr(_replay, "_compile_estimate", lambda n: 0.0 if len(graphs) > 6 else float("inf"))
-    pc, m = _model()
-    with replay("auto"):
-        for _ in range(24):
-            dy.renew_cg()
-            loss = _lm(m, [1, 2, 3, 4])
-            loss.value()
-            loss.backward()
-            for p in pc.all_parameters():
-                p.clear_grad()
-            graphs.append(loss.graph)
-            now[0] += replayed_lap if loss.graph.replayed is not None else 1.0
+    graphs = _laps_on_a_clock(monkeypatch, [[1, 2, 3, 4]] * 24, 6, replayed_lap)
     (plan,) = _replay._PLANS.values()  # (the one structure)
     replayed = [g.replayed is not None for g in graphs]
     assert replayed[:7] == [False] * 7 and all(replayed[7:15])  # compiled at the 8th, then timed
@@ -431,21 +439,7 @@ def test_auto_times_a_structure_between_graphs_of_other_structures(monkeypatch):
     """The lap of a graph runs to the next graph of any structure: two structures taking
     turns (sentences of two lengths) are both timed, and both given up when replayed laps
     are slower (clock set by hand: kernel path 1 s, replayed 3 s)."""
-    now = [0.0]
-    monkeypatch.setattr(_replay, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
-    graphs = []
-    monkeypatch.setattr(_replay, "_compile_estimate", lambda n: 0.0 if len(graphs) > 12 else float("inf"))
-    pc, m = _model()
-    with replay("auto"):
-        for k in range(44):
-            dy.renew_cg()
-            loss = _lm(m, [1, 2, 3, 4] if k % 2 else [1, 2, 3, 4, 5])
-            loss.value()
-            loss.backward()
-            for p in pc.all_parameters():
-                p.clear_grad()
-            graphs.append(loss.graph)
-            now[0] += 3.0 if loss.graph.replayed is not None else 1.0
+    graphs = _laps_on_a_clock(monkeypatch, [[1, 2, 3, 4] if k % 2 else [1, 2, 3, 4, 5] for k in range(44)], 12, 3.0)
     plans = list(_replay._PLANS.values())
     assert len(plans) == 2 and all(len(p.kernel_s) >= 4 and len(p.replay_s) >= 8 for p in plans)
     assert all(p.status == "off" for p in plans)

@@ -49,6 +49,18 @@ def _lm(m, ids):
     return dy.esum(errs)
 
 
+def _train_step(pc, m, ids):
+    """One graph of `_lm` on `ids`: its value, backward(), the gradients cleared. Returns
+    the graph."""
+    dy.renew_cg()
+    loss = _lm(m, ids)
+    loss.value()
+    loss.backward()
+    for p in pc.all_parameters():
+        p.clear_grad()
+    return loss.graph
+
+
 def _attention(m, ids):
     """An encoder-decoder with attention: concatenate_cols, colwise_add, softmax, pick."""
     enc = [s.output() for s in m["enc"].initial_state().add_inputs([m["E"][i] for i in ids])]
@@ -233,23 +245,13 @@ def test_auto_compiles_a_structure_once_it_has_cost_what_compiling_costs(monkeyp
     pc, m = _model()
     estimate = {"s": float("inf")}
     monkeypatch.setattr(_replay, "_compile_estimate", lambda n: estimate["s"])
-
-    def run(ids):
-        dy.renew_cg()
-        loss = _lm(m, ids)
-        loss.value()
-        loss.backward()
-        for p in pc.all_parameters():
-            p.clear_grad()
-        return loss.graph
-
     with replay("auto"):
-        graphs = [run([1, 2, 3, 4, 5, 6]) for _ in range(4)]
+        graphs = [_train_step(pc, m, [1, 2, 3, 4, 5, 6]) for _ in range(4)]
         assert all(g.replayed is None for g in graphs)
         plan = graphs[-1].plan
         assert plan.spent > 0 and plan.status == "new"
         estimate["s"] = plan.spent  # what it has cost so far: compile now
-        assert run([3, 2, 1, 4, 5, 6]).replayed is not None
+        assert _train_step(pc, m, [3, 2, 1, 4, 5, 6]).replayed is not None
         assert plan.status == "ready"
 
 
@@ -408,14 +410,8 @@ def _laps_on_a_clock(monkeypatch, sentences, due_after, replayed_lap):
     pc, m = _model()
     with replay("auto"):
         for ids in sentences:
-            dy.renew_cg()
-            loss = _lm(m, ids)
-            loss.value()
-            loss.backward()
-            for p in pc.all_parameters():
-                p.clear_grad()
-            graphs.append(loss.graph)
-            now[0] += replayed_lap if loss.graph.replayed is not None else 1.0
+            graphs.append(_train_step(pc, m, ids))
+            now[0] += replayed_lap if graphs[-1].replayed is not None else 1.0
     return graphs
 
 

@@ -27,7 +27,8 @@ ORDER = [
     "dynrnn._state", "dynrnn._stack", "dynrnn._builders", "dynrnn._tree_lstm", "dynrnn._bidirectional",
     "dynrnn._trainers",
     # the graph layer, on top of all of it
-    "dynrnn.graph._kernels", "dynrnn.graph._graph", "dynrnn.graph._ops", "dynrnn.graph._conv", "dynrnn.graph._lstm_ops",
+    "dynrnn.graph._kernels", "dynrnn.graph._graph", "dynrnn.graph._ops", "dynrnn.graph._loss_ops",
+    "dynrnn.graph._more_ops", "dynrnn.graph._conv", "dynrnn.graph._lstm_ops",
     "dynrnn.graph._rnn",
     "dynrnn.graph._reroll", "dynrnn.graph._replay", "dynrnn.graph._schedule", "dynrnn.graph._bridge",
     "dynrnn.graph._api", "dynrnn.graph._softmax", "dynrnn.graph",

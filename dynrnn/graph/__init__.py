@@ -5,8 +5,12 @@ runs a kernel compiled once per (operation, shapes) signature — never the user
 and autobatching runs same-signature nodes of many examples as one call. The layers:
 
 * `_graph` — `Expression`, the graph and its lifetime;
-* `_ops` — DyNet's operations on expressions (pure per-example math + argument checks);
-* `_conv` — its convolutions and pooling (on `_ops`' node constructor);
+* `_ops` — DyNet's operations on expressions (pure per-example math + argument checks):
+  the node constructor, inputs and parameters, arithmetic, elementwise functions,
+  reductions, shapes;
+* `_loss_ops` — its losses, dropout and noise, gradient modifiers (on `_ops`' node
+  constructor); `_more_ops` — its less common operations; `_conv` — its convolutions and
+  pooling; `_lstm_ops` — its LSTM node operations;
 * `_rnn` — builders in the graph: `GraphState`, one coarse node per `add_input`;
 * `_kernels` — the kernel cache (node, group and chain kernels and their VJPs);
 * `_schedule` — forward (agenda autobatching, recurrent chains as scans) and backward;

@@ -56,7 +56,7 @@ class Op:
         return f"Op({self.name})"
 
 
-def _dims_shape(dims: tuple, batch: int) -> tuple:
+def dims_shape(dims: tuple, batch: int) -> tuple:
     return dims if batch == 1 else (batch,) + dims
 
 
@@ -65,8 +65,8 @@ def _infer(sig: Sig) -> tuple:
     state) has a dims tuple per slot."""
     def abstract(d, b, t):
         if d and isinstance(d[0], tuple):  # a state: one array per slot
-            return tuple(jax.ShapeDtypeStruct(_dims_shape(x, b), np.dtype(t)) for x in d)
-        return jax.ShapeDtypeStruct(_dims_shape(d, b), np.dtype(t))
+            return tuple(jax.ShapeDtypeStruct(dims_shape(x, b), np.dtype(t)) for x in d)
+        return jax.ShapeDtypeStruct(dims_shape(d, b), np.dtype(t))
 
     args = [abstract(d, b, t) for d, b, t in sig.args]
     consts = [jax.ShapeDtypeStruct(s, np.dtype(t)) for s, t in sig.consts]
@@ -130,7 +130,7 @@ def _accumulate(n: Expression, ct: Any) -> None:
 PARAM = Op("parameter", leaf_param=_accumulate)
 
 
-def _float_array(where: str, arr: Any) -> np.ndarray:
+def float_array(where: str, arr: Any) -> np.ndarray:
     if isinstance(arr, Expression):
         raise TypeError(f"dy.{where}: given an Expression; it is already in the graph.")
     try:
@@ -156,11 +156,11 @@ def inputTensor(arr: Any, batched: bool = False) -> Expression:
     the batch. A 0-d array is a scalar (dims (1,))."""
     if isinstance(arr, list) and arr and all(isinstance(x, np.ndarray) for x in arr):
         # DyNet: a list of arrays is a minibatch, one element each
-        a = np.stack([_float_array("inputTensor", x) for x in arr])
+        a = np.stack([float_array("inputTensor", x) for x in arr])
         if a.ndim == 1:
             a = a[:, None]
         return input_leaf(a, a.shape[0]) if a.shape[0] > 1 else input_leaf(a[0])
-    a = _float_array("inputTensor", arr)
+    a = float_array("inputTensor", arr)
     if batched:
         if a.ndim < 1:
             raise ValueError("dy.inputTensor: batched=True needs at least one axis (the batch, last).")
@@ -185,14 +185,14 @@ def sparse_inputTensor(idxs: Any, values: Any, shape: Sequence[int], batched: bo
 
 
 def inputVector(v: Sequence[float]) -> Expression:
-    a = _float_array("inputVector", v)
+    a = float_array("inputVector", v)
     if a.ndim != 1:
         raise ValueError(f"dy.inputVector: expected a flat list of numbers; given shape {a.shape}.")
     return input_leaf(a)
 
 
 def scalarInput(value: float) -> Expression:
-    return input_leaf(_float_array("scalarInput", [value]))
+    return input_leaf(float_array("scalarInput", [value]))
 
 
 def vecInput(dim: int) -> Expression:
@@ -203,7 +203,7 @@ def matInput(d1: int, d2: int) -> Expression:
     return input_leaf(np.zeros((int(d1), int(d2)), np.float32))
 
 
-def _dims(where: str, dim: Any) -> tuple:
+def dims_arg(where: str, dim: Any) -> tuple:
     dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
     if not dims or any(not isinstance(d, numbers.Integral) or d < 1 for d in dims):
         raise ValueError(f"dy.{where}: dims must be positive ints; given {dim!r}.")
@@ -211,8 +211,8 @@ def _dims(where: str, dim: Any) -> tuple:
 
 
 def constant(dim: Any, val: float, batch_size: int = 1) -> Expression:
-    d = _dims("constant", dim)
-    return input_leaf(np.full(_dims_shape(d, batch_size), val, np.float32), batch_size)
+    d = dims_arg("constant", dim)
+    return input_leaf(np.full(dims_shape(d, batch_size), val, np.float32), batch_size)
 
 
 def zeros(dim: Any, batch_size: int = 1) -> Expression:
@@ -223,7 +223,7 @@ def ones(dim: Any, batch_size: int = 1) -> Expression:
     return constant(dim, 1.0, batch_size)
 
 
-def _host_rng() -> np.random.Generator:
+def host_rng() -> np.random.Generator:
     """This thread's host RNG (dropout and noise keys, random inputs): seeded with 0, and
     again with each `dy.set_random_seed(seed)`."""
     times, seed = seeding()
@@ -234,19 +234,19 @@ def _host_rng() -> np.random.Generator:
 
 
 def random_normal(dim: Any, mean: float = 0.0, stddev: float = 1.0, batch_size: int = 1) -> Expression:
-    d = _dims("random_normal", dim)
-    a = _host_rng().normal(mean, stddev, _dims_shape(d, batch_size)).astype(np.float32)
+    d = dims_arg("random_normal", dim)
+    a = host_rng().normal(mean, stddev, dims_shape(d, batch_size)).astype(np.float32)
     return input_leaf(a, batch_size)
 
 
 def random_uniform(dim: Any, left: float, right: float, batch_size: int = 1) -> Expression:
-    d = _dims("random_uniform", dim)
-    return input_leaf(_host_rng().uniform(left, right, _dims_shape(d, batch_size)).astype(np.float32), batch_size)
+    d = dims_arg("random_uniform", dim)
+    return input_leaf(host_rng().uniform(left, right, dims_shape(d, batch_size)).astype(np.float32), batch_size)
 
 
 def random_bernoulli(dim: Any, p: float, scale: float = 1.0, batch_size: int = 1) -> Expression:
-    d = _dims("random_bernoulli", dim)
-    a = (_host_rng().random(_dims_shape(d, batch_size)) < p).astype(np.float32) * scale
+    d = dims_arg("random_bernoulli", dim)
+    a = (host_rng().random(dims_shape(d, batch_size)) < p).astype(np.float32) * scale
     return input_leaf(a, batch_size)
 
 
@@ -358,7 +358,7 @@ def exprs(xs: Any, where: str) -> list[Expression]:
     return out
 
 
-def _number(x: Any) -> bool:
+def is_number(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) or (isinstance(x, (np.ndarray, np.generic))
                                                                        and np.ndim(x) == 0)
 
@@ -421,10 +421,10 @@ def _scalar_const(x: Any, like: Expression) -> np.ndarray:
 def _with_number(x: Any, y: Any, where: str, left: Op, right: Op, right_value=lambda v: v) -> Expression | None:
     """`number OP expr` as `left(expr, number)`, `expr OP number` as `right(expr, f(number))`;
     None when neither side is a number."""
-    if _number(x):
+    if is_number(x):
         e = expr(y, where)
         return node(left, [e], [_scalar_const(x, e)], where=where)
-    if _number(y):
+    if is_number(y):
         e = expr(x, where)
         return node(right, [e], [_scalar_const(right_value(float(y)), e)], where=where)
     return None
@@ -493,7 +493,7 @@ POW = Op("pow", _cwise(jnp.power))
 
 
 def pow(x: Any, y: Any) -> Expression:  # noqa: A001 - DyNet's name
-    if _number(y):
+    if is_number(y):
         y = constant((1,), float(y))
     a, b = expr(x, "pow"), expr(y, "pow")
     _check_cwise("pow", a, b)
@@ -618,15 +618,15 @@ def sparsemax(x: Any) -> Expression:
 
 # -- reductions ---------------------------------------------------------------------------
 
-def _to1(v):
+def as_scalar(v):
     return jnp.reshape(v, (1,))
 
 
-SUM_ELEMS = Op("sum_elems", lambda s, a: _to1(jnp.sum(a)))
-MEAN_ELEMS = Op("mean_elems", lambda s, a: _to1(jnp.mean(a)))
-SQUARED_NORM = Op("squared_norm", lambda s, a: _to1(jnp.sum(a * a)))
-L2_NORM = Op("l2_norm", lambda s, a: _to1(jnp.sqrt(jnp.sum(a * a))))
-DOT = Op("dot_product", lambda s, a, b: _to1(jnp.sum(a * b)))
+SUM_ELEMS = Op("sum_elems", lambda s, a: as_scalar(jnp.sum(a)))
+MEAN_ELEMS = Op("mean_elems", lambda s, a: as_scalar(jnp.mean(a)))
+SQUARED_NORM = Op("squared_norm", lambda s, a: as_scalar(jnp.sum(a * a)))
+L2_NORM = Op("l2_norm", lambda s, a: as_scalar(jnp.sqrt(jnp.sum(a * a))))
+DOT = Op("dot_product", lambda s, a, b: as_scalar(jnp.sum(a * b)))
 
 
 def sum_elems(x: Any) -> Expression:
@@ -828,7 +828,7 @@ RESHAPE = Op("reshape", _reshape_fn, batch_level=True)
 def reshape(x: Any, d: Any, batch_size: int = 1) -> Expression:
     """New dims (and batch size) with the same values, in DyNet's column-major order."""
     e = expr(x, "reshape")
-    dims = _dims("reshape", d)
+    dims = dims_arg("reshape", d)
     if math.prod(dims) * batch_size != math.prod(e.dims) * e.batch:
         raise ValueError(f"dy.reshape: dims {e.dims} × batch {e.batch} ({math.prod(e.dims) * e.batch} values) "
                          f"cannot become dims {dims} × batch {batch_size}.")
@@ -1011,658 +1011,3 @@ def getitem(x: Expression, index: Any) -> Expression:
         n = x.dims[0]
         return pick(x, int(index) + n if index < 0 else int(index))
     raise TypeError(f"Expression[index]: index must be an int or a slice; given {type(index).__name__}.")
-
-
-# -- losses -----------------------------------------------------------------------------------
-
-def _pnls_fn(static, a, v):
-    # log-sum-exp minus the pick: not the whole log-softmax, which XLA computed for every
-    # class before picking one
-    return _to1(jax.nn.logsumexp(a, axis=0) - a[v])
-
-
-PNLS = Op("pickneglogsoftmax", _pnls_fn)
-
-
-def _pnls_batch_fn(static, a, vs):
-    _, b = static
-    lse = jax.nn.logsumexp(a, axis=-1)
-    if b > 1 and a.ndim == 2:
-        return (lse - jnp.take_along_axis(a, vs[:, None], axis=1)[:, 0])[:, None]
-    return (lse - a[vs])[:, None]
-
-
-PNLS_BATCH = Op("pickneglogsoftmax_batch", _pnls_batch_fn, batch_level=True)
-
-
-def pickneglogsoftmax(x: Any, v: Any) -> Expression:
-    """−log softmax(x)[v]: dims (1,); with a list of ids, one per batch element."""
-    e = expr(x, "pickneglogsoftmax")
-    if len(e.dims) != 1:
-        raise ValueError(f"dy.pickneglogsoftmax: x must be a vector; given dims {e.dims}.")
-    if isinstance(v, (list, tuple, np.ndarray)) and np.ndim(v) == 1:
-        return pickneglogsoftmax_batch(e, v)
-    i = np.asarray(v)
-    if i.dtype.kind not in "iu" or i.ndim != 0:
-        raise TypeError(f"dy.pickneglogsoftmax: v must be a class id (an int); given {v!r:.40}.")
-    if not 0 <= int(i) < e.dims[0]:
-        raise IndexError(f"dy.pickneglogsoftmax: class {int(i)} is out of range for {e.dims[0]} classes.")
-    return node(PNLS, [e], [i.astype(np.int32)])
-
-
-def pickneglogsoftmax_batch(x: Any, vs: Sequence[int] | np.ndarray) -> Expression:
-    e = expr(x, "pickneglogsoftmax_batch")
-    ids = np.asarray(vs)
-    if ids.ndim != 1 or ids.dtype.kind not in "iu":
-        raise TypeError(f"dy.pickneglogsoftmax_batch: vs must be a list of class ids; given {vs!r:.60}.")
-    if e.batch > 1 and ids.size != e.batch:
-        raise ValueError(f"dy.pickneglogsoftmax_batch: x has batch size {e.batch}; given {ids.size} class ids.")
-    if ids.size and (ids.min() < 0 or ids.max() >= e.dims[0]):
-        raise IndexError(f"dy.pickneglogsoftmax_batch: a class id is out of range for {e.dims[0]} classes.")
-    return node(PNLS_BATCH, [e], [ids.astype(np.int32)], static=("batch", int(ids.size)), batch=int(ids.size),
-                where="pickneglogsoftmax_batch")
-
-
-BINARY_LOG_LOSS = Op("binary_log_loss", lambda s, p, t: _to1(-jnp.sum(t * jnp.log(p) + (1 - t) * jnp.log1p(-p))))
-SQ_DIST = Op("squared_distance", lambda s, a, b: _to1(jnp.sum(jnp.square(a - b))))
-L1_DIST = Op("l1_distance", lambda s, a, b: _to1(jnp.sum(jnp.abs(a - b))))
-
-
-def _huber_fn(static, a, b):
-    d = jnp.abs(a - b)
-    c = static
-    return _to1(jnp.sum(jnp.where(d < c, 0.5 * d * d, c * d - 0.5 * c * c)))
-
-
-HUBER = Op("huber_distance", _huber_fn)
-
-
-def _pair(where: str, x: Any, y: Any) -> list[Expression]:
-    a, b = expr(x, where), expr(y, where)
-    if a.dims != b.dims:
-        raise ValueError(f"dy.{where}: dims must match; given {a.dims} and {b.dims}.")
-    return [a, b]
-
-
-def binary_log_loss(x: Any, y: Any) -> Expression:
-    return node(BINARY_LOG_LOSS, _pair("binary_log_loss", x, y))
-
-
-def squared_distance(x: Any, y: Any) -> Expression:
-    return node(SQ_DIST, _pair("squared_distance", x, y))
-
-
-def l1_distance(x: Any, y: Any) -> Expression:
-    return node(L1_DIST, _pair("l1_distance", x, y))
-
-
-def huber_distance(x: Any, y: Any, c: float = 1.345) -> Expression:
-    return node(HUBER, _pair("huber_distance", x, y), static=float(c))
-
-
-def _hinge_fn(static, a, i):
-    m = static
-    margins = jnp.maximum(0.0, m - a[i] + a)
-    return _to1(jnp.sum(jnp.where(jnp.arange(a.shape[0]) == i, 0.0, margins)))
-
-
-HINGE = Op("hinge", _hinge_fn)
-
-
-def hinge(x: Any, index: int, m: float = 1.0) -> Expression:
-    e = expr(x, "hinge")
-    i = np.asarray(index)
-    if i.ndim != 0 or i.dtype.kind not in "iu" or not 0 <= int(i) < e.dims[0]:
-        raise ValueError(f"dy.hinge: index must be an int in 0..{e.dims[0] - 1}; given {index!r:.40}.")
-    return node(HINGE, [e], [i.astype(np.int32)], static=float(m))
-
-
-def _layer_norm_fn(static, x, g, b):
-    mu = jnp.mean(x)
-    sd = jnp.sqrt(jnp.mean(jnp.square(x - mu)) + 1e-8)
-    return g * (x - mu) / sd + b
-
-
-LAYER_NORM = Op("layer_norm", _layer_norm_fn)
-
-
-def layer_norm(x: Any, g: Any, b: Any) -> Expression:
-    """g ⊙ (x − mean(x)) / std(x) + b over the vector x."""
-    es = [expr(x, "layer_norm"), expr(g, "layer_norm"), expr(b, "layer_norm")]
-    if not (es[0].dims == es[1].dims == es[2].dims):
-        raise ValueError(f"dy.layer_norm: x, g and b need the same dims; given {[e.dims for e in es]}.")
-    return node(LAYER_NORM, es)
-
-
-def _dropout_fn(static, a, key):
-    p, block = static
-    k = jax.random.wrap_key_data(key)
-    shape = (1,) * a.ndim if block else a.shape
-    keep = jax.random.bernoulli(k, 1.0 - p, shape)
-    return jnp.where(keep, a / (1.0 - p), 0.0)
-
-
-# Batch level: one key draws the whole minibatch's mask (or noise), so that its elements get
-# independent ones, as in DyNet (a per-example function would be mapped over the batch with
-# the same key, and every element would get the same mask); block dropout keeps or drops the
-# whole minibatch at once, as DyNet's BlockDropout does.
-DROPOUT = Op("dropout", _dropout_fn, batch_level=True)
-
-
-def _noise_fn(static, a, key):
-    return a + static * jax.random.normal(jax.random.wrap_key_data(key), a.shape, a.dtype)
-
-
-NOISE = Op("noise", _noise_fn, batch_level=True)
-
-
-def _key() -> np.ndarray:
-    """A fresh PRNG key's data for a noise or dropout node, from a block drawn at once (one
-    draw per key cost ~5 µs, as much as building the node)."""
-    rng = _host_rng()
-    block = CURRENT.keys
-    if block is None or block[0] is not rng or block[2] == len(block[1]):
-        block = CURRENT.keys = [rng, rng.integers(0, 2 ** 32, size=(256, 2), dtype=np.uint32), 0]
-    k = block[1][block[2]]
-    block[2] += 1
-    return k
-
-
-def _rate(where: str, p: Any) -> float:
-    if not _number(p) or not 0.0 <= float(p) < 1.0:
-        raise ValueError(f"dy.{where}: the rate must be a number in [0, 1); given {p!r}.")
-    return float(p)
-
-
-def dropout(x: Any, p: float) -> Expression:
-    """Inverted dropout: entries zeroed with probability p, the rest scaled by 1/(1−p)."""
-    e, p = expr(x, "dropout"), _rate("dropout", p)
-    return e if p == 0.0 else node(DROPOUT, [e], [_key()], static=(p, False))
-
-
-def block_dropout(x: Any, p: float) -> Expression:
-    e, p = expr(x, "block_dropout"), _rate("block_dropout", p)
-    return e if p == 0.0 else node(DROPOUT, [e], [_key()], static=(p, True))
-
-
-def noise(x: Any, stddev: float) -> Expression:
-    e = expr(x, "noise")
-    if not _number(stddev) or not float(stddev) >= 0.0:
-        raise ValueError(f"dy.noise: stddev must be a number ≥ 0; given {stddev!r}.")
-    return node(NOISE, [e], [_key()], static=float(stddev))
-
-
-NOBACKPROP = Op("nobackprop", lambda s, a: jax.lax.stop_gradient(a))
-
-
-@jax.custom_vjp
-def _flip(a):
-    return a
-
-
-_flip.defvjp(lambda a: (a, None), lambda _, g: (-g,))
-FLIP = Op("flip_gradient", lambda s, a: _flip(a))
-
-
-def nobackprop(x: Any) -> Expression:
-    return node(NOBACKPROP, [expr(x, "nobackprop")])
-
-
-def flip_gradient(x: Any) -> Expression:
-    return node(FLIP, [expr(x, "flip_gradient")])
-
-
-
-
-# -- DyNet's less common operations ---------------------------------------------------------------
-# Names DyNet 2.1.2 has that programs meet less often: moments and standard deviations,
-# log-sum-exp and cumulative sums along a dimension, element-wise max/min, gradient scaling,
-# argmax, more losses, small linear algebra, pooling, dropout variants, aliases.
-
-def _dim_list(where: str, x: Expression, d: Any) -> tuple[int, ...]:
-    ds: tuple = (d,) if isinstance(d, numbers.Integral) else tuple(d)
-    if not ds or len(set(ds)) != len(ds) or any(not isinstance(k, numbers.Integral) or not 0 <= int(k) < len(x.dims)
-                                                for k in ds):
-        raise ValueError(f"dy.{where}: d must be distinct dimensions of dims {x.dims}; given {d!r}.")
-    return tuple(sorted(int(k) for k in ds))
-
-
-def _reduced_axes(static, a) -> tuple:
-    axes, _, _, batched, reduce_batch = static
-    off = 1 if batched else 0
-    return tuple(k + off for k in axes) + ((0,) if reduce_batch and batched else ())
-
-
-def _at_least_1(out, static):
-    """A reduction down to a scalar per batch element has DyNet's dims (1,)."""
-    kept_batch = static[3] and not static[4]
-    return out if out.ndim > (1 if kept_batch else 0) else out.reshape(out.shape + (1,))
-
-
-def _moment_fn(static, a):
-    _, r, denom, _, _ = static
-    full = _reduced_axes(static, a)
-    return _at_least_1(jnp.sum(a ** r, axis=full) / denom, static)
-
-
-def _std_fn(static, a):
-    denom = static[2]
-    full = _reduced_axes(static, a)
-    mu = jnp.mean(a, axis=full, keepdims=True)
-    return _at_least_1(jnp.sqrt(jnp.sum(jnp.square(a - mu), axis=full) / denom), static)
-
-
-# static: (the dims reduced, the order r (moments), the divisor, batched?, the batch reduced?)
-MOMENT = Op("moment", _moment_fn, batch_level=True)
-STD = Op("std", _std_fn, batch_level=True)
-
-
-def _reduce(op: Op, where: str, e: Expression, axes: tuple, r: int | None, b: bool, n: int) -> Expression:
-    if not isinstance(n, numbers.Integral) or n < 0:
-        raise ValueError(f"dy.{where}: n must be an int ≥ 0; given {n!r}.")
-    count = math.prod(e.dims[k] for k in axes) * (e.batch if b else 1)
-    return node(op, [e], static=(axes, r, float(n or count), e.batch > 1, bool(b)), batch=1 if b else e.batch,
-                where=where)
-
-
-def moment_elems(x: Any, r: int) -> Expression:
-    """The r-th moment of all elements, mean(x**r) (per batch element)."""
-    e = expr(x, "moment_elems")
-    return _reduce(MOMENT, "moment_elems", e, tuple(range(len(e.dims))), _order("moment_elems", r), False, 0)
-
-
-def moment_dim(x: Any, d: Any, r: int, b: bool = False, n: int = 0) -> Expression:
-    """The r-th moment along dimensions d (and the batch, with b); n, if not 0, divides the
-    sum instead of the number of elements (for masking)."""
-    e = expr(x, "moment_dim")
-    return _reduce(MOMENT, "moment_dim", e, _dim_list("moment_dim", e, d), _order("moment_dim", r), b, n)
-
-
-def moment_batches(x: Any, r: int) -> Expression:
-    e = expr(x, "moment_batches")
-    return _reduce(MOMENT, "moment_batches", e, (), _order("moment_batches", r), True, 0)
-
-
-def std_elems(x: Any) -> Expression:
-    """The standard deviation of all elements, sqrt(mean((x − mean(x))²)) (per batch element)."""
-    e = expr(x, "std_elems")
-    return _reduce(STD, "std_elems", e, tuple(range(len(e.dims))), None, False, 0)
-
-
-def std_dim(x: Any, d: Any, b: bool = False, n: int = 0) -> Expression:
-    e = expr(x, "std_dim")
-    return _reduce(STD, "std_dim", e, _dim_list("std_dim", e, d), None, b, n)
-
-
-def std_batches(x: Any) -> Expression:
-    return _reduce(STD, "std_batches", expr(x, "std_batches"), (), None, True, 0)
-
-
-def _order(where: str, r: Any) -> int:
-    if not isinstance(r, numbers.Integral) or r < 1:
-        raise ValueError(f"dy.{where}: r must be an int ≥ 1; given {r!r}.")
-    return int(r)
-
-
-def _lse_dim_fn(static, a):
-    out = jax.nn.logsumexp(a, axis=static)
-    return out if out.ndim else out.reshape((1,))
-
-
-LSE_DIM = Op("logsumexp_dim", _lse_dim_fn)
-CUMSUM = Op("cumsum", lambda s, a: jnp.cumsum(a, axis=s))
-
-
-def logsumexp_dim(x: Any, d: int = 0) -> Expression:
-    e = expr(x, "logsumexp_dim")
-    return node(LSE_DIM, [e], static=_dim_list("logsumexp_dim", e, d)[0])
-
-
-def cumsum(x: Any, d: int = 0) -> Expression:
-    """y_i = Σ_{j ≤ i} x_j along dimension d."""
-    e = expr(x, "cumsum")
-    return node(CUMSUM, [e], static=_dim_list("cumsum", e, d)[0])
-
-
-BMAX = Op("bmax", lambda s, a, b: jnp.maximum(a, b))
-BMIN = Op("bmin", lambda s, a, b: jnp.minimum(a, b))
-
-
-def bmax(x: Any, y: Any) -> Expression:
-    """The element-wise maximum."""
-    return node(BMAX, _pair("bmax", x, y))
-
-
-def bmin(x: Any, y: Any) -> Expression:
-    """The element-wise minimum."""
-    return node(BMIN, _pair("bmin", x, y))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _scaled(lambd, a):
-    return a
-
-
-_scaled.defvjp(lambda lambd, a: (a, None), lambda lambd, _, g: (lambd * g,))
-SCALE_GRADIENT = Op("scale_gradient", lambda s, a: _scaled(s, a))
-
-
-def scale_gradient(x: Any, lambd: float = 1.0) -> Expression:
-    """The identity forward; backward multiplies the gradient by lambd."""
-    if not _number(lambd):
-        raise ValueError(f"dy.scale_gradient: lambd must be a number; given {lambd!r}.")
-    return node(SCALE_GRADIENT, [expr(x, "scale_gradient")], static=float(lambd))
-
-
-def _argmax_fn(static, a):
-    onehot = jax.nn.one_hot(jnp.argmax(a), a.shape[0], dtype=a.dtype)
-    if static == "straight_through_gradient":  # forward the one-hot, backward the identity
-        return a + jax.lax.stop_gradient(onehot - a)
-    return jax.lax.stop_gradient(onehot)
-
-
-ARGMAX = Op("argmax", _argmax_fn)
-
-
-def argmax(x: Any, gradient_mode: str = "zero_gradient") -> Expression:
-    """The one-hot vector of x's largest entry (the first, on ties). Its gradient is zero
-    ("zero_gradient") or the identity's ("straight_through_gradient", Bengio et al. 2013)."""
-    e = expr(x, "argmax")
-    if gradient_mode not in ("zero_gradient", "straight_through_gradient"):
-        raise ValueError(f"dy.argmax: gradient_mode must be 'zero_gradient' or 'straight_through_gradient'; "
-                         f"given {gradient_mode!r}.")
-    if len(e.dims) != 1:
-        raise ValueError(f"dy.argmax: expected a vector; given dims {e.dims}.")
-    return node(ARGMAX, [e], static=gradient_mode)
-
-
-PAIRWISE_RANK = Op("pairwise_rank_loss", lambda s, a, b: jnp.maximum(s - a + b, 0.0))
-def _poisson_fn(static, a, y):
-    y = y.astype(a.dtype)
-    return jnp.exp(a) + jax.scipy.special.gammaln(y + 1.0) - a * y
-
-
-POISSON = Op("poisson_loss", _poisson_fn)
-
-
-def pairwise_rank_loss(x: Any, y: Any, m: float = 1.0) -> Expression:
-    """max(m − x_i + y_i, 0) element by element (DyNet sums it only when asked)."""
-    if not _number(m):
-        raise ValueError(f"dy.pairwise_rank_loss: m must be a number; given {m!r}.")
-    return node(PAIRWISE_RANK, _pair("pairwise_rank_loss", x, y), static=float(m))
-
-
-def poisson_loss(x: Any, y: int) -> Expression:
-    """−log Poisson(y | λ = exp(x)) = exp(x) − x·y + log(y!), for a one-element x."""
-    e = expr(x, "poisson_loss")
-    if int(np.prod(e.dims)) != 1:
-        raise ValueError(f"dy.poisson_loss: x must have one element (the log of the rate); given dims {e.dims}.")
-    if not isinstance(y, numbers.Integral) or y < 0:
-        raise ValueError(f"dy.poisson_loss: y must be a count (an int ≥ 0); given {y!r}.")
-    return node(POISSON, [e], [np.asarray(float(y), np.float32)])
-
-
-def _hinge_dim_fn(static, a, ids):
-    d, m, per_element = static
-
-    def one(x, idx):
-        xt = x if d == 0 else x.T  # columns are the candidates' scores: (candidates, n)
-        correct = jnp.take_along_axis(xt, idx[None, :], axis=0)
-        loss = jnp.maximum(xt + m - correct, 0.0)
-        return jnp.sum(jnp.where(jnp.arange(xt.shape[0], dtype=idx.dtype)[:, None] == idx[None, :], 0.0, loss),
-                       axis=0)
-
-    if a.ndim == 3:  # a minibatch
-        return jax.vmap(one, in_axes=(0, 0 if per_element else None))(a, ids)
-    return one(a, ids)
-
-
-HINGE_DIM = Op("hinge_dim", _hinge_dim_fn, batch_level=True)
-
-
-def hinge_dim(x: Any, indices: Any, d: int = 0, m: float = 1.0) -> Expression:
-    """The hinge loss of every column (d=0; of every row, d=1) of a matrix of scores, with
-    `indices` the correct row (column) of each; a list per batch element for a minibatch."""
-    e = expr(x, "hinge_dim")
-    if len(e.dims) != 2 or d not in (0, 1):
-        raise ValueError(f"dy.hinge_dim: expected a matrix and d in (0, 1); given dims {e.dims} and d={d!r}.")
-    ids = np.asarray(indices)
-    n, k = e.dims[1 - d], e.dims[d]
-    per_element = ids.ndim == 2
-    want = (e.batch, n) if per_element else (n,)
-    if ids.dtype.kind not in "iu" or ids.shape != want or (ids.size and (ids.min() < 0 or ids.max() >= k)):
-        raise ValueError(f"dy.hinge_dim: indices must be {n} ints in 0..{k - 1} (one per "
-                         f"{'column' if d == 0 else 'row'}{', per batch element' if e.batch > 1 else ''}); "
-                         f"given {indices!r:.60}.")
-    return node(HINGE_DIM, [e], [ids.astype(np.int32)], static=(int(d), float(m), per_element))
-
-
-TRACE_OF_PRODUCT = Op("trace_of_product", lambda s, a, b: _to1(jnp.sum(a * b)))
-INVERSE = Op("inverse", lambda s, a: jnp.linalg.inv(a))
-LOGDET = Op("logdet", lambda s, a: _to1(jnp.linalg.slogdet(a)[1]))
-
-
-def trace_of_product(x: Any, y: Any) -> Expression:
-    """trace(x · yᵀ), as DyNet computes it."""
-    return node(TRACE_OF_PRODUCT, _pair("trace_of_product", x, y))
-
-
-def _square(where: str, x: Any) -> Expression:
-    e = expr(x, where)
-    if len(e.dims) != 2 or e.dims[0] != e.dims[1]:
-        raise ValueError(f"dy.{where}: expected a square matrix; given dims {e.dims}.")
-    return e
-
-
-def inverse(x: Any) -> Expression:
-    return node(INVERSE, [_square("inverse", x)])
-
-
-def logdet(x: Any) -> Expression:
-    """log |det x| (the log-determinant of a positive-definite matrix)."""
-    return node(LOGDET, [_square("logdet", x)])
-
-
-WEIGHT_NORM = Op("weight_norm", lambda s, w, g: w * (g.reshape(()) / jnp.sqrt(jnp.sum(w * w))))
-
-
-def weight_norm(w: Any, g: Any) -> Expression:
-    """g · w / ‖w‖ (Salimans & Kingma 2016); g has one element."""
-    ew, eg = expr(w, "weight_norm"), expr(g, "weight_norm")
-    if int(np.prod(eg.dims)) != 1:
-        raise ValueError(f"dy.weight_norm: g must have one element; given dims {eg.dims}.")
-    return node(WEIGHT_NORM, [ew, eg])
-
-
-def _circ_fn(static, u, v):
-    fu, fv = jnp.fft.fft(u), jnp.fft.fft(v)
-    return jnp.real(jnp.fft.ifft((jnp.conj(fu) if static else fu) * fv)).astype(u.dtype)
-
-
-CIRC = Op("circ_conv", _circ_fn)
-
-
-def _vectors(where: str, u: Any, v: Any) -> list[Expression]:
-    es = _pair(where, u, v)
-    if len(es[0].dims) != 1:
-        raise ValueError(f"dy.{where}: expected two vectors; given dims {es[0].dims}.")
-    return es
-
-
-def circ_conv(u: Any, v: Any) -> Expression:
-    """y_i = Σ_j u_j · v_{(i − j) mod n}."""
-    return node(CIRC, _vectors("circ_conv", u, v), static=False)
-
-
-def circ_corr(u: Any, v: Any) -> Expression:
-    """y_i = Σ_j u_j · v_{(i + j) mod n}."""
-    return node(CIRC, _vectors("circ_corr", u, v), static=True)
-
-
-FOLD_ROWS = Op("fold_rows", lambda s, a: a.reshape((a.shape[0] // s, s) + a.shape[1:]).sum(axis=1))
-
-
-def fold_rows(x: Any, nrows: int = 2) -> Expression:
-    """Sums every `nrows` consecutive rows: (r, c) → (r / nrows, c)."""
-    e = expr(x, "fold_rows")
-    rows = (e.dims + (0,))[0]
-    if len(e.dims) > 2 or not isinstance(nrows, numbers.Integral) or nrows < 1 or rows % nrows:
-        raise ValueError(f"dy.fold_rows: nrows must divide the rows of a vector or matrix; given dims {e.dims} "
-                         f"and nrows={nrows!r}.")
-    if len(e.dims) == 1:
-        e = reshape(e, (e.dims[0], 1))
-    return node(FOLD_ROWS, [e], static=int(nrows))
-
-
-def _kmax_fn(static, a):
-    k, d = static
-    a2 = jnp.moveaxis(a, d, -1)
-    top = jnp.sort(jax.lax.top_k(a2, k)[1], axis=-1)  # the k largest, in their original order
-    return jnp.moveaxis(jnp.take_along_axis(a2, top, axis=-1), -1, d)
-
-
-KMAX = Op("kmax_pooling", _kmax_fn)
-
-
-def kmax_pooling(x: Any, k: int, d: int = 1) -> Expression:
-    """The k largest values along dimension d, in their original order."""
-    e = expr(x, "kmax_pooling")
-    dd = _dim_list("kmax_pooling", e, d)[0]
-    if not isinstance(k, numbers.Integral) or not 1 <= k <= e.dims[dd]:
-        raise ValueError(f"dy.kmax_pooling: k must be an int in 1..{e.dims[dd]}; given {k!r}.")
-    return node(KMAX, [e], static=(int(k), dd))
-
-
-def _dropout_dim_fn(static, a, key):
-    p, axes = static
-    shape = tuple(1 if i in axes else n for i, n in enumerate(a.shape))
-    keep = jax.random.bernoulli(jax.random.wrap_key_data(key), 1.0 - p, shape)
-    return jnp.where(keep, a / (1.0 - p), 0.0)
-
-
-DROPOUT_SHARED = Op("dropout_dim", _dropout_dim_fn, batch_level=True)
-
-
-def dropout_dim(x: Any, d: int, p: float) -> Expression:
-    """Dropout whose mask is shared along dimension d (drops whole rows or columns), per
-    batch element."""
-    e, p = expr(x, "dropout_dim"), _rate("dropout_dim", p)
-    dd = _dim_list("dropout_dim", e, d)[0] + (1 if e.batch > 1 else 0)
-    return e if p == 0.0 else node(DROPOUT_SHARED, [e], [_key()], static=(p, (dd,)))
-
-
-def dropout_batch(x: Any, p: float) -> Expression:
-    """Dropout of whole batch elements."""
-    e, p = expr(x, "dropout_batch"), _rate("dropout_batch", p)
-    axes = tuple(range(1 if e.batch > 1 else 0, len(e.dims) + (1 if e.batch > 1 else 0)))
-    return e if p == 0.0 else node(DROPOUT_SHARED, [e], [_key()], static=(p, axes))
-
-
-def random_gumbel(dim: Any, mu: float = 0.0, beta: float = 1.0, batch_size: int = 1) -> Expression:
-    d = _dims("random_gumbel", dim)
-    a = _host_rng().gumbel(mu, beta, _dims_shape(d, batch_size)).astype(np.float32)
-    return input_leaf(a, batch_size)
-
-
-def zeroes(dim: Any, batch_size: int = 1) -> Expression:
-    return zeros(dim, batch_size)
-
-
-def pick_range(x: Any, s: int, e: int, d: int = 0) -> Expression:
-    return pickrange(x, s, e, d)
-
-
-def strided_select(x: Any, strides: Sequence[int], range_from: Sequence[int], range_to: Sequence[int]) -> Expression:
-    """x[from[0]:to[0]:strides[0], ...]; a list may be shorter than the dims (the rest whole)
-    or one longer (the batch)."""
-    e = expr(x, "strided_select")
-    n = max(len(strides), len(range_from), len(range_to))
-    sizes = e.dims + (e.batch,)
-    if n > len(sizes):
-        raise ValueError(f"dy.strided_select: at most {len(sizes)} entries (dims {e.dims}, then the batch); given {n}.")
-    index = tuple(slice(range_from[i] if i < len(range_from) else 0, range_to[i] if i < len(range_to) else sizes[i],
-                        strides[i] if i < len(strides) else 1) for i in range(n))
-    return getitem(e, index) if index else e
-
-
-def inputMatrix(v: Sequence[float], d: Sequence[int]) -> Expression:
-    """DyNet's (deprecated) matrix from a flat list of values, column-major."""
-    a = _float_array("inputMatrix", v)
-    dims = _dims("inputMatrix", d)
-    if a.ndim != 1 or a.size != int(np.prod(dims)):
-        raise ValueError(f"dy.inputMatrix: expected {int(np.prod(dims))} values for dims {dims}; "
-                         f"given shape {a.shape}.")
-    return input_leaf(np.ascontiguousarray(a.reshape(dims, order="F")))
-
-
-# -- tensor contractions, one-hot inputs, the batched hinge ----------------------------------
-
-CONTRACT_1D = Op("contract3d_1d", lambda s, x, y, *b: jnp.einsum("ijk,k->ij", x, y) + (b[0] if b else 0.0))
-CONTRACT_1D_1D = Op("contract3d_1d_1d",
-                    lambda s, x, y, z, *b: jnp.einsum("ijk,k,j->i", x, y, z) + (b[0] if b else 0.0))
-
-
-def _contract(where: str, x: Any, vectors: Sequence[Any], b: Any) -> list[Expression]:
-    e = expr(x, where)
-    vs = [expr(v, where) for v in vectors]
-    if len(e.dims) != 3:
-        raise ValueError(f"dy.{where}: x must be a rank-3 tensor; given dims {e.dims}.")
-    want = [(e.dims[2],), (e.dims[1],)][:len(vs)]
-    out = (e.dims[0], e.dims[1]) if len(vs) == 1 else (e.dims[0],)
-    if [v.dims for v in vs] != want:
-        raise ValueError(f"dy.{where}: for x of dims {e.dims} the vectors must have dims {want}; given "
-                         f"{[v.dims for v in vs]}.")
-    args = [e, *vs]
-    if b is not None:
-        be = expr(b, where)
-        if be.dims != out:
-            raise ValueError(f"dy.{where}: b must have the output's dims {out}; given {be.dims}.")
-        args.append(be)
-    return args
-
-
-def contract3d_1d(x: Any, y: Any) -> Expression:
-    """z[i, j] = Σ_k x[i, j, k] · y[k]."""
-    return node(CONTRACT_1D, _contract("contract3d_1d", x, [y], None))
-
-
-def contract3d_1d_bias(x: Any, y: Any, b: Any) -> Expression:
-    """z[i, j] = Σ_k x[i, j, k] · y[k] + b[i, j]."""
-    return node(CONTRACT_1D, _contract("contract3d_1d_bias", x, [y], b))
-
-
-def contract3d_1d_1d(x: Any, y: Any, z: Any) -> Expression:
-    """w[i] = Σ_j Σ_k x[i, j, k] · y[k] · z[j]."""
-    return node(CONTRACT_1D_1D, _contract("contract3d_1d_1d", x, [y, z], None))
-
-
-def contract3d_1d_1d_bias(x: Any, y: Any, z: Any, b: Any) -> Expression:
-    """w[i] = Σ_j Σ_k x[i, j, k] · y[k] · z[j] + b[i]."""
-    return node(CONTRACT_1D_1D, _contract("contract3d_1d_1d_bias", x, [y, z], b))
-
-
-def one_hot(d: int, idx: Any, device: str = "") -> Expression:
-    """A one-hot vector of dimension d (1 at `idx`); a list of indices: a minibatch, one
-    vector per index. (`device` is DyNet's; dynrnn has one.)"""
-    ids = np.asarray(idx)
-    if (not isinstance(d, numbers.Integral) or d < 1 or ids.dtype.kind not in "iu" or ids.ndim > 1
-            or (ids.size and (ids.min() < 0 or ids.max() >= d))):
-        raise ValueError(f"dy.one_hot: expected a dimension d >= 1 and an int (or a list of ints) in 0..d-1; "
-                         f"given d={d!r}, idx={idx!r:.40}.")
-    if ids.ndim == 0:
-        return input_leaf(np.eye(d, dtype=np.float32)[int(ids)])
-    rows = np.eye(d, dtype=np.float32)[ids]
-    return input_leaf(rows, len(ids)) if len(ids) > 1 else input_leaf(rows[0])
-
-
-def hinge_batch(x: Any, indices: Any, m: float = 1.0) -> Expression:
-    """The hinge loss of a minibatch of score vectors, `indices` the correct one per batch
-    element: per element Σ_{j ≠ i} max(0, x_j − x_i + m)."""
-    e = expr(x, "hinge_batch")
-    ids = np.asarray(indices)
-    if len(e.dims) != 1 or ids.dtype.kind not in "iu" or ids.shape != (e.batch,):
-        raise ValueError(f"dy.hinge_batch: expected a minibatch of vectors and one index per batch element "
-                         f"({e.batch}); given dims {e.dims} and indices {indices!r:.40}.")
-    if e.batch == 1:
-        return hinge(e, int(ids[0]), m)
-    return hinge_dim(reshape(e, (e.dims[0], 1), e.batch), ids.reshape(-1, 1), 0, m)

@@ -399,8 +399,11 @@ def _run_group(g: Graph, sig: Any, nodes: list) -> None:
         if len(n.args) >= PACKED_ARGS and type(n.args[0].val) is Slice and _run_packed(g, sig, n):
             return
         args = tuple(materialize(g, a.val) for a in n.args)
-        n.val = K.node_kernel(sig)(*args, *n.consts)
-        g.launches.append(Launch("node", (sig,), (args, n.consts), n.val, [n], [], []))
+        n.val, compiled = _call(K.node_kernel(sig), (*args, *n.consts))
+        launch = Launch("node", (sig,), (args, n.consts), n.val, [n], [], [])
+        g.launches.append(launch)
+        if compiled and n.args:  # (an attention decoder's steps: one node each)
+            _ahead(launch, K.node_vjp(sig))
         return
     shared = _shared(nodes)
     layout = _layout(nodes, shared)
@@ -883,6 +886,7 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
             if _sparse_lookup(launch, ct, accumulate):
                 continue
             args, consts = launch.call_args
+            K.claim(launch.ahead)
             for a, c in zip(n.args, K.node_vjp(launch.key[0])(args, consts, ct)[0]):
                 cts.add(a, c)
             continue

@@ -133,6 +133,7 @@ from .graph._api import concatenate_to_batch as concatenate_to_batch
 from .graph._api import config as config
 from .graph._api import const_parameter as const_parameter
 from .graph._api import constant as constant
+from .graph._api import constrained_softmax as constrained_softmax
 from .graph._api import contract3d_1d as contract3d_1d
 from .graph._api import contract3d_1d_1d as contract3d_1d_1d
 from .graph._api import contract3d_1d_1d_bias as contract3d_1d_1d_bias
@@ -286,7 +287,8 @@ __all__ = [
     "elu", "selu", "softmax", "log_softmax", "exp", "log", "square", "sqrt", "abs", "pickneglogsoftmax",
     "pickneglogsoftmax_batch", "binary_log_loss", "squared_distance", "l1_distance", "hinge", "dropout",
     "block_dropout", "noise", "set_random_seed", "reset_random_seed",
-    "argmax", "bmax", "bmin", "circ_conv", "circ_corr", "cumsum", "dropout_batch", "dropout_dim", "fold_rows",
+    "argmax", "bmax", "bmin", "circ_conv", "circ_corr", "constrained_softmax", "cumsum", "dropout_batch",
+    "dropout_dim", "fold_rows",
     "hinge_dim", "inputMatrix", "inverse", "kmax_pooling", "logdet", "logsumexp_dim", "moment_batches",
     "moment_dim", "moment_elems", "pairwise_rank_loss", "pick_range", "poisson_loss", "random_gumbel",
     "scale_gradient", "std_batches", "std_dim", "std_elems", "strided_select", "trace_of_product", "weight_norm",

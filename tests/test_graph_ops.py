@@ -49,6 +49,23 @@ def _circ(u, v, sign):
     return np.array([sum(u[j] * v[(i + sign * j) % n] for j in range(n)) for i in range(n)])
 
 
+# constrained softmax: scores whose softmax passes the first bound (0.61 > 0.4)
+CZ = np.array([2.0, 1.0, 0.5, -1.0], np.float32)
+CU = np.array([0.4, 0.5, 0.5, 0.5], np.float32)
+
+
+def _csoftmax(z, u):
+    """Martins and Kreutzer's constrained softmax as its fixed point p_i = min(u_i, exp(z_i) / t)
+    with Σ p = 1, t found by bisection (not DyNet's rounds of capping)."""
+    z, u = np.asarray(z, np.float64), np.asarray(u, np.float64)
+    q = np.exp(z - z.max())
+    lo, hi = 1e-12, q.sum()  # Σ min(u, q / t) falls as t grows: > 1 at lo (u sums past 1), ≤ 1 at hi
+    for _ in range(200):
+        t = (lo + hi) / 2
+        lo, hi = (t, hi) if np.minimum(u, q / t).sum() > 1 else (lo, t)
+    return np.minimum(u, q / hi)
+
+
 def _kmax(a, k):
     return np.array([row[np.sort(np.argsort(-row)[:k])] for row in a])
 
@@ -148,6 +165,12 @@ CASES = {
                     lambda: 1.5 * A / np.linalg.norm(A), ((3, 4), 1)),
     "circ_conv": (lambda: dy.circ_conv(inp(U), inp(V)), lambda: _circ(U, V, -1), ((4,), 1)),
     "circ_corr": (lambda: dy.circ_corr(inp(U), inp(V)), lambda: _circ(U, V, 1), ((4,), 1)),
+    "constrained_softmax": (lambda: dy.constrained_softmax(inp(CZ), inp(CU)), lambda: _csoftmax(CZ, CU), ((4,), 1)),
+    "constrained_softmax, loose bounds": (lambda: dy.constrained_softmax(inp(U), inp(np.ones(4, np.float32))),
+                                          lambda: np.exp(U) / np.exp(U).sum(), ((4,), 1)),
+    "constrained_softmax, every bound but one binds": (
+        lambda: dy.constrained_softmax(inp(CZ), inp(np.array([0.1, 0.1, 0.1, 0.9], np.float32))),
+        lambda: [0.1, 0.1, 0.1, 0.7], ((4,), 1)),
     "fold_rows": (lambda: dy.fold_rows(inp(F6), 2), lambda: F6[0::2] + F6[1::2], ((2, 3), 1)),
     "fold_rows of a vector": (lambda: dy.fold_rows(inp(U), 4), lambda: [[U.sum()]], ((1, 1), 1)),
     "kmax_pooling rows": (lambda: dy.kmax_pooling(inp(A), 2), lambda: _kmax(A, 2), ((3, 2), 1)),
@@ -198,6 +221,8 @@ GRADIENTS = {
     "weight_norm": (lambda x: dy.weight_norm(x, dy.inputTensor(np.array([1.5]))), A),
     "circ_conv": (lambda x: dy.circ_conv(x, dy.inputTensor(V.astype(np.float64))), U),
     "circ_corr": (lambda x: dy.circ_corr(dy.inputTensor(V.astype(np.float64)), x), U),
+    "constrained_softmax, scores": (lambda x: dy.constrained_softmax(x, dy.inputTensor(CU.astype(np.float64))), CZ),
+    "constrained_softmax, bounds": (lambda x: dy.constrained_softmax(dy.inputTensor(CZ.astype(np.float64)), x), CU),
     "fold_rows": (lambda x: dy.fold_rows(x, 2), F6),
     "kmax_pooling": (lambda x: dy.kmax_pooling(x, 2), A),
 }
@@ -261,6 +286,8 @@ def test_bad_arguments_say_what_was_expected():
         (lambda: dy.argmax(a), "expected a vector"),
         (lambda: dy.argmax(dy.inputTensor(U), "soft"), "gradient_mode"),
         (lambda: dy.bmax(a, dy.inputTensor(U)), "dims must match"),
+        (lambda: dy.constrained_softmax(a, a), "expected two vectors"),
+        (lambda: dy.constrained_softmax(dy.inputTensor(U), dy.inputTensor(np.ones(3))), "dims must match"),
         (lambda: dy.strided_select(a, [1, 1, 1, 1], [], []), "at most 3 entries"),
         (lambda: dy.inputMatrix([1, 2, 3], (2, 2)), "expected 4 values"),
         (lambda: dy.contract3d_1d(a, dy.inputTensor(U)), "x must be a rank-3 tensor"),

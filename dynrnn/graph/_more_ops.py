@@ -320,6 +320,51 @@ def circ_corr(u: Any, v: Any) -> Expression:
     return node(CIRC, _vectors("circ_corr", u, v), static=True)
 
 
+@jax.custom_vjp
+def _csoftmax(z, u):
+    return _csoftmax_fwd(z, u)[0]
+
+
+def _csoftmax_fwd(z, u):
+    # DyNet's algorithm (Martins and Kreutzer 2017): the softmax over the coordinates still
+    # free, scaled to the mass the capped ones left; a coordinate over its bound is capped
+    # at it; again until none is over (at most n rounds, each caps one or more).
+    q = jnp.exp(z - jnp.max(z))
+
+    def share(free, mass):
+        return jnp.where(free, q * (1 - mass) / jnp.sum(jnp.where(free, q, 0.0)), u)
+
+    def round_(st):
+        free, mass, _ = st
+        over = free & (share(free, mass) > u)
+        return free & ~over, mass + jnp.sum(jnp.where(over, u, 0.0)), jnp.any(over)
+
+    free, mass, _ = jax.lax.while_loop(lambda st: st[2], round_,
+                                       (jnp.ones(z.shape, bool), jnp.zeros((), z.dtype), jnp.array(True)))
+    p = share(free, mass)
+    return p, (p, free, mass)
+
+
+def _csoftmax_bwd(res, d):
+    # DyNet's backward: the free coordinates get p·(d − d̂) as the scores' gradient, the capped
+    # ones d − d̂ as their bounds', with d̂ = Σ_free p·d / (1 − mass)
+    p, free, mass = res
+    dhat = jnp.sum(jnp.where(free, p * d, 0.0)) / (1 - mass)
+    return jnp.where(free, p * (d - dhat), 0.0), jnp.where(free, 0.0, d - dhat)
+
+
+_csoftmax.defvjp(_csoftmax_fwd, _csoftmax_bwd)
+CONSTRAINED_SOFTMAX = Op("constrained_softmax", lambda s, z, u: _csoftmax(z, u))
+
+
+def constrained_softmax(x: Any, y: Any) -> Expression:
+    """DyNet's constrained softmax (Martins and Kreutzer, 2017): the softmax of the scores `x`
+    with upper bounds `y` on the probabilities (a coordinate whose share would pass its bound
+    gets the bound, the rest share what is left as a softmax). `x` and `y`: vectors of the
+    same size; the bounds must sum to at least 1."""
+    return node(CONSTRAINED_SOFTMAX, _vectors("constrained_softmax", x, y))
+
+
 FOLD_ROWS = Op("fold_rows", lambda s, a: a.reshape((a.shape[0] // s, s) + a.shape[1:]).sum(axis=1))
 
 

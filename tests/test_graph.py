@@ -1113,6 +1113,61 @@ def test_vjps_compiled_ahead_are_the_ones_backward_calls(monkeypatch):
     assert np.isfinite(value)
 
 
+def test_single_nodes_compile_their_vjps_ahead(monkeypatch):
+    """A node that nothing batches with (an attention decoder's steps: each depends on the
+    last) is one kernel call; its VJP compiles ahead as a group's does, so backward() on
+    the main thread compiles none (they had compiled there, one by one, while the
+    background thread was idle)."""
+    from dynrnn.graph import _kernels as K
+    monkeypatch.setattr(K, "claim", lambda f: f is None or f.result())
+    pc = dy.ParameterCollection(seed=5)
+    W, V = pc.add_parameters((13, 13)), pc.add_parameters((3, 13))
+    trainer = dy.SimpleSGDTrainer(pc, 0.1)
+
+    def graph(steps, f):
+        dy.renew_cg()
+        h = dy.inputVector([0.1 * k for k in range(13)])
+        for _ in range(steps):  # each step depends on the last: single-node launches
+            h = dy.cmult(f(W * h), dy.softmax(h))
+        loss = dy.pickneglogsoftmax(V * h, 1)
+        value = loss.scalar_value()
+        loss.backward()
+        trainer.update()
+        return value
+
+    with dy_config(replay="never"):
+        graph(1, dy.tanh)
+        with count_compiles(all_threads=True) as compiled:
+            value = graph(3, dy.softsign)  # a new function: new node kernels
+    ahead = [c for c in compiled if c.startswith("dynrnn-vjp")]
+    main_backward = [c for c in compiled if not c.startswith("dynrnn-vjp") and "backward" in c]
+    assert any("node_backward" in c for c in ahead), compiled
+    assert main_backward == [], compiled
+    assert np.isfinite(value)
+
+
+def test_plumbing_kernels_fall_back_to_plain_jit(monkeypatch):
+    """The kernels that only move or add arrays compile with XLA:CPU options of their own
+    (`_kernels.plumbing_jit`); a JAX that refuses the options (or lacks `compiler_options`)
+    gets a plain `jax.jit`, with the same results."""
+    from dynrnn.graph import _kernels as K
+    xs = [np.arange(6, dtype=np.float32).reshape(2, 3) * k for k in range(1, 4)]
+    with_options = np.asarray(K.plumbing_jit(lambda *a: sum(a))(*xs))
+    real_jit = jax.jit
+
+    def refusing_jit(f, **kwargs):
+        if "compiler_options" in kwargs:
+            raise TypeError("jit() got an unexpected keyword argument 'compiler_options'")
+        return real_jit(f, **kwargs)
+
+    monkeypatch.setattr(K, "_PLUMBING_OPTIONS", [])
+    monkeypatch.setattr(K.jax, "jit", refusing_jit)
+    plain = K.plumbing_jit(lambda *a: sum(a))
+    assert K._PLUMBING_OPTIONS == [None]
+    np.testing.assert_array_equal(np.asarray(plain(*xs)), with_options)
+    np.testing.assert_array_equal(with_options, xs[0] + xs[1] + xs[2])
+
+
 def test_compiling_ahead_outlasts_one_graph_without_backward(monkeypatch):
     """A program that samples or evaluates once before it trains (DyNet's rnnlm.py samples at
     its first sentence) still has its first training graph's VJPs compiled ahead; two graphs

@@ -44,6 +44,9 @@ from ._decoding import Hypothesis as Hypothesis
 from ._decoding import beam_search as beam_search
 from ._decoding import beam_search_batched as beam_search_batched
 from ._decoding import greedy_decode as greedy_decode
+from ._devices import DeviceInfo as DeviceInfo
+from ._devices import available_devices as available_devices
+from ._devices import get_device_info as get_device_info
 
 # many devices
 from ._distributed import data_parallel_mesh as data_parallel_mesh
@@ -242,6 +245,7 @@ from .graph._api import sum_dim as sum_dim
 from .graph._api import sum_elems as sum_elems
 from .graph._api import tan as tan
 from .graph._api import tanh as tanh
+from .graph._api import to_device as to_device
 from .graph._api import trace_of_product as trace_of_product
 from .graph._api import transpose as transpose
 from .graph._api import values as values
@@ -286,7 +290,8 @@ __all__ = [
     "average", "sum_batches", "pick", "pick_batch", "select_rows", "max_dim", "emax", "tanh", "logistic", "rectify",
     "elu", "selu", "softmax", "log_softmax", "exp", "log", "square", "sqrt", "abs", "pickneglogsoftmax",
     "pickneglogsoftmax_batch", "binary_log_loss", "squared_distance", "l1_distance", "hinge", "dropout",
-    "block_dropout", "noise", "set_random_seed", "reset_random_seed",
+    "block_dropout", "noise", "set_random_seed", "reset_random_seed", "available_devices", "get_device_info",
+    "DeviceInfo", "to_device",
     "argmax", "bmax", "bmin", "circ_conv", "circ_corr", "constrained_softmax", "cumsum", "dropout_batch",
     "dropout_dim", "fold_rows",
     "hinge_dim", "inputMatrix", "inverse", "kmax_pooling", "logdet", "logsumexp_dim", "moment_batches",

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._devices import check_device
 from ._params import LookupParameters, _Param, matvec
 from ._random import managed_key
 
@@ -46,25 +47,29 @@ def renew_cg(immediate_compute: bool = False, check_validity: bool = False) -> N
 
 # -- inputs --------------------------------------------------------------------------------
 
-def inputTensor(arr: Any, batched: bool = False) -> jax.Array:
+def inputTensor(arr: Any, batched: bool = False, device: str = "", reusable_expr: bool = False) -> jax.Array:
     """A constant from a NumPy array. With `batched=True` the array's **last** axis is the
     batch (DyNet's convention); it becomes the leading axis here: (d, B) → (B, d)."""
+    check_device("dy.inputTensor", device)
     a = _float(np.asarray(arr) if not isinstance(arr, jax.Array) else arr)
     return jnp.moveaxis(a, -1, 0) if batched else a
 
 
-def inputVector(v: Sequence[float]) -> jax.Array:
+def inputVector(v: Sequence[float], device: str = "") -> jax.Array:
     """A constant vector (d,) from a list of numbers."""
+    check_device("dy.inputVector", device)
     return _float(np.asarray(v, dtype=np.float32))
 
 
-def vecInput(dim: int) -> jax.Array:
+def vecInput(dim: int, device: str = "") -> jax.Array:
     """DyNet's settable input vector, as zeros (d,): arrays are immutable here, so build a
     new one with `inputVector` instead of calling `.set()`."""
+    check_device("dy.vecInput", device)
     return jnp.zeros((dim,), jnp.float32)
 
 
-def scalarInput(value: float) -> jax.Array:
+def scalarInput(value: float, device: str = "") -> jax.Array:
+    check_device("dy.scalarInput", device)
     return jnp.asarray(value, jnp.float32)
 
 

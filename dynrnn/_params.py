@@ -21,6 +21,7 @@ import numpy as np
 from jax.core import Tracer
 
 from . import _hooks, _init
+from ._devices import check_device
 from ._errors import fmt_shape
 from ._random import KeyStream, collection_seed
 from .cells import linear
@@ -550,7 +551,7 @@ class ParameterCollection:
         self._params.append(p)
         return p
 
-    def add_parameters(self, dim: Any, init: Any = None, name: str = "", scale: float = 1.0,
+    def add_parameters(self, dim: Any, init: Any = None, name: str = "", device: str = "", scale: float = 1.0,
                        mean: float = 0.0, std: float = 1.0) -> Parameters:
         """Adds a parameter of shape `dim` (an int or a tuple).
 
@@ -558,13 +559,16 @@ class ParameterCollection:
           init: None (Glorot), a number (constant), 'uniform' (±scale), 'normal'
             (mean, std), 'identity', 'glorot' (gain=scale), 'he' (variance 2/fan_in),
             'saxe', an ndarray, or an `Initializer`.
+          device: DyNet's device name: empty or JAX's default device (`dy.available_devices()`).
         """
+        check_device("ParameterCollection.add_parameters", device)
         return self._add(Parameters, "ParameterCollection.add_parameters", dim, init, name,
                          scale, mean, std, is_lookup=False)
 
-    def add_lookup_parameters(self, dim: Any, init: Any = None, name: str = "", scale: float = 1.0,
+    def add_lookup_parameters(self, dim: Any, init: Any = None, name: str = "", device: str = "", scale: float = 1.0,
                               mean: float = 0.0, std: float = 1.0) -> LookupParameters:
         """Adds a lookup table of shape `(rows, dim)`; the default init is U(±√(3/dim))."""
+        check_device("ParameterCollection.add_lookup_parameters", device)
         return self._add(LookupParameters, "ParameterCollection.add_lookup_parameters", dim, init,
                          name, scale, mean, std, is_lookup=True)
 
@@ -583,14 +587,14 @@ class ParameterCollection:
         for s in self._subs:
             yield from s._all()
 
-    def parameters_from_numpy(self, array: Any, name: str = "") -> Parameters:
+    def parameters_from_numpy(self, array: Any, name: str = "", device: str = "") -> Parameters:
         """DyNet's `parameters_from_numpy`: new parameters holding `array` (its shape)."""
         a = np.asarray(array, dtype=np.dtype(self.dtype))
-        return self.add_parameters(a.shape, init=_init.NumpyInitializer(a), name=name)
+        return self.add_parameters(a.shape, init=_init.NumpyInitializer(a), name=name, device=device)
 
-    def lookup_parameters_from_numpy(self, array: Any, name: str = "") -> LookupParameters:
+    def lookup_parameters_from_numpy(self, array: Any, name: str = "", device: str = "") -> LookupParameters:
         a = np.asarray(array, dtype=np.dtype(self.dtype))
-        return self.add_lookup_parameters(a.shape, init=_init.NumpyInitializer(a), name=name)
+        return self.add_lookup_parameters(a.shape, init=_init.NumpyInitializer(a), name=name, device=device)
 
     def parameters_list(self) -> list[Parameters]:
         """Every `Parameters` here and in subcollections, in creation order per collection."""

@@ -17,6 +17,7 @@ import jax
 
 from .. import _expr_losses as AL
 from .. import _expressions as A
+from .._devices import check_device
 from .._hooks import any_expression, is_expression
 from .._params import bindings_active, graph_mode, staging
 from .._random import set_random_seed
@@ -206,6 +207,16 @@ def values(exprs: list, recalculate: bool = False) -> list:
 def npvalues(exprs: list, recalculate: bool = False) -> list:
     forward(exprs, recalculate)
     return [e.npvalue() for e in exprs]
+
+
+def to_device(e: Any, device_str: str) -> Any:
+    """DyNet's `to_device`: `e` on the device `device_str` — JAX's default device, where `e`
+    already is (another device is an error: `dynrnn._devices`)."""
+    check_device("dy.to_device", device_str)
+    if isinstance(e, _graph.Expression) and not e.live():
+        raise _graph.GraphError(f"dy.to_device: this expression "
+                                f"{_graph.why_stale(e.gv, _graph.CURRENT.graph.version)}.")
+    return e
 
 
 def cg_checkpoint() -> None:

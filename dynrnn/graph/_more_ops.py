@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._devices import check_device
 from ._graph import Expression
 from ._loss_ops import dropout_rate, hinge, noise_key, same_dims
 from ._ops import (
@@ -509,7 +510,8 @@ def contract3d_1d_1d_bias(x: Any, y: Any, z: Any, b: Any) -> Expression:
 
 def one_hot(d: int, idx: Any, device: str = "") -> Expression:
     """A one-hot vector of dimension d (1 at `idx`); a list of indices: a minibatch, one
-    vector per index. (`device` is DyNet's; dynrnn has one.)"""
+    vector per index."""
+    check_device("dy.one_hot", device)
     ids = np.asarray(idx)
     if (not isinstance(d, numbers.Integral) or d < 1 or ids.dtype.kind not in "iu" or ids.ndim > 1
             or (ids.size and (ids.min() < 0 or ids.max() >= d))):

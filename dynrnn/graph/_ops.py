@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._batching import pow2
+from .._devices import check_device
 from .._random import seeding
 from ._graph import CURRENT, Expression, GraphError, why_stale
 from ._kernels import Sig, node_function
@@ -151,9 +152,11 @@ def input_leaf(arr: np.ndarray, batch: int = 1) -> Expression:
     return Expression(CURRENT.graph, INPUT, (), (), None, dims, batch, None, value=arr, const=True)
 
 
-def inputTensor(arr: Any, batched: bool = False) -> Expression:
+def inputTensor(arr: Any, batched: bool = False, device: str = "", reusable_expr: bool = False) -> Expression:
     """A constant from an array in DyNet's layout; `batched=True`: the **last** axis is
-    the batch. A 0-d array is a scalar (dims (1,))."""
+    the batch. A 0-d array is a scalar (dims (1,)). (`reusable_expr`, DyNet's memory
+    setting, changes nothing here.)"""
+    check_device("dy.inputTensor", device)
     if isinstance(arr, list) and arr and all(isinstance(x, np.ndarray) for x in arr):
         # DyNet: a list of arrays is a minibatch, one element each
         a = np.stack([float_array("inputTensor", x) for x in arr])
@@ -173,9 +176,10 @@ def inputTensor(arr: Any, batched: bool = False) -> Expression:
 
 
 def sparse_inputTensor(idxs: Any, values: Any, shape: Sequence[int], batched: bool = False,
-                       defval: float = 0.0) -> Expression:
+                       defval: float = 0.0, device: str = "") -> Expression:
     """DyNet's sparse input: an array of `shape` filled with `defval`, with `values` at the
     coordinates `idxs` (one index list per dimension); `batched=True`: the last is the batch."""
+    check_device("dy.sparse_inputTensor", device)
     a = np.full(tuple(int(d) for d in shape), defval, np.float32)
     try:
         a[tuple(np.asarray(i, np.int64) for i in idxs)] = np.asarray(values, np.float32)
@@ -184,18 +188,21 @@ def sparse_inputTensor(idxs: Any, values: Any, shape: Sequence[int], batched: bo
     return inputTensor(a, batched)
 
 
-def inputVector(v: Sequence[float]) -> Expression:
+def inputVector(v: Sequence[float], device: str = "") -> Expression:
+    check_device("dy.inputVector", device)
     a = float_array("inputVector", v)
     if a.ndim != 1:
         raise ValueError(f"dy.inputVector: expected a flat list of numbers; given shape {a.shape}.")
     return input_leaf(a)
 
 
-def scalarInput(value: float) -> Expression:
+def scalarInput(value: float, device: str = "") -> Expression:
+    check_device("dy.scalarInput", device)
     return input_leaf(float_array("scalarInput", [value]))
 
 
-def vecInput(dim: int) -> Expression:
+def vecInput(dim: int, device: str = "") -> Expression:
+    check_device("dy.vecInput", device)
     return input_leaf(np.zeros((int(dim),), np.float32))
 
 

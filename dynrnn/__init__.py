@@ -151,7 +151,6 @@ from .graph._api import dot_product as dot_product
 from .graph._api import dropout as dropout
 from .graph._api import dropout_batch as dropout_batch
 from .graph._api import dropout_dim as dropout_dim
-from .graph._api import dynet_config as dynet_config
 from .graph._api import elu as elu
 from .graph._api import emax as emax
 from .graph._api import erf as erf
@@ -259,6 +258,13 @@ from .graph._api import vecInput as vecInput
 from .graph._api import weight_norm as weight_norm
 from .graph._api import zeroes as zeroes
 from .graph._api import zeros as zeros
+from .graph._setup import ComputationGraph as ComputationGraph
+from .graph._setup import DynetParams as DynetParams
+from .graph._setup import cg as cg
+from .graph._setup import dynet_config as dynet_config
+from .graph._setup import init as init
+from .graph._setup import init_from_params as init_from_params
+from .graph._setup import print_text_graphviz as print_text_graphviz
 from .graph._softmax import ClassFactoredSoftmaxBuilder as ClassFactoredSoftmaxBuilder
 from .graph._softmax import StandardSoftmaxBuilder as StandardSoftmaxBuilder
 
@@ -291,7 +297,8 @@ __all__ = [
     "elu", "selu", "softmax", "log_softmax", "exp", "log", "square", "sqrt", "abs", "pickneglogsoftmax",
     "pickneglogsoftmax_batch", "binary_log_loss", "squared_distance", "l1_distance", "hinge", "dropout",
     "block_dropout", "noise", "set_random_seed", "reset_random_seed", "available_devices", "get_device_info",
-    "DeviceInfo", "to_device",
+    "DeviceInfo", "to_device", "DynetParams", "init", "init_from_params", "cg", "ComputationGraph",
+    "print_text_graphviz",
     "argmax", "bmax", "bmin", "circ_conv", "circ_corr", "constrained_softmax", "cumsum", "dropout_batch",
     "dropout_dim", "fold_rows",
     "hinge_dim", "inputMatrix", "inverse", "kmax_pooling", "logdet", "logsumexp_dim", "moment_batches",

@@ -211,6 +211,59 @@ def test_config_takes_dynets_settings_and_refuses_what_it_cannot_honour():
             dy.config(autobtach=1)
 
 
+def test_dynet_params_init_and_init_from_params_apply_dynets_settings(monkeypatch):
+    """DyNet's `DynetParams` (set_*, from_args, init), `init()` (the command line) and
+    `init_from_params(p)`: the seed and autobatching apply, weight decay is refused, memory
+    and device settings are accepted."""
+    def first_values():
+        return dy.ParameterCollection().add_parameters(4).as_array()
+
+    with dy_config(autobatch=1):
+        p = dy.DynetParams()
+        p.set_mem(2048)
+        p.set_requested_gpus(0)
+        p.set_cpu_mode()
+        p.set_random_seed(21)
+        p.set_autobatch(0)
+        p.init()
+        assert dy.config()["autobatch"] == 0
+        w = first_values()
+        dy.init_from_params(p)  # the same seed again: the same draws
+        np.testing.assert_array_equal(first_values(), w)
+        monkeypatch.setattr(sys, "argv", ["prog.py", "--dynet-autobatch", "1", "--dynet-seed", "21"])
+        dy.init()
+        assert dy.config()["autobatch"] == 1
+        np.testing.assert_array_equal(first_values(), w)
+        p.set_weight_decay(1e-4)
+        with pytest.raises(ValueError, match="weight_decay is not supported"):
+            p.init()
+        with pytest.raises(TypeError, match="expected a dy.DynetParams"):
+            dy.init_from_params({"random_seed": 1})
+
+
+def test_print_text_graphviz_prints_the_current_graph(capsys):
+    pc = dy.ParameterCollection(seed=1)
+    W = pc.add_parameters((3, 2))
+    dy.renew_cg()
+    x = dy.inputVector([1.0, 2.0])
+    y = dy.tanh(W * x)
+    dy.print_text_graphviz()
+    out = capsys.readouterr().out
+    assert out.startswith("digraph G {") and out.rstrip().endswith("}")
+    assert f'N{x.index} [label="v{x.index} = input() {{2}}"];' in out
+    assert f"N{x.index} -> N{y.args[0].index};" in out and f"N{y.args[0].index} -> N{y.index};" in out
+    assert out.count(" -> ") == sum(len(n.args) for n in (y.args[0], y))  # (the inputs have none)
+    g = dy.cg()
+    g.checkpoint()
+    z = y + y
+    g.revert()
+    with pytest.raises(dy.GraphError, match="removed from its graph"):
+        z.value()
+    version = g.version()
+    g.renew()
+    assert g.version() == version + 1 and dy.cg_version() == version + 1
+
+
 def test_dynets_command_line_flags_are_read_as_dynet_reads_them():
     import dynrnn.dynet as ddy
 

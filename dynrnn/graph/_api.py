@@ -170,24 +170,6 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, ke
             "compile_ahead": CURRENT.compile_ahead}
 
 
-class _DynetConfig:
-    """DyNet's `dynet_config` module: `dy.dynet_config.set(autobatch=1)`."""
-
-    @staticmethod
-    def set(mem: Any = None, random_seed: Any = 0, autobatch: Any = None, profiling: Any = None,
-            weight_decay: Any = 0, shared_parameters: Any = None, requested_gpus: Any = None,
-            gpu_mask: Any = None) -> None:
-        """DyNet's arguments, as `dy.config` takes them: autobatch and random_seed apply,
-        weight_decay other than 0 is refused, the rest is ignored."""
-        config(autobatch=autobatch, random_seed=random_seed, weight_decay=weight_decay)
-
-    @staticmethod
-    def set_gpu(flag: bool = True) -> None:
-        """Devices follow JAX (a GPU jaxlib runs on the GPU): nothing to set."""
-
-
-dynet_config = _DynetConfig()
-
 if os.environ.get("DYNRNN_KERNEL_CACHE"):
     _set_kernel_cache(os.environ["DYNRNN_KERNEL_CACHE"])
 

@@ -136,6 +136,21 @@ def cg_checkpoint() -> None:
     g.checkpoints.append((len(g.nodes), len(g.launches)))
 
 
+def graphviz(g: Graph) -> str:
+    """The graph in Graphviz's dot language, as DyNet's `print_text_graphviz()` prints it:
+    one node per expression (`v3 = matmul(v1, v2) {4}`; `x8` for a minibatch of 8), an edge
+    from each argument."""
+    lines = ["digraph G {", "  rankdir=LR;", "  nodesep=.05;"]
+    for n in g.nodes:
+        dims = ",".join(str(d) for d in n.dims) if all(isinstance(d, int) for d in n.dims) else "state"
+        args = ", ".join(f"v{a.index}" for a in n.args)
+        batch = f"x{n.batch}" if n.batch > 1 else ""
+        lines.append(f'  N{n.index} [label="v{n.index} = {n.op.name}({args}) {{{dims}}}{batch}"];')
+    lines += [f"  N{a.index} -> N{n.index};" for n in g.nodes for a in n.args]
+    lines.append("}")
+    return "\n".join(lines)
+
+
 _DTYPES: dict = {}  # a dtype (or what a value reports as one) -> (np.dtype, its code '<f4')
 
 

@@ -295,6 +295,41 @@ def test_an_autobatched_esum_of_minibatched_losses_keeps_the_batch(terms):
             np.testing.assert_allclose(dy.sum_batches(total).scalar_value(), want.sum(), rtol=1e-5)
 
 
+def test_esums_of_minibatched_losses_share_one_kernel_whatever_their_padding():
+    """An esum of k minibatched losses is padded to 16 arguments with 16 - k batch-1 zeros
+    (DyNet's rnnlm-batch: one loss per time step, a new k per minibatch); its packed kernel
+    is keyed by the argument count, not by which arguments are padding, so k = 9..16 compile
+    it once (it compiled a kernel and a VJP per k, ~0.9 s, nearly every update), with the
+    loss and gradient of NumPy's sums."""
+    rng = np.random.default_rng(8)
+    W = rng.normal(size=(6, 5)).astype(np.float32)
+    labels = [1, 4, 2]
+
+    def run(k):
+        xs = [rng.normal(size=(5, 3)).astype(np.float32) for _ in range(k)]
+        Wp, (total,) = _esums_of_minibatched_losses(W, [xs], labels)
+        loss = dy.sum_batches(total)
+        value = loss.scalar_value()
+        loss.backward()
+        grad = np.zeros_like(W)  # d/dW of Σ -log softmax(W x)[label], per column
+        want = 0.0
+        for x in xs:
+            lg = W @ x
+            p = np.exp(lg - lg.max(0)) / np.exp(lg - lg.max(0)).sum(0)
+            want += -np.log(p[labels, range(3)]).sum()
+            p[labels, range(3)] -= 1
+            grad += p @ x.T
+        np.testing.assert_allclose(value, want, rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(Wp.grad()), grad, rtol=1e-4, atol=1e-5)
+
+    with autobatch(True), dy_config(replay="never"):
+        run(9)
+        with count_compiles(all_threads=True) as compiled:
+            for k in (10, 13, 11, 16, 12, 15):
+                run(k)
+    assert not [c for c in compiled if "packed" in c], compiled
+
+
 def test_esums_of_minibatched_losses_run_together_keep_the_batch():
     """Several such `esum`s over one stack (a minibatch of sentences, one esum each) run as
     one "packs" call: the same values and gradient as one by one."""
@@ -1120,6 +1155,8 @@ def test_single_nodes_compile_their_vjps_ahead(monkeypatch):
     background thread was idle)."""
     from dynrnn.graph import _kernels as K
     monkeypatch.setattr(K, "claim", lambda f: f is None or f.result())
+    K.node_kernel.cache_clear()  # (kernels of these signatures another test compiled: compiled again)
+    K.node_vjp.cache_clear()
     pc = dy.ParameterCollection(seed=5)
     W, V = pc.add_parameters((13, 13)), pc.add_parameters((3, 13))
     trainer = dy.SimpleSGDTrainer(pc, 0.1)

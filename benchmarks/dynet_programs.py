@@ -12,8 +12,11 @@ rnnlm/lstmlm-auto.py, DyNet's autobatching example (16 sentences per graph, "run
 without --dynet_autobatch=1"), reads Multi30k's English training sentences; DyNet runs it
 with autobatching on, as dynrnn does by default. It is written for Python 2: `xrange` and
 shuffling a `range` are the two edits it needs under Python 3, made for both backends.
+batching/rnnlm-batch.py, DyNet's minibatching by hand (50 sentences of tiny Shakespeare per
+graph, `lookup_batch`, `pickneglogsoftmax_batch`, masks; it samples a line before each
+update), runs without autobatching on both sides.
 
-    python benchmarks/dynet_programs.py [--updates N] [--only rnnlm,tagger,attention,lstmlm-auto,xor]
+    python benchmarks/dynet_programs.py [--updates N] [--only rnnlm,tagger,attention,lstmlm-auto,xor,rnnlm-batch]
 """
 
 from __future__ import annotations
@@ -77,6 +80,9 @@ def program_source(name: str, work: str) -> tuple[str, list[str]]:
         src = src.replace('"/Users/yogo/Vork/Research/corpora/pos/WSJ.TRAIN"', repr(train))
         src = src.replace('"/Users/yogo/Vork/Research/corpora/pos/WSJ.TEST"', repr(test))
         args = []
+    elif name == "rnnlm-batch":
+        src = open(os.path.join(EXAMPLES, "batching", "rnnlm-batch.py")).read()
+        args = [os.path.join(DATA, "tinyshakespeare", "input.txt")]
     elif name == "xor":
         src = open(os.path.join(EXAMPLES, "xor", "xor.py")).read()
         args = []
@@ -128,7 +134,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--updates", type=int, default=400, help="updates per program and backend")
-    ap.add_argument("--only", default="rnnlm,tagger,attention,lstmlm-auto,xor", help="programs to run")
+    ap.add_argument("--only", default="rnnlm,tagger,attention,lstmlm-auto,xor,rnnlm-batch", help="programs to run")
     ap.add_argument("--replay", default="auto",
                     help="dynrnn's replay modes to run, comma-separated (auto, always, never): one row each")
     ap.add_argument("--kernel-cache", action="store_true",
@@ -173,7 +179,8 @@ def main() -> None:
         ("dynet_first_s", "DyNet 1st (s)"), ("dynrnn_first_s", "dynrnn 1st (s)"),
         ("dynet_tail_loss", "DyNet loss"), ("dynrnn_tail_loss", "dynrnn loss")],
         notes=["each program as DyNet ships it, import line changed; one example per graph, as written "
-               "(lstmlm-auto: 16 sentences per graph, DyNet autobatching; the issue's target there is >= 2x)",
+               "(lstmlm-auto: 16 sentences per graph, DyNet autobatching; the issue's target there is >= 2x; "
+               "rnnlm-batch: 50 sentences per graph, minibatched by hand, no autobatching, a sample per update)",
                "updates/s counts everything from the interpreter's start: imports, data, compilation",
                "loss: mean over the last quarter of the updates (the program's own dy.esum loss)"])
 

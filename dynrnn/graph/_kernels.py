@@ -490,7 +490,7 @@ ROWS_CHUNK = 8
 @functools.cache
 def _rows_kernel(k: int) -> Callable:
     return plumbing_jit(lambda a, start: tuple(jax.lax.dynamic_index_in_dim(a, start + i, keepdims=False)
-                                          for i in range(k)))
+                                               for i in range(k)))
 
 
 def rows(a: jax.Array, start: int) -> tuple:

@@ -295,6 +295,35 @@ def test_an_autobatched_esum_of_minibatched_losses_keeps_the_batch(terms):
             np.testing.assert_allclose(dy.sum_batches(total).scalar_value(), want.sum(), rtol=1e-5)
 
 
+@pytest.mark.parametrize("terms", [4, 5, 7, 9])
+@pytest.mark.parametrize("name", ["esum", "emax", "logsumexp"])
+def test_nary_reductions_of_minibatched_rows_reduce_per_batch_element(name, terms):
+    """esum / emax / logsumexp of k minibatched terms, rows of one stack (padded with
+    batch-1 zeros, the terms themselves, or -inf): one reduction over the stacked rows,
+    mapped over the batch; values and gradient equal NumPy's, autobatched or not."""
+    rng = np.random.default_rng(terms)
+    W = rng.normal(size=(4, 5)).astype(np.float32)
+    xs = [rng.normal(size=(5, 3)).astype(np.float32) for _ in range(terms)]
+    c = rng.normal(size=(4, 3)).astype(np.float32)
+    ys = np.stack([W @ x for x in xs])  # (k, 4, 3): DyNet's layout, batch last
+    m = ys.max(0)
+    want = {"esum": ys.sum(0), "emax": m, "logsumexp": m + np.log(np.exp(ys - m).sum(0))}[name]
+    dwant_dy = {"esum": np.ones_like(ys), "emax": (ys == m).astype(np.float32),
+                "logsumexp": np.exp(ys - want)}[name] * c  # d(Σ c · reduce)/dy_k
+    dW = sum(dwant_dy[k] @ xs[k].T for k in range(terms))
+    for flag in (True, False):
+        with autobatch(flag):
+            dy.renew_cg()
+            Wp = dy.ParameterCollection().add_parameters(W.shape)
+            Wp.set_value(W)
+            out = getattr(dy, name)([Wp * dy.inputTensor(x, batched=True) for x in xs])
+            assert out.dim() == ((4,), 3)
+            np.testing.assert_allclose(out.npvalue(), want, rtol=1e-5, atol=1e-6)
+            loss = dy.sum_batches(dy.dot_product(out, dy.inputTensor(c, batched=True)))
+            loss.backward()
+            np.testing.assert_allclose(np.asarray(Wp.grad()), dW, rtol=1e-4, atol=1e-5)
+
+
 def test_esums_of_minibatched_losses_share_one_kernel_whatever_their_padding():
     """An esum of k minibatched losses is padded to 16 arguments with 16 - k batch-1 zeros
     (DyNet's rnnlm-batch: one loss per time step, a new k per minibatch); its packed kernel

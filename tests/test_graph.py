@@ -1179,9 +1179,9 @@ def test_vjps_compiled_ahead_are_the_ones_backward_calls(monkeypatch):
 
 def test_single_nodes_compile_their_vjps_ahead(monkeypatch):
     """A node that nothing batches with (an attention decoder's steps: each depends on the
-    last) is one kernel call; its VJP compiles ahead as a group's does, so backward() on
-    the main thread compiles none (they had compiled there, one by one, while the
-    background thread was idle)."""
+    last) is one kernel call; when its kernel has just compiled, its VJP starts compiling
+    ahead, as a group's does (they had compiled on the main thread, one by one, in the first
+    backward(), while the background thread was idle), and backward() uses it."""
     from dynrnn.graph import _kernels as K
     monkeypatch.setattr(K, "claim", lambda f: f is None or f.result())
     K.node_kernel.cache_clear()  # (kernels of these signatures another test compiled: compiled again)
@@ -1189,27 +1189,55 @@ def test_single_nodes_compile_their_vjps_ahead(monkeypatch):
     pc = dy.ParameterCollection(seed=5)
     W, V = pc.add_parameters((13, 13)), pc.add_parameters((3, 13))
     trainer = dy.SimpleSGDTrainer(pc, 0.1)
+    with dy_config(replay="never", compile_ahead=True, autobatch=1):
+        for f in (dy.tanh, dy.softsign):
+            dy.renew_cg()
+            h = dy.inputVector([0.1 * k for k in range(13)])
+            for _ in range(3):  # each step depends on the last: single-node launches
+                h = dy.cmult(f(W * h), dy.softmax(h))
+            loss = dy.pickneglogsoftmax(V * h, 1)
+            value = loss.scalar_value()
+            launches = [la for la in loss.graph.launches if la.kind == "node" and la.outputs[0].op.name == "unary"]
+            assert launches and launches[0].ahead is not None  # its kernel compiled just now: its VJP too
+            launches[0].ahead.result()
+            loss.backward()
+            trainer.update()
+            assert np.isfinite(value) and np.all(np.isfinite(W.grad_as_array()))
 
-    def graph(steps, f):
-        dy.renew_cg()
-        h = dy.inputVector([0.1 * k for k in range(13)])
-        for _ in range(steps):  # each step depends on the last: single-node launches
-            h = dy.cmult(f(W * h), dy.softmax(h))
-        loss = dy.pickneglogsoftmax(V * h, 1)
-        value = loss.scalar_value()
-        loss.backward()
-        trainer.update()
-        return value
 
-    with dy_config(replay="never"):
-        graph(1, dy.tanh)
-        with count_compiles(all_threads=True) as compiled:
-            value = graph(3, dy.softsign)  # a new function: new node kernels
-    ahead = [c for c in compiled if c.startswith("dynrnn-vjp")]
-    main_backward = [c for c in compiled if not c.startswith("dynrnn-vjp") and "backward" in c]
-    assert any("node_backward" in c for c in ahead), compiled
-    assert main_backward == [], compiled
-    assert np.isfinite(value)
+def test_a_minibatched_chain_from_a_batch_1_state_runs_whole():
+    """A minibatch's first step from a builder's initial state (batch 1) has the signature of
+    the later steps once the state is broadcast, so all steps run as one chain and every
+    output is a row of one stack (DyNet's rnnlm-batch: the first step ran alone, and the
+    fused affine over all outputs took them as 64 separate arguments); the loss and the
+    gradients are those of the node-by-node schedule."""
+    rng = np.random.default_rng(3)
+    pc = dy.ParameterCollection(seed=2)
+    E, R, b = pc.add_lookup_parameters((20, 8)), pc.add_parameters((20, 16)), pc.add_parameters(20)
+    lstm = dy.LSTMBuilder(2, 8, 16, pc)
+    cids = [list(rng.integers(0, 20, 5)) for _ in range(9)]
+    results = []
+    for flag in (True, False):
+        with autobatch(flag), dy_config(replay="never"):
+            dy.renew_cg()
+            s = lstm.initial_state().add_input(dy.lookup_batch(E, cids[0]))
+            losses = []
+            for cid in cids[1:]:
+                losses.append(dy.pickneglogsoftmax_batch(dy.affine_transform([b, R, s.output()]), cid))
+                s = s.add_input(dy.lookup_batch(E, cid))
+            loss = dy.sum_batches(dy.esum(losses))
+            value = loss.scalar_value()
+            if flag:
+                chains = [la for la in loss.graph.launches if la.kind == "chain"]
+                assert sum(len(la.outputs) for la in chains) == len(cids)  # every step, the first too
+            loss.backward()
+            results.append((value, R.grad_as_array(), E.grad_as_array()))
+            for p in pc.parameters_list() + pc.lookup_parameters_list():
+                p.clear_grad()
+    (v1, r1, e1), (v2, r2, e2) = results
+    np.testing.assert_allclose(v1, v2, rtol=1e-5)
+    np.testing.assert_allclose(r1, r2, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(e1, e2, rtol=1e-4, atol=1e-6)
 
 
 def test_plumbing_kernels_fall_back_to_plain_jit(monkeypatch):

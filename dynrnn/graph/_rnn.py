@@ -185,6 +185,13 @@ class GraphState:
         params = self._params
         if params is None:
             params = [parameter(p) for layer in b.layer_parameters() for p in layer]
+        if prev.batch == 1 and x.batch > 1:
+            # a minibatch's first step from a batch-1 state (a builder's initial state): the
+            # state is broadcast first (as DyNet broadcasts it), so this step has the
+            # signature of the minibatch's later steps and runs in their chain — not alone,
+            # its output outside the chain's stack, whose consumers would then take every
+            # step's output as an argument of its own (64 for rnnlm-batch.py's R * s.output())
+            prev = node(BROADCAST_STATE, [prev], static=x.batch, batch=x.batch)
         n = node(STEP, params + [prev, x], self._consts, self._config, where=self._where("add_input"),
                  batch=max(prev.batch, x.batch))
         if prev.child is None:
@@ -251,6 +258,8 @@ class GraphState:
         return f"RNNState(graph, {type(self._builder).__name__}, layers={len(self._counts)})"
 
 
+BROADCAST_STATE = Op("broadcast_state", lambda s, a: tuple(jnp.broadcast_to(v, (s,) + v.shape) for v in a),
+                     batch_level=True)
 BROADCAST = Op("broadcast_batch", lambda s, a: jnp.broadcast_to(a, (s[1],) + a.shape), batch_level=True)
 
 

@@ -191,7 +191,7 @@ class GraphState:
             # signature of the minibatch's later steps and runs in their chain — not alone,
             # its output outside the chain's stack, whose consumers would then take every
             # step's output as an argument of its own (64 for rnnlm-batch.py's R * s.output())
-            prev = node(BROADCAST_STATE, [prev], static=x.batch, batch=x.batch)
+            prev = _broadcast(prev, x.batch)
         n = node(STEP, params + [prev, x], self._consts, self._config, where=self._where("add_input"),
                  batch=max(prev.batch, x.batch))
         if prev.child is None:
@@ -258,9 +258,10 @@ class GraphState:
         return f"RNNState(graph, {type(self._builder).__name__}, layers={len(self._counts)})"
 
 
-BROADCAST_STATE = Op("broadcast_state", lambda s, a: tuple(jnp.broadcast_to(v, (s,) + v.shape) for v in a),
-                     batch_level=True)
-BROADCAST = Op("broadcast_batch", lambda s, a: jnp.broadcast_to(a, (s[1],) + a.shape), batch_level=True)
+# a batch-1 value (a vector, or a whole state: each of its vectors) repeated over a minibatch
+BROADCAST = Op("broadcast_batch",
+               lambda s, a: jax.tree_util.tree_map(lambda v: jnp.broadcast_to(v, (s[1],) + v.shape), a),
+               batch_level=True)
 
 
 def _broadcast(e: Expression, batch: int) -> Expression:

@@ -1240,6 +1240,51 @@ def test_a_minibatched_chain_from_a_batch_1_state_runs_whole():
     np.testing.assert_allclose(e1, e2, rtol=1e-4, atol=1e-6)
 
 
+def test_a_training_chain_keeps_its_pullback_and_backward_equals_recomputing():
+    """In a training loop a chain's forward keeps what its VJP needs (`K.chain_keeping`),
+    so backward does not run the scan forward again; after an evaluation loop (two graphs
+    in a row without backward()) it keeps nothing and backward recomputes. Both give the
+    loss and the gradients of the node-by-node schedule."""
+    rng = np.random.default_rng(5)
+    pc = dy.ParameterCollection(seed=4)
+    E, R = pc.add_lookup_parameters((15, 6)), pc.add_parameters((7, 10))
+    lstm = dy.LSTMBuilder(2, 6, 10, pc)
+    sents = [[int(w) for w in rng.integers(0, 15, n)] for n in (23, 9, 17)]
+
+    def graph(backward: bool) -> tuple:
+        dy.renew_cg()
+        losses = [dy.pickneglogsoftmax(R * h, w % 7)
+                  for sent in sents for h, w in zip(lstm.initial_state().transduce([E[w] for w in sent]), sent)]
+        loss = dy.esum(losses)
+        value = loss.scalar_value()
+        kept = [la.pull is not None for la in loss.graph.launches if la.kind == "chain"]
+        if not backward:
+            return value, kept, None
+        loss.backward()
+        grads = {p.name(): np.asarray(p.grad()) for p in pc.all_parameters()}
+        for p in pc.all_parameters():
+            p.clear_grad()
+        return value, kept, grads
+
+    results = {}
+    with dy_config(replay="never"):
+        with autobatch(False):
+            results["nodes"] = graph(True)
+        results["kept"] = graph(True)
+        graph(False)
+        graph(False)  # an evaluation loop: nothing kept from now on
+        results["recomputed"] = graph(True)
+    v0, _, g0 = results["nodes"]
+    assert results["kept"][1] and all(results["kept"][1])
+    assert results["recomputed"][1] and not any(results["recomputed"][1])
+    for name in ("kept", "recomputed"):
+        v, _, g = results[name]
+        np.testing.assert_allclose(v, v0, rtol=1e-5, err_msg=name)
+        for k in g0:
+            assert np.abs(g0[k]).max() > 0, k
+            np.testing.assert_allclose(g[k], g0[k], rtol=1e-4, atol=1e-6, err_msg=f"{name}: {k}")
+
+
 def test_plumbing_kernels_fall_back_to_plain_jit(monkeypatch):
     """The kernels that only move or add arrays compile with XLA:CPU options of their own
     (`_kernels.plumbing_jit`); a JAX that refuses the options (or lacks `compiler_options`)

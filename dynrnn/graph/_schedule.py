@@ -79,12 +79,13 @@ def _host_value(n: Expression) -> Any:
 class Launch:
     """One kernel call: what backward needs to call its VJP and route the cotangents."""
 
-    __slots__ = ("kind", "key", "call_args", "out", "outputs", "shared", "positions", "ahead")
+    __slots__ = ("kind", "key", "call_args", "out", "outputs", "shared", "positions", "ahead", "pull")
 
     def __init__(self, kind: str, key: tuple, call_args: tuple, out: Any, outputs: list,
                  shared: list, positions: list):
         self.kind, self.key, self.call_args, self.out = kind, key, call_args, out
         self.ahead: Any = None  # the VJP's compilation, started ahead (`K.compile_ahead`)
+        self.pull: Any = None   # a chain's pullback, kept by its forward (`K.chain_keeping`)
         self.outputs = outputs      # the nodes computed (for 'node': [the node])
         self.shared = shared        # nodes passed once (their cotangent is whole)
         self.positions = positions  # per packed argument: ('take', base) or ('list', [node or None])
@@ -276,7 +277,8 @@ def _ahead(launch: Launch, vjp: Any) -> None:
         out = launch.out
         if launch.kind == "fused":  # the usual cotangents: the last stage's only (`K.fused_vjp`)
             out = (None,) * (len(out) - 1) + (out[-1],)
-        launch.ahead = K.compile_ahead(vjp, launch.call_args, out)
+        args = launch.call_args if launch.pull is None else (launch.pull,)
+        launch.ahead = K.compile_ahead(vjp, args, out)
 
 
 def _register(g: Graph, launch: Launch, out: Any) -> None:
@@ -697,16 +699,21 @@ def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, 
     inputs.stack_consts([c[0] for c in padded])
     key = (sig, shared, tuple(inputs.modes), nb, tb, state_pos, x_pos)
     call = inputs.call()
-    out, compiled = _call(K.chain_kernel(*key), call)
+    pull = None
+    if CURRENT.training:  # (a chain is never a lookup) keep what backward needs, see `K.chain_keeping`
+        (out, pull), compiled = _call(K.chain_keeping(*key), call)
+    else:
+        out, compiled = _call(K.chain_kernel(*key), call)
     nodes = []
     for i, c in enumerate(chains):
         for t, n in enumerate(c):
             n.val = Slice(out, i * tb + t)
             nodes.append(n)
     launch = Launch("chain", key, call, out, nodes, inputs.shared_nodes, inputs.positions)
+    launch.pull = pull
     _register(g, launch, out)
     if compiled:
-        _ahead(launch, K.chain_vjp(*key))
+        _ahead(launch, K.chain_vjp(*key) if pull is None else K.kept_vjp(key))
     return out
 
 
@@ -915,7 +922,11 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
             g.grads[launch] = ct
             if _sparse_lookup(launch, ct, accumulate):
                 continue
-            s_ct, d_ct = (K.group_vjp if launch.kind == "group" else K.chain_vjp)(*launch.key)(*launch.call_args, ct)
+            if launch.pull is not None:
+                s_ct, d_ct = K.kept_vjp(launch.key)(launch.pull, ct)
+            else:
+                vjp = K.group_vjp if launch.kind == "group" else K.chain_vjp
+                s_ct, d_ct = vjp(*launch.key)(*launch.call_args, ct)
         for node, c in zip(launch.shared, s_ct):
             cts.add(node, c)
         for position, c in zip(launch.positions, d_ct):

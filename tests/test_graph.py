@@ -1285,6 +1285,25 @@ def test_a_training_chain_keeps_its_pullback_and_backward_equals_recomputing():
             np.testing.assert_allclose(g[k], g0[k], rtol=1e-4, atol=1e-6, err_msg=f"{name}: {k}")
 
 
+def test_cotangents_of_small_arrays_are_summed_by_one_adder_per_shape():
+    """`add_all` sums any number of same-shaped arrays; arrays up to ADD_PAD_ELEMENTS are
+    added 8 at a time with zeros as padding (one adder kernel per shape, not one per 2, 4
+    and 8 terms), larger ones by adders of 2, 4 or 8 terms."""
+    from dynrnn.graph import _kernels as K
+    rng = np.random.default_rng(0)
+    K._adder.cache_clear()
+    for n in (2, 3, 5, 8, 9, 17):
+        xs = [rng.normal(size=(3, 5)).astype(np.float32) for _ in range(n)]
+        np.testing.assert_allclose(np.asarray(K.add_all([jax.numpy.asarray(x) for x in xs])), np.sum(xs, axis=0),
+                                   rtol=1e-6, atol=1e-6)
+    assert K._adder.cache_info().currsize == 1  # one arity (8) for all these sums
+    big = (K.ADD_PAD_ELEMENTS + 1,)
+    xs = [rng.normal(size=big).astype(np.float32) for _ in range(3)]
+    np.testing.assert_allclose(np.asarray(K.add_all([jax.numpy.asarray(x) for x in xs])), np.sum(xs, axis=0),
+                               rtol=1e-6, atol=1e-5)
+    assert K._adder.cache_info().currsize == 2  # and 4 terms for the large arrays
+
+
 def test_plumbing_kernels_fall_back_to_plain_jit(monkeypatch):
     """The kernels that only move or add arrays compile with XLA:CPU options of their own
     (`_kernels.plumbing_jit`); a JAX that refuses the options (or lacks `compiler_options`)

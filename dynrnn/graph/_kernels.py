@@ -558,12 +558,18 @@ def _adder(n: int) -> Callable:
     return plumbing_jit(lambda *xs: functools.reduce(jnp.add, xs))
 
 
+# Arrays of at most this many elements are summed 8 at a time, the rest padded with zeros:
+# one adder per shape, not three (2, 4 and 8 terms; each ~25 ms to compile, and a graph's
+# parameters come in many shapes). Larger arrays pad to a power of two: their zeros cost reads.
+ADD_PAD_ELEMENTS = 1 << 14
+
+
 def add_all(xs: list) -> Any:
     """The sum of a list of same-shaped arrays, in few calls."""
     while len(xs) > 1:
         k = min(len(xs), 8)
         part = xs[:k]
-        kb = pow2(k)  # 2, 4 or 8 terms: few kernels per shape
+        kb = 8 if part[0].size <= ADD_PAD_ELEMENTS else pow2(k)  # few kernels per shape
         if kb > k:
             part = part + [zeros(tuple(part[0].shape), part[0].dtype)] * (kb - k)
         xs = [_adder(kb)(*part)] + xs[k:]

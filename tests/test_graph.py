@@ -1240,24 +1240,28 @@ def test_a_minibatched_chain_from_a_batch_1_state_runs_whole():
     np.testing.assert_allclose(e1, e2, rtol=1e-4, atol=1e-6)
 
 
-def test_a_training_chain_keeps_its_pullback_and_backward_equals_recomputing():
-    """In a training loop a chain's forward keeps what its VJP needs (`K.chain_keeping`),
-    so backward does not run the scan forward again; after an evaluation loop (two graphs
-    in a row without backward()) it keeps nothing and backward recomputes. Both give the
-    loss and the gradients of the node-by-node schedule."""
+def test_a_training_forward_keeps_its_pullback_and_backward_equals_recomputing():
+    """In a training loop the forward of a chain, a group and a fused call keeps what its
+    VJP needs (`K._keeping`: a chain every residual, groups their products' outputs), so
+    backward does not run the forward again; after an evaluation loop (two graphs in a row
+    without backward()) nothing is kept and backward recomputes. Both give the loss and the
+    gradients of the node-by-node schedule."""
     rng = np.random.default_rng(5)
     pc = dy.ParameterCollection(seed=4)
-    E, R = pc.add_lookup_parameters((15, 6)), pc.add_parameters((7, 10))
+    E, R, U = pc.add_lookup_parameters((15, 6)), pc.add_parameters((7, 10)), pc.add_parameters((10, 10))
     lstm = dy.LSTMBuilder(2, 6, 10, pc)
     sents = [[int(w) for w in rng.integers(0, 15, n)] for n in (23, 9, 17)]
 
     def graph(backward: bool) -> tuple:
         dy.renew_cg()
-        losses = [dy.pickneglogsoftmax(R * h, w % 7)
-                  for sent in sents for h, w in zip(lstm.initial_state().transduce([E[w] for w in sent]), sent)]
+        hs = [h for sent in sents for h in lstm.initial_state().transduce([E[w] for w in sent])]
+        ws = [w for sent in sents for w in sent]
+        scores = [U * h for h in hs]  # each score feeds two nodes: a group, not fused
+        losses = [dy.pickneglogsoftmax(R * (dy.tanh(s) + dy.logistic(s)), w % 7) for s, w in zip(scores, ws)]
         loss = dy.esum(losses)
         value = loss.scalar_value()
-        kept = [la.pull is not None for la in loss.graph.launches if la.kind == "chain"]
+        kept = {(la.kind, la.pull is not None) for la in loss.graph.launches if la.kind in ("chain", "group", "fused")
+                and (la.kind != "group" or la.outputs[0].op.sparse_table is None)}
         if not backward:
             return value, kept, None
         loss.backward()
@@ -1275,8 +1279,8 @@ def test_a_training_chain_keeps_its_pullback_and_backward_equals_recomputing():
         graph(False)  # an evaluation loop: nothing kept from now on
         results["recomputed"] = graph(True)
     v0, _, g0 = results["nodes"]
-    assert results["kept"][1] and all(results["kept"][1])
-    assert results["recomputed"][1] and not any(results["recomputed"][1])
+    assert results["kept"][1] == {("chain", True), ("group", True), ("fused", True)}, results["kept"][1]
+    assert results["recomputed"][1] == {("chain", False), ("group", False), ("fused", False)}, results["recomputed"][1]
     for name in ("kept", "recomputed"):
         v, _, g = results[name]
         np.testing.assert_allclose(v, v0, rtol=1e-5, err_msg=name)

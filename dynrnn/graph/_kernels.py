@@ -17,13 +17,13 @@ one example's arrays (DyNet's dimensions); this module turns it into compiled ke
   recurrent steps (each step's state is the previous step's output) as one `lax.scan`;
 
 and, for each, its VJP (`jax.vjp` of the same function, recomputing the forward inside
-the kernel; in a training loop a chain's forward keeps its pullback instead, see
-`chain_keeping`). A group's results stay stacked on the device — the row i of the output is
-node i's value — and the next group reads its arguments from such stacks by index
-(mode "take": one gather inside the kernel) instead of passing every row as an argument
-(mode "list"). Group sizes and chain counts are padded by `group_size` (a size already
-compiled within 4×, else a power of two) so that the number of compiled kernels stays
-bounded whatever the data.
+the kernel; in a training loop a forward keeps its pullback instead, see `_keeping`).
+A group's results stay stacked on the device — the row i of the output is node i's
+value — and the next group reads its arguments from such stacks by index (mode "take":
+one gather inside the kernel) instead of passing every row as an argument (mode "list").
+Group sizes and chain counts are padded by `group_size` (a size already compiled within
+4×, else a power of two) so that the number of compiled kernels stays bounded whatever
+the data.
 """
 
 from __future__ import annotations
@@ -251,32 +251,51 @@ def fused_kernel(stages: tuple) -> Callable:
     return jax.jit(_fused_function(stages))
 
 
-def _fused_pullback(stages: tuple) -> Callable:
-    """`(shared_args, diffs, auxs, consts, cts) -> (shared cotangents, packed cotangents,
-    every stage's total output cotangent)`. `cts` holds, per stage, what its output received
+def _fused_forward(stages: tuple, policy: Any = None) -> Callable:
+    """`(shared_args, diffs, auxs, consts) -> (every stage's output, every stage's pullback)`
+    (with a `jax.checkpoint` policy, each pullback keeps only what it allows)."""
+    parts = _fused_stages(stages)
+
+    def forward(shared_args, diffs, auxs, consts):
+        pulls, outs, prev = [], [], None
+        for run, sa, df, ax, cs in _split(parts, shared_args, diffs, auxs, consts):
+            def stage(sa, df, pv, run=run, ax=ax, cs=cs):
+                return run(sa, df, ax, cs, pv)
+            prev, pull = jax.vjp(stage if policy is None else jax.checkpoint(stage, policy=policy), sa, df, prev)
+            pulls.append(pull)
+            outs.append(prev)
+        return tuple(outs), tuple(pulls)
+
+    return forward
+
+
+def _fused_back(outs: tuple, pulls: tuple, cts: tuple) -> tuple:
+    """`(shared cotangents, packed cotangents, every stage's total output cotangent)` from
+    the stages' outputs and pullbacks. `cts` holds, per stage, what its output received
     from outside the call, or None (an intermediate stage's nodes feed only the next stage,
     so usually None: no zero table of its size is read and added); the totals add what
     flowed back from the later stages."""
-    parts = _fused_stages(stages)
+    s_ct: list = []
+    d_ct: list = []
+    totals: list = [None] * len(pulls)
+    carry = None
+    for j in reversed(range(len(pulls))):
+        own = cts[j]
+        totals[j] = (carry if own is None else own if carry is None else own + carry)
+        if totals[j] is None:
+            totals[j] = tree_map(jnp.zeros_like, outs[j])
+        ds, dd, carry = pulls[j](totals[j])
+        s_ct[:0], d_ct[:0] = ds, dd
+    return tuple(s_ct), tuple(d_ct), tuple(totals)
+
+
+def _fused_pullback(stages: tuple) -> Callable:
+    """`(shared_args, diffs, auxs, consts, cts) -> _fused_back(...)`, the forward computed again."""
+    forward = _fused_forward(stages)
 
     def pullback(shared_args, diffs, auxs, consts, cts):
-        pulls, outs, prev = [], [], None
-        for run, sa, df, ax, cs in _split(parts, shared_args, diffs, auxs, consts):
-            prev, pull = jax.vjp(lambda sa, df, pv, run=run, ax=ax, cs=cs: run(sa, df, ax, cs, pv), sa, df, prev)
-            pulls.append(pull)
-            outs.append(prev)
-        s_ct: list = []
-        d_ct: list = []
-        totals: list = [None] * len(parts)
-        carry = None
-        for j in reversed(range(len(parts))):
-            own = cts[j]
-            totals[j] = (carry if own is None else own if carry is None else own + carry)
-            if totals[j] is None:
-                totals[j] = tree_map(jnp.zeros_like, outs[j])
-            ds, dd, carry = pulls[j](totals[j])
-            s_ct[:0], d_ct[:0] = ds, dd
-        return tuple(s_ct), tuple(d_ct), tuple(totals)
+        outs, pulls = forward(shared_args, diffs, auxs, consts)
+        return _fused_back(outs, pulls, cts)
 
     return pullback
 
@@ -284,7 +303,7 @@ def _fused_pullback(stages: tuple) -> Callable:
 @functools.cache
 def fused_vjp(stages: tuple) -> Callable:
     """`(shared_args, diffs, auxs, consts, cts) -> (shared cotangents, packed cotangents)`
-    (`cts` as for `_fused_pullback`)."""
+    (`cts` as for `_fused_back`)."""
     pull = _fused_pullback(stages)
 
     def fused_backward(*args):
@@ -292,6 +311,29 @@ def fused_vjp(stages: tuple) -> Callable:
         return s_ct, d_ct
 
     return jax.jit(fused_backward)
+
+
+@functools.cache
+def fused_keeping(stages: tuple) -> Callable:
+    """A training forward's fused call: `(...) -> (outputs, pullbacks)` (see `_keeping`)."""
+    forward = _fused_forward(stages, _GROUP_POLICY)
+
+    def fused(*args):
+        return forward(*args)
+
+    return jax.jit(fused)
+
+
+@functools.cache
+def fused_kept_vjp(stages: tuple) -> Callable:
+    """`(outputs, pullbacks, cts) -> (shared cotangents, packed cotangents)`: the backward
+    of `fused_keeping` (one jitted function per fused kernel)."""
+    del stages
+
+    def fused_kept_backward(outs, pulls, cts):
+        return _fused_back(outs, pulls, cts)[:2]
+
+    return jax.jit(fused_kept_backward)
 
 
 @functools.cache
@@ -476,26 +518,43 @@ def chain_vjp(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: 
     return _backward(_chain_function(sig, shared, modes, n, t, state_pos, x_pos), (0, 1), "chain_backward")
 
 
-# A chain's forward in a training loop keeps what its VJP needs. A VJP from `_backward`
-# computes its forward again before it goes back; `chain_keeping` returns, with the steps'
-# states, the pullback itself (`jax.vjp`'s function: a pytree of the residuals JAX saves,
-# here every step's gates), which `kept_vjp` runs. Measured on XLA:CPU, a 16-step
-# 256 -> 256 LSTM scan, forward + VJP: batch 64 36 -> 28 ms, batch 16 11.8 -> 8.5 ms, batch 1
-# 1.85 -> 1.74 ms; compilation about even (0.45 -> 0.41 s), but the forward's, on the main
-# thread, 0.11 -> 0.22 s. Not for groups and fused calls: their forward is a few products,
-# and saving residuals cost what it saved (a (256 x 128) -> 10,212 softmax layer, forward +
-# VJP: 20.5 ms recomputing, 21.1 ms kept, its forward writing the probabilities and W's
-# transpose). The residuals live as long as the graph.
+# A training forward keeps what its VJP needs. A VJP from `_backward` computes its forward
+# again before it goes back; a kernel from `_keeping` returns, with its output, the pullback
+# itself (`jax.vjp`'s function: a pytree of the residuals JAX saves), which `kept_vjp`
+# runs. Measured on XLA:CPU, forward + VJP, recomputing -> kept:
+# - a 16-step 256 -> 256 LSTM scan (a chain, every residual kept: each step's gates):
+#   batch 64 36 -> 28 ms, batch 16 11.8 -> 8.5 ms, batch 1 1.85 -> 1.74 ms; compilation
+#   about even (0.45 -> 0.41 s), but the forward's, on the main thread, 0.11 -> 0.22 s;
+# - a (256 x 128) -> 10,212 affine + pickneglogsoftmax (a fused call): 20.5 -> 21.1 ms with
+#   every residual (the forward wrote the probabilities and W's transpose), 20.5 -> 15.6 ms
+#   keeping only the products' outputs (`_GROUP_POLICY`: the backward recomputes the
+#   elementwise rest from them, which costs less than writing and reading it).
+# Groups and fused calls therefore keep their products' outputs only; for a group of
+# elementwise nodes that is nothing but its inputs. The residuals live as long as the graph.
+_GROUP_POLICY = jax.checkpoint_policies.dots_saveable
+
+
+def _keeping(f: Callable, diff: tuple, name: str, policy: Any = None) -> Callable:
+    """`(*args) -> (f(*args), its pullback for the arguments at positions diff)`, compiled;
+    with a `jax.checkpoint` policy, the pullback keeps only what it allows."""
+    g = f if policy is None else jax.checkpoint(f, policy=policy)
+
+    def forward(*args):
+        return _vjp(g, args, diff)
+
+    forward.__name__ = forward.__qualname__ = name
+    return jax.jit(forward)
+
+
+@functools.cache
+def group_keeping(sig: Sig, shared: tuple, modes: tuple) -> Callable:
+    return _keeping(_group_function(sig, shared, modes), (0, 1), "group", _GROUP_POLICY)
+
 
 @functools.cache
 def chain_keeping(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int, x_pos: int) -> Callable:
     """`(shared_args, diffs, auxs, consts) -> (every step's state, the pullback)`."""
-    f = _chain_function(sig, shared, modes, n, t, state_pos, x_pos)
-
-    def chains(*args):
-        return _vjp(f, args, (0, 1))
-
-    return jax.jit(chains)
+    return _keeping(_chain_function(sig, shared, modes, n, t, state_pos, x_pos), (0, 1), "chains")
 
 
 def _kept_backward(pull: Any, ct: Any) -> Any:
@@ -504,8 +563,9 @@ def _kept_backward(pull: Any, ct: Any) -> Any:
 
 @functools.cache
 def kept_vjp(key: tuple) -> Callable:
-    """`(pullback, ct) -> (shared cotangents, packed cotangents)` for the chain kernel `key`
-    (one jitted function per kernel: each compiles once per residuals' shapes)."""
+    """`(pullback, ct) -> (shared cotangents, packed cotangents)` for the kernel `key`
+    (`("group", ...)` or `("chain", ...)`; one jitted function per kernel, each compiling
+    once per residuals' shapes)."""
     del key
     return jax.jit(_kept_backward)
 

@@ -85,7 +85,7 @@ class Launch:
                  shared: list, positions: list):
         self.kind, self.key, self.call_args, self.out = kind, key, call_args, out
         self.ahead: Any = None  # the VJP's compilation, started ahead (`K.compile_ahead`)
-        self.pull: Any = None   # a chain's pullback, kept by its forward (`K.chain_keeping`)
+        self.pull: Any = None   # the pullback a training forward kept (`K._keeping`), or None
         self.outputs = outputs      # the nodes computed (for 'node': [the node])
         self.shared = shared        # nodes passed once (their cotangent is whole)
         self.positions = positions  # per packed argument: ('take', base) or ('list', [node or None])
@@ -277,8 +277,27 @@ def _ahead(launch: Launch, vjp: Any) -> None:
         out = launch.out
         if launch.kind == "fused":  # the usual cotangents: the last stage's only (`K.fused_vjp`)
             out = (None,) * (len(out) - 1) + (out[-1],)
-        args = launch.call_args if launch.pull is None else (launch.pull,)
+        args = (launch.call_args if launch.pull is None else (launch.out, launch.pull) if launch.kind == "fused"
+                else (launch.pull,))
         launch.ahead = K.compile_ahead(vjp, args, out)
+
+
+def _keeps(sig: Any) -> bool:
+    """Whether a group's, fused call's or chain's forward keeps its pullback for backward
+    (`K._keeping`): in a training loop (`CURRENT.training`: this thread's last two graphs
+    did not both end without backward()), and not for lookups (their gradient reaches the
+    table as rows, `_sparse_lookup`)."""
+    return CURRENT.training and sig.op.sparse_table is None
+
+
+def _run_kept(keeping: Any, kernel: Any, keep: bool, call: tuple) -> tuple:
+    """`(out, pull, compiled)`: `keeping(*call)` (output and pullback) when `keep`, else
+    `kernel(*call)` and no pullback."""
+    if keep:
+        (out, pull), compiled = _call(keeping, call)
+        return out, pull, compiled
+    out, compiled = _call(kernel, call)
+    return out, None, compiled
 
 
 def _register(g: Graph, launch: Launch, out: Any) -> None:
@@ -419,13 +438,14 @@ def _run_group(g: Graph, sig: Any, nodes: list) -> None:
     inputs = _Inputs(g)
     key = (sig, shared, inputs.group(nodes, nb, shared, dense=dense))
     call = inputs.call()
-    out, compiled = _call(K.group_kernel(*key), call)
+    out, pull, compiled = _run_kept(K.group_keeping(*key), K.group_kernel(*key), _keeps(sig), call)
     for i, n in enumerate(nodes):
         n.val = Slice(out, i)
     launch = Launch("group", key, call, out, nodes, inputs.shared_nodes, inputs.positions)
+    launch.pull = pull
     _register(g, launch, out)
     if compiled:
-        _ahead(launch, K.group_vjp(*key))
+        _ahead(launch, K.group_vjp(*key) if pull is None else K.kept_vjp(("group", key)))
 
 
 # At most this many groups run as one fused call.
@@ -490,9 +510,10 @@ def _run_fused(g: Graph, stages: list) -> list:
     key = tuple((sig, shared, inputs.group(nodes, nb, shared, link), link)
                 for (nodes, link), (sig, shared, _, _) in zip(stages, descr))
     call = inputs.call()
-    out, compiled = _call(K.fused_kernel(key), call)
+    out, pull, compiled = _run_kept(K.fused_keeping(key), K.fused_kernel(key), CURRENT.training, call)
     computed = []
     launch = Launch("fused", (key,), call, out, computed, inputs.shared_nodes, inputs.positions)
+    launch.pull = pull
     for j, (nodes, _) in enumerate(stages):
         for i, n in enumerate(nodes):
             n.val = Slice(out[j], i)
@@ -500,7 +521,7 @@ def _run_fused(g: Graph, stages: list) -> list:
         g.owners[id(out[j])] = (launch, j)
     g.launches.append(launch)
     if compiled:
-        _ahead(launch, K.fused_vjp(key))
+        _ahead(launch, K.fused_vjp(key) if pull is None else K.fused_kept_vjp(key))
     return computed
 
 
@@ -699,11 +720,7 @@ def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, 
     inputs.stack_consts([c[0] for c in padded])
     key = (sig, shared, tuple(inputs.modes), nb, tb, state_pos, x_pos)
     call = inputs.call()
-    pull = None
-    if CURRENT.training:  # (a chain is never a lookup) keep what backward needs, see `K.chain_keeping`
-        (out, pull), compiled = _call(K.chain_keeping(*key), call)
-    else:
-        out, compiled = _call(K.chain_kernel(*key), call)
+    out, pull, compiled = _run_kept(K.chain_keeping(*key), K.chain_kernel(*key), _keeps(sig), call)
     nodes = []
     for i, c in enumerate(chains):
         for t, n in enumerate(c):
@@ -713,7 +730,7 @@ def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, 
     launch.pull = pull
     _register(g, launch, out)
     if compiled:
-        _ahead(launch, K.chain_vjp(*key) if pull is None else K.kept_vjp(key))
+        _ahead(launch, K.chain_vjp(*key) if pull is None else K.kept_vjp(("chain", key)))
     return out
 
 
@@ -913,7 +930,10 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
         K.claim(launch.ahead)
         if launch.kind == "fused":
             g.grads[launch] = ct
-            s_ct, d_ct = K.fused_vjp(*launch.key)(*launch.call_args, ct)
+            if launch.pull is not None:
+                s_ct, d_ct = K.fused_kept_vjp(*launch.key)(launch.out, launch.pull, ct)
+            else:
+                s_ct, d_ct = K.fused_vjp(*launch.key)(*launch.call_args, ct)
         elif launch.kind == "packs":
             g.grads[launch] = ct
             d_diff, d_pad = K.packs_vjp(*launch.key)(*launch.call_args, ct)
@@ -923,7 +943,7 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
             if _sparse_lookup(launch, ct, accumulate):
                 continue
             if launch.pull is not None:
-                s_ct, d_ct = K.kept_vjp(launch.key)(launch.pull, ct)
+                s_ct, d_ct = K.kept_vjp((launch.kind, launch.key))(launch.pull, ct)
             else:
                 vjp = K.group_vjp if launch.kind == "group" else K.chain_vjp
                 s_ct, d_ct = vjp(*launch.key)(*launch.call_args, ct)

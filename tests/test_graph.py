@@ -1289,6 +1289,24 @@ def test_a_training_forward_keeps_its_pullback_and_backward_equals_recomputing()
             np.testing.assert_allclose(g[k], g0[k], rtol=1e-4, atol=1e-6, err_msg=f"{name}: {k}")
 
 
+def test_output_of_a_multi_layer_state_adds_only_the_top_layers_slot():
+    """`output()` is the top layer's h (`h()[-1]`), and makes one node of the graph: not a
+    slot per layer, which the scheduler would walk at every step of a DyNet loop."""
+    pc = dy.ParameterCollection(seed=1)
+    lstm = dy.LSTMBuilder(3, 4, 5, pc)
+    dy.renew_cg()
+    s = lstm.initial_state().add_input(dy.inputVector([0.1, -0.2, 0.3, 0.4]))
+    before = len(s.output().graph.nodes)
+    out = s.output()
+    assert len(out.graph.nodes) == before  # (the first call made it; the second reuses it)
+    s2 = s.add_input(dy.inputVector([0.5, 0.1, -0.3, 0.2]))
+    n = len(out.graph.nodes)
+    top = s2.output()
+    assert len(top.graph.nodes) == n + 1
+    np.testing.assert_allclose(top.npvalue(), s2.h()[-1].npvalue())
+    assert not np.allclose(top.npvalue(), s2.h()[0].npvalue())
+
+
 def test_cotangents_of_small_arrays_are_summed_by_one_adder_per_shape():
     """`add_all` sums any number of same-shaped arrays; arrays up to ADD_PAD_ELEMENTS are
     added 8 at a time with zeros as padding (one adder kernel per shape, not one per 2, 4

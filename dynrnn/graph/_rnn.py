@@ -142,8 +142,10 @@ class GraphState:
         return sum(self._counts[:layer]) + component
 
     def output(self) -> Expression:
-        """The top layer's h: dims (hidden_dim,)."""
-        return self.h()[-1]
+        """The top layer's h: dims (hidden_dim,). (Only its slot: the lower layers' h's
+        are not made nodes of the graph.)"""
+        top = len(self._counts) - 1
+        return self._slot(self._index(top, self._counts[top] - 1))
 
     def h(self) -> tuple[Expression, ...]:
         """Each layer's output h, bottom to top."""

@@ -317,11 +317,8 @@ def fused_vjp(stages: tuple) -> Callable:
 def fused_keeping(stages: tuple) -> Callable:
     """A training forward's fused call: `(...) -> (outputs, pullbacks)` (see `_keeping`)."""
     forward = _fused_forward(stages, _GROUP_POLICY)
-
-    def fused(*args):
-        return forward(*args)
-
-    return jax.jit(fused)
+    forward.__name__ = forward.__qualname__ = "fused"
+    return jax.jit(forward)
 
 
 @functools.cache

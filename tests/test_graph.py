@@ -1307,6 +1307,26 @@ def test_output_of_a_multi_layer_state_adds_only_the_top_layers_slot():
     assert not np.allclose(top.npvalue(), s2.h()[0].npvalue())
 
 
+def test_backward_starts_from_one_cached_array_of_ones():
+    """Each backward() starts from the loss's cotangent of ones: one cached device array per
+    shape (`K.ones`), not a copy from the host per call; the gradients stay NumPy's."""
+    from dynrnn.graph import _kernels as K
+    pc = dy.ParameterCollection(seed=2)
+    W = pc.add_parameters((3, 4))
+    x = np.array([0.5, -1.0, 2.0, 0.25], np.float32)
+    K.ones.cache_clear()
+    for _ in range(3):
+        dy.renew_cg()
+        loss = dy.sum_elems(dy.tanh(W * dy.inputVector(list(x))))
+        loss.backward()
+        w = np.asarray(W.as_array())
+        np.testing.assert_allclose(np.asarray(W.grad_as_array()), np.outer(1 - np.tanh(w @ x) ** 2, x),
+                                   rtol=1e-5, atol=1e-6)
+        W.clear_grad()
+    info = K.ones.cache_info()
+    assert info.currsize == 1 and info.hits == 2, info
+
+
 def test_cotangents_of_small_arrays_are_summed_by_one_adder_per_shape():
     """`add_all` sums any number of same-shaped arrays; arrays up to ADD_PAD_ELEMENTS are
     added 8 at a time with zeros as padding (one adder kernel per shape, not one per 2, 4

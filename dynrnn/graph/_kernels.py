@@ -611,6 +611,13 @@ def zeros(shape: tuple, dtype: Any) -> jax.Array:
 
 
 @functools.cache
+def ones(shape: tuple, dtype: Any) -> jax.Array:
+    """A cached array of ones (the cotangent a backward() starts from: a copy from the host
+    per call cost ~0.1 ms, a quarter of DyNet's xor.py update here)."""
+    return jax.device_put(np.ones(shape, dtype))
+
+
+@functools.cache
 def _adder(n: int) -> Callable:
     return plumbing_jit(lambda *xs: functools.reduce(jnp.add, xs))
 

@@ -891,7 +891,7 @@ def backward(loss: Expression, full: bool = False, accumulate: bool = True) -> N
 
 def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
     cts = _Cotangents(g, full)
-    cts.add(loss, jax.device_put(np.ones(loss.shape, loss.dt)))  # (jnp.ones would compile per shape)
+    cts.add(loss, K.ones(tuple(loss.shape), loss.dt))  # (jnp.ones would compile per shape)
     for launch in reversed(g.launches):
         if launch.kind in ("gather", "put"):
             ct = cts.launch_total(launch)

@@ -269,17 +269,30 @@ def _call(kernel: Any, call: tuple) -> tuple[Any, bool]:
     return out, size() != before
 
 
-def _ahead(launch: Launch, vjp: Any) -> None:
+def _ahead(launch: Launch, vjp: Any, args: tuple | None = None) -> None:
     """Compiles the VJP of a launch whose forward kernel has just compiled, in the
-    background, unless this thread's last two graphs ended without backward(). Not for
-    lookups: their gradient reaches the table as rows, without a VJP (`_sparse_lookup`)."""
+    background, unless this thread's last two graphs ended without backward(). `args`: the
+    VJP's arguments before the cotangent (default: the forward's). Not for lookups: their
+    gradient reaches the table as rows, without a VJP (`_sparse_lookup`)."""
     if CURRENT.training and CURRENT.compile_ahead and (not launch.outputs or launch.outputs[0].op.sparse_table is None):
         out = launch.out
         if launch.kind == "fused":  # the usual cotangents: the last stage's only (`K.fused_vjp`)
             out = (None,) * (len(out) - 1) + (out[-1],)
-        args = (launch.call_args if launch.pull is None else (launch.out, launch.pull) if launch.kind == "fused"
-                else (launch.pull,))
-        launch.ahead = K.compile_ahead(vjp, args, out)
+        launch.ahead = K.compile_ahead(vjp, launch.call_args if args is None else args, out)
+
+
+_RECOMPUTING = {"group": K.group_vjp, "chain": K.chain_vjp, "fused": K.fused_vjp}
+
+
+def _vjp_call(launch: Launch) -> tuple:
+    """`(vjp kernel, its arguments before the cotangent)` of a group's, chain's or fused
+    call's launch: the pullback its forward kept, or the forward's own arguments (the VJP
+    computes the forward again). What `_ahead` compiles and `_backward` calls."""
+    if launch.pull is None:
+        return _RECOMPUTING[launch.kind](*launch.key), launch.call_args
+    if launch.kind == "fused":
+        return K.fused_kept_vjp(*launch.key), (launch.out, launch.pull)
+    return K.kept_vjp((launch.kind, launch.key)), (launch.pull,)
 
 
 def _keeps(sig: Any) -> bool:
@@ -445,7 +458,7 @@ def _run_group(g: Graph, sig: Any, nodes: list) -> None:
     launch.pull = pull
     _register(g, launch, out)
     if compiled:
-        _ahead(launch, K.group_vjp(*key) if pull is None else K.kept_vjp(("group", key)))
+        _ahead(launch, *_vjp_call(launch))
 
 
 # At most this many groups run as one fused call.
@@ -521,7 +534,7 @@ def _run_fused(g: Graph, stages: list) -> list:
         g.owners[id(out[j])] = (launch, j)
     g.launches.append(launch)
     if compiled:
-        _ahead(launch, K.fused_vjp(key) if pull is None else K.fused_kept_vjp(key))
+        _ahead(launch, *_vjp_call(launch))
     return computed
 
 
@@ -730,7 +743,7 @@ def _run_segment(g: Graph, sig: Any, chains: list, fixed: list, state_pos: int, 
     launch.pull = pull
     _register(g, launch, out)
     if compiled:
-        _ahead(launch, K.chain_vjp(*key) if pull is None else K.kept_vjp(("chain", key)))
+        _ahead(launch, *_vjp_call(launch))
     return out
 
 
@@ -928,25 +941,15 @@ def _backward(g: Graph, loss: Expression, full: bool, accumulate: bool) -> None:
         if ct is None:
             continue
         K.claim(launch.ahead)
-        if launch.kind == "fused":
-            g.grads[launch] = ct
-            if launch.pull is not None:
-                s_ct, d_ct = K.fused_kept_vjp(*launch.key)(launch.out, launch.pull, ct)
-            else:
-                s_ct, d_ct = K.fused_vjp(*launch.key)(*launch.call_args, ct)
-        elif launch.kind == "packs":
-            g.grads[launch] = ct
+        g.grads[launch] = ct
+        if launch.kind == "packs":
             d_diff, d_pad = K.packs_vjp(*launch.key)(*launch.call_args, ct)
             s_ct, d_ct = (d_pad,), (d_diff,)
         else:
-            g.grads[launch] = ct
-            if _sparse_lookup(launch, ct, accumulate):
+            if launch.kind != "fused" and _sparse_lookup(launch, ct, accumulate):
                 continue
-            if launch.pull is not None:
-                s_ct, d_ct = K.kept_vjp((launch.kind, launch.key))(launch.pull, ct)
-            else:
-                vjp = K.group_vjp if launch.kind == "group" else K.chain_vjp
-                s_ct, d_ct = vjp(*launch.key)(*launch.call_args, ct)
+            vjp, args = _vjp_call(launch)
+            s_ct, d_ct = vjp(*args, ct)
         for node, c in zip(launch.shared, s_ct):
             cts.add(node, c)
         for position, c in zip(launch.positions, d_ct):

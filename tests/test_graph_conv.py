@@ -20,6 +20,9 @@ X = R.normal(size=(7, 6, 3)).astype(np.float32)       # an image: height, width,
 XB = R.normal(size=(7, 6, 3, 2)).astype(np.float32)   # two of them (DyNet layout: batch last)
 F = R.normal(size=(3, 2, 3, 4)).astype(np.float32)    # filters: height, width, in, out
 B = R.normal(size=4).astype(np.float32)
+XG = R.normal(size=(7, 6)).astype(np.float32)         # a grey image: height, width (one channel)
+XGB = R.normal(size=(7, 6, 2)).astype(np.float32)     # two of them
+FG = R.normal(size=(3, 2, 1, 4)).astype(np.float32)   # filters of one channel in
 XM = R.normal(size=(4, 9)).astype(np.float32)
 FM = R.normal(size=(4, 3)).astype(np.float32)
 FM3 = R.normal(size=(4, 3, 5)).astype(np.float32)
@@ -86,6 +89,16 @@ for _valid in (True, False):
         CASES[f"maxpooling2d {'valid' if _valid else 'same'} window {_k} stride {_s}"] = (
             lambda k=_k, s=_s, v=_valid: dy.maxpooling2d(inp(X), list(k), list(s), is_valid=v),
             lambda k=_k, s=_s, v=_valid: _pool_ref(X, k, s, v), ((_oh, _ow, 3), 1))
+# DyNet takes an image of dims (height, width) as one channel (`dy.inputTensor(images,
+# batched=True)` of a list of 28x28 images, in its mnist_dynet_minibatch.py): conv2d gives
+# (H', W', Co), maxpooling2d (H', W')
+CASES["conv2d of a grey image"] = (lambda: dy.conv2d(inp(XG), inp(FG), [1, 1], is_valid=False),
+                                   lambda: _conv_ref(XG[..., None], FG, (1, 1), False), ((7, 6, 4), 1))
+CASES["conv2d_bias of grey images, a minibatch"] = (
+    lambda: dy.conv2d_bias(inp(XGB, batched=True), inp(FG), inp(B), [2, 1]),
+    lambda: np.stack([_conv_ref(XGB[..., i, None], FG, (2, 1), True) + B for i in range(2)], -1), ((3, 5, 4), 2))
+CASES["maxpooling2d of a grey image"] = (lambda: dy.maxpooling2d(inp(XG), [2, 2], [2, 2], is_valid=False),
+                                         lambda: _pool_ref(XG[..., None], (2, 2), (2, 2), False)[..., 0], ((4, 3), 1))
 CASES["filter1d_narrow"] = (lambda: dy.filter1d_narrow(inp(XM), inp(FM)), lambda: _filter1d_ref(XM, FM), ((1, 7), 1))
 CASES["filter1d_narrow, 5 filters"] = (lambda: dy.filter1d_narrow(inp(XM), inp(FM3)), lambda: _filter1d_ref(XM, FM3),
                                        ((5, 7), 1))
@@ -136,6 +149,8 @@ GRADIENTS = {
     "conv2d same, d/df": (lambda f: dy.conv2d(inp(X.astype(np.float64)), f, [1, 1], is_valid=False), F),
     "conv2d_bias, d/db": (lambda b: dy.conv2d_bias(inp(X.astype(np.float64)), inp(F.astype(np.float64)), b, [1, 2]),
                           B),
+    "conv2d of a grey image, d/dx": (lambda x: dy.conv2d(x, inp(FG.astype(np.float64)), [1, 2], is_valid=False), XG),
+    "maxpooling2d of a grey image": (lambda x: dy.maxpooling2d(x, [2, 3], [2, 2]), XG),
     "maxpooling2d valid": (lambda x: dy.maxpooling2d(x, [3, 2], [1, 2]), X),
     "maxpooling2d same": (lambda x: dy.maxpooling2d(x, [3, 3], [2, 2], is_valid=False), X),
     "filter1d_narrow, d/dx": (lambda x: dy.filter1d_narrow(x, inp(FM3.astype(np.float64))), XM),
@@ -155,7 +170,10 @@ def test_bad_arguments_say_what_was_expected():
     dy.renew_cg()
     x, f = inp(X), inp(F)
     cases = [
-        (lambda: dy.conv2d(inp(XM), f, [1, 1]), r"x must be an image of dims \(height, width, channels\)"),
+        (lambda: dy.conv2d(inp(XM[0]), f, [1, 1]), r"x must be an image of dims \(height, width, channels\) or "
+                                                    r"\(height, width\) \(and a batch\); given dims \(9,\)"),
+        (lambda: dy.maxpooling2d(inp(XB), [2, 2], [1, 1]), r"x must be an image .* given dims \(7, 6, 3, 2\)"),
+        (lambda: dy.conv2d(inp(XG), f, [1, 1]), r"f takes 3 channels in; x has 1"),
         (lambda: dy.conv2d(x, inp(FM3), [1, 1]), r"f must be filters of dims"),
         (lambda: dy.conv2d(x, inp(np.ones((3, 2, 2, 4), np.float32)), [1, 1]), "f takes 2 channels in; x has 3"),
         (lambda: dy.conv2d(x, f, [1]), r"stride must be two positive ints \[rows, cols\]; given \[1\]"),

@@ -182,6 +182,14 @@ CASES = {
     "pick_range": (lambda: dy.pick_range(inp(U), 1, 3), lambda: U[1:3], ((2,), 1)),
     "inputMatrix": (lambda: dy.inputMatrix([1, 2, 3, 4, 5, 6], (2, 3)), lambda: [[1, 3, 5], [2, 4, 6]], ((2, 3), 1)),
     "zeroes": (lambda: dy.zeroes((2, 3), batch_size=2), lambda: np.zeros((2, 3, 2)), ((2, 3), 2)),
+    # DyNet's softmax losses take a column (n, 1) of scores as the vector: W * h of an h
+    # reshaped to (d, 1), as its mnist_dynet_minibatch.py makes
+    "pickneglogsoftmax of a column": (lambda: dy.pickneglogsoftmax(inp(U[:, None]), 2),
+                                      lambda: [_lse(U, 0) - U[2]], ((1,), 1)),
+    "pickneglogsoftmax_batch of columns": (lambda: dy.pickneglogsoftmax_batch(inp(UB[:, None, :], batched=True),
+                                                                              [0, 2, 1]),
+                                           lambda: [[_lse(UB[:, i], 0) - UB[v, i] for i, v in enumerate([0, 2, 1])]],
+                                           ((1,), 3)),
 }
 
 
@@ -225,6 +233,7 @@ GRADIENTS = {
     "constrained_softmax, bounds": (lambda x: dy.constrained_softmax(dy.inputTensor(CZ.astype(np.float64)), x), CU),
     "fold_rows": (lambda x: dy.fold_rows(x, 2), F6),
     "kmax_pooling": (lambda x: dy.kmax_pooling(x, 2), A),
+    "pickneglogsoftmax_batch of columns": (lambda x: dy.pickneglogsoftmax_batch(x, [0, 2]), AB[:, :1, :]),
 }
 
 
@@ -302,6 +311,9 @@ def test_bad_arguments_say_what_was_expected():
         (lambda: dy.vanilla_lstm_gates(*(dy.inputTensor(v) for v in (LX, LH, LWX, LWH, LB)), weightnoise_std=0.1),
          "weightnoise_std is not supported"),
         (lambda: dy.vanilla_lstm_c(dy.inputTensor(LC), dy.inputTensor(LC)), r"gates \(4n,\)"),
+        (lambda: dy.pickneglogsoftmax(a, 1), r"x must be a vector \(n,\) or a column \(n, 1\) of scores; given "
+                                             r"dims \(3, 4\)"),
+        (lambda: dy.pickneglogsoftmax_batch(dy.inputTensor(AB, batched=True), [0, 1]), r"given dims \(3, 4\)"),
     ]
     for call, text in cases:
         with pytest.raises(ValueError, match=text):

@@ -35,15 +35,19 @@ def _pair(where: str, what: str, v: Any) -> tuple[int, int]:
 
 
 def _image(where: str, x: Any) -> Expression:
+    """An image: dims (height, width, channels), or (height, width) for one channel (as
+    DyNet allows: a batch of grey images from `dy.inputTensor(images, batched=True)`)."""
     e = expr(x, where)
-    if len(e.dims) != 3:
-        raise ValueError(f"dy.{where}: x must be an image of dims (height, width, channels) (and a batch); given "
-                         f"dims {e.dims}.")
+    if len(e.dims) not in (2, 3):
+        raise ValueError(f"dy.{where}: x must be an image of dims (height, width, channels) or (height, width) "
+                         f"(and a batch); given dims {e.dims}.")
     return e
 
 
 def _conv_fn(static: tuple, x: Any, f: Any, b: Any = None) -> Any:
     stride, valid = static
+    if x.ndim == 2:  # one channel
+        x = x[..., None]
     y = jax.lax.conv_general_dilated(x[None], f, stride, "VALID" if valid else "SAME",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
     return y if b is None else y + b
@@ -55,7 +59,7 @@ CONV2D = Op("conv2d", _conv_fn)
 def conv2d(x: Any, f: Any, stride: Any, is_valid: bool = True) -> Expression:
     """2-D convolution (cross-correlation) of an image x (H, W, Ci) with filters f
     (kH, kW, Ci, Co): (H', W', Co), H' = (H - kH) / stride + 1 "VALID", ceil(H / stride)
-    "SAME" (`is_valid=False`)."""
+    "SAME" (`is_valid=False`). An image of dims (H, W) has one channel."""
     return _conv("conv2d", x, f, None, stride, is_valid)
 
 
@@ -71,7 +75,7 @@ def _conv(where: str, x: Any, f: Any, b: Any, stride: Any, is_valid: bool) -> Ex
         raise ValueError(f"dy.{where}: f must be filters of dims (height, width, channels in, channels out), not "
                          f"batched; given dims {fe.dims}, batch {fe.batch}.")
     kh, kw, ci, co = fe.dims
-    h, w, c = e.dims
+    h, w, c = (e.dims + (1,))[:3]
     if ci != c:
         raise ValueError(f"dy.{where}: f takes {ci} channels in; x has {c} (dims {e.dims}).")
     if is_valid and (kh > h or kw > w):
@@ -88,15 +92,17 @@ def _conv(where: str, x: Any, f: Any, b: Any, stride: Any, is_valid: bool) -> Ex
 
 def _pool_fn(static: tuple, x: Any) -> Any:
     (kh, kw), (sh, sw), valid = static
-    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (kh, kw, 1), (sh, sw, 1), "VALID" if valid else "SAME")
+    rest = (1,) * (x.ndim - 2)  # the channels, if any
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (kh, kw) + rest, (sh, sw) + rest,
+                                 "VALID" if valid else "SAME")
 
 
 MAXPOOL2D = Op("maxpooling2d", _pool_fn)
 
 
 def maxpooling2d(x: Any, ksize: Any, stride: Any, is_valid: bool = True) -> Expression:
-    """2-D max pooling of an image x (H, W, C) per channel, windows `ksize` [rows, cols]
-    moved by `stride`; "SAME" (`is_valid=False`) pads with -inf."""
+    """2-D max pooling of an image x (H, W, C) per channel (or of an image (H, W)), windows
+    `ksize` [rows, cols] moved by `stride`; "SAME" (`is_valid=False`) pads with -inf."""
     e = _image("maxpooling2d", x)
     k, s = _pair("maxpooling2d", "ksize", ksize), _pair("maxpooling2d", "stride", stride)
     if is_valid and (k[0] > e.dims[0] or k[1] > e.dims[1]):

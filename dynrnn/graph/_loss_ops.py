@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._graph import CURRENT, Expression
-from ._ops import Op, as_scalar, expr, host_rng, is_number, node
+from ._ops import Op, as_scalar, expr, host_rng, is_number, node, reshape
 
 
 def _pnls_fn(static, a, v):
@@ -38,11 +38,21 @@ def _pnls_batch_fn(static, a, vs):
 PNLS_BATCH = Op("pickneglogsoftmax_batch", _pnls_batch_fn, batch_level=True)
 
 
-def pickneglogsoftmax(x: Any, v: Any) -> Expression:
-    """−log softmax(x)[v]: dims (1,); with a list of ids, one per batch element."""
-    e = expr(x, "pickneglogsoftmax")
+def _scores(where: str, x: Any) -> Expression:
+    """The scores of a softmax loss: a vector (n,), or — as DyNet takes it — a column (n, 1)
+    (what `W * h` makes of an h reshaped to (d, 1)), as the vector."""
+    e = expr(x, where)
+    if len(e.dims) == 2 and e.dims[1] == 1:
+        return reshape(e, e.dims[:1], e.batch)
     if len(e.dims) != 1:
-        raise ValueError(f"dy.pickneglogsoftmax: x must be a vector; given dims {e.dims}.")
+        raise ValueError(f"dy.{where}: x must be a vector (n,) or a column (n, 1) of scores; given dims {e.dims}.")
+    return e
+
+
+def pickneglogsoftmax(x: Any, v: Any) -> Expression:
+    """−log softmax(x)[v]: dims (1,); with a list of ids, one per batch element. x: a vector
+    or a column (n, 1)."""
+    e = _scores("pickneglogsoftmax", x)
     if isinstance(v, (list, tuple, np.ndarray)) and np.ndim(v) == 1:
         return pickneglogsoftmax_batch(e, v)
     i = np.asarray(v)
@@ -54,7 +64,7 @@ def pickneglogsoftmax(x: Any, v: Any) -> Expression:
 
 
 def pickneglogsoftmax_batch(x: Any, vs: Sequence[int] | np.ndarray) -> Expression:
-    e = expr(x, "pickneglogsoftmax_batch")
+    e = _scores("pickneglogsoftmax_batch", x)
     ids = np.asarray(vs)
     if ids.ndim != 1 or ids.dtype.kind not in "iu":
         raise TypeError(f"dy.pickneglogsoftmax_batch: vs must be a list of class ids; given {vs!r:.60}.")

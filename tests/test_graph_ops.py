@@ -257,6 +257,28 @@ def test_scale_gradient_and_argmax_gradients_follow_dynet():
         np.testing.assert_allclose(x.gradient(), want)
 
 
+@pytest.mark.parametrize("name", ["round", "ceil", "floor"])
+def test_rounding_takes_dynets_gradient_mode(name):
+    """DyNet's `round(x, gradient_mode)`, `ceil`, `floor`: the rounded value; a zero gradient
+    by default, the identity's with "straight_through_gradient" (DyNet's positional spelling
+    `dy.round(x, "straight_through_gradient")` included)."""
+    ref = {"round": np.round, "ceil": np.ceil, "floor": np.floor}[name]
+    c = R.normal(size=(3, 4))
+    for mode, want in (("zero_gradient", np.zeros_like(A)), ("straight_through_gradient", c)):
+        dy.renew_cg()
+        x = dy.inputTensor(A * 3)
+        y = getattr(dy, name)(x, mode)
+        assert y.dim() == ((3, 4), 1)
+        np.testing.assert_allclose(y.npvalue(), ref(A * 3))
+        dy.sum_elems(dy.cmult(y, dy.inputTensor(c))).backward(full=True)
+        np.testing.assert_allclose(x.gradient(), want, rtol=1e-6)
+    dy.renew_cg()
+    np.testing.assert_allclose(getattr(dy, name)(dy.inputTensor(A)).npvalue(), ref(A))
+    with pytest.raises(ValueError, match=f"dy.{name}: gradient_mode must be 'zero_gradient' or "
+                                         f"'straight_through_gradient'; given 'identity'"):
+        getattr(dy, name)(dy.inputTensor(A), "identity")
+
+
 def test_dropout_dim_and_dropout_batch_share_their_masks_as_dynet_does():
     dy.set_random_seed(3)
     dy.renew_cg()

@@ -299,9 +299,9 @@ atanh = _unary("atanh", None)
 lgamma = _unary("lgamma", None)
 log_sigmoid = _unary("log_sigmoid", None)
 silu = _unary("silu", None)
-round = _unary("round", None)  # noqa: A001
-ceil = _unary("ceil", None)
-floor = _unary("floor", None)
+round = _graph_only(M.round_)  # noqa: A001
+ceil = _graph_only(M.ceil)
+floor = _graph_only(M.floor)
 
 # -- graph-only operations -----------------------------------------------------------------------
 squared_norm = _graph_only(G.squared_norm)

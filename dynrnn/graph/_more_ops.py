@@ -186,13 +186,18 @@ def _argmax_fn(static, a):
 ARGMAX = Op("argmax", _argmax_fn)
 
 
+def _gradient_mode(where: str, mode: Any) -> str:
+    if mode not in ("zero_gradient", "straight_through_gradient"):
+        raise ValueError(f"dy.{where}: gradient_mode must be 'zero_gradient' or 'straight_through_gradient'; "
+                         f"given {mode!r}.")
+    return mode
+
+
 def argmax(x: Any, gradient_mode: str = "zero_gradient") -> Expression:
     """The one-hot vector of x's largest entry (the first, on ties). Its gradient is zero
     ("zero_gradient") or the identity's ("straight_through_gradient", Bengio et al. 2013)."""
     e = expr(x, "argmax")
-    if gradient_mode not in ("zero_gradient", "straight_through_gradient"):
-        raise ValueError(f"dy.argmax: gradient_mode must be 'zero_gradient' or 'straight_through_gradient'; "
-                         f"given {gradient_mode!r}.")
+    _gradient_mode("argmax", gradient_mode)
     if len(e.dims) != 1:
         raise ValueError(f"dy.argmax: expected a vector; given dims {e.dims}.")
     return node(ARGMAX, [e], static=gradient_mode)
@@ -364,6 +369,32 @@ def constrained_softmax(x: Any, y: Any) -> Expression:
     gets the bound, the rest share what is left as a softmax). `x` and `y`: vectors of the
     same size; the bounds must sum to at least 1."""
     return node(CONSTRAINED_SOFTMAX, _vectors("constrained_softmax", x, y))
+
+
+_ROUNDING = {"round": jnp.round, "ceil": jnp.ceil, "floor": jnp.floor}
+
+
+def _rounding_fn(static, a):
+    name, mode = static
+    r = _ROUNDING[name](a)
+    if mode == "straight_through_gradient":  # forward the rounded value, backward the identity
+        return a + jax.lax.stop_gradient(r - a)
+    return jax.lax.stop_gradient(r)
+
+
+ROUNDING = Op("rounding", _rounding_fn)
+
+
+def _rounding(name: str) -> Any:
+    def f(x: Any, gradient_mode: str = "zero_gradient") -> Expression:
+        return node(ROUNDING, [expr(x, name)], static=(name, _gradient_mode(name, gradient_mode)), where=name)
+    f.__name__ = name
+    f.__doc__ = (f"DyNet's {name}(x, gradient_mode='zero_gradient') elementwise: its gradient is zero, or the "
+                 f"identity's with 'straight_through_gradient'.")
+    return f
+
+
+round_, ceil, floor = _rounding("round"), _rounding("ceil"), _rounding("floor")
 
 
 FOLD_ROWS = Op("fold_rows", lambda s, a: a.reshape((a.shape[0] // s, s) + a.shape[1:]).sum(axis=1))

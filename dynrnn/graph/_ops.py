@@ -554,8 +554,7 @@ _UNARY = {
     "softsign": jax.nn.soft_sign, "sin": jnp.sin, "cos": jnp.cos, "tan": jnp.tan, "asin": jnp.arcsin,
     "acos": jnp.arccos, "atan": jnp.arctan, "sinh": jnp.sinh, "cosh": jnp.cosh, "asinh": jnp.arcsinh,
     "acosh": jnp.arccosh, "atanh": jnp.arctanh, "lgamma": jax.scipy.special.gammaln, "log_sigmoid": _log_sigmoid,
-    "selu": jax.nn.selu, "silu": jax.nn.silu, "round": jnp.round, "ceil": jnp.ceil, "floor": jnp.floor,
-    "sign": jnp.sign,
+    "selu": jax.nn.selu, "silu": jax.nn.silu, "sign": jnp.sign,
 }
 UNARY = Op("unary", lambda s, a: _UNARY[s](a))
 

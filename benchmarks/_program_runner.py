@@ -4,8 +4,9 @@ budget of updates, and records when each update finished and the loss it applied
 Usage: python _program_runner.py BACKEND PROGRAM BUDGET OUT.json [PROGRAM ARGS...]
 BACKEND is `dynet` or `dynrnn`; the program's `import dynet as dy` is its import line.
 The budget is counted by wrapping the trainer classes' `update` (a subclass put in the
-module's place), and the loss is the last `dy.esum(...)` the program built before it
-(every example program returns its loss from `dy.esum`). Nothing else is touched.
+module's place), and the loss is the last `dy.esum(...)`, `dy.average(...)` or
+`dy.mean_batches(...)` the program built before it (the example programs return their loss
+from one of them). Nothing else is touched.
 """
 
 import json
@@ -30,14 +31,16 @@ def main() -> None:
         mod.config(compile_ahead=os.environ["DYNRNN_COMPILE_AHEAD"] == "1")
     record = {"backend": backend, "program": os.path.basename(program), "times": [], "losses": []}
     last = [None]
-    esum = mod.esum
 
-    def recording_esum(xs, *args, **kwargs):
-        e = esum(xs, *args, **kwargs)
-        last[0] = e
-        return e
+    def recording(f):
+        def recorded(*args, **kwargs):
+            e = f(*args, **kwargs)
+            last[0] = e
+            return e
+        return recorded
 
-    mod.esum = recording_esum
+    for name in ("esum", "average", "mean_batches"):
+        setattr(mod, name, recording(getattr(mod, name)))
     for name in ("SimpleSGDTrainer", "AdamTrainer", "MomentumSGDTrainer", "AdagradTrainer"):
         base = getattr(mod, name)
 

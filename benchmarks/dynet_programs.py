@@ -14,9 +14,18 @@ with autobatching on, as dynrnn does by default. It is written for Python 2: `xr
 shuffling a `range` are the two edits it needs under Python 3, made for both backends.
 batching/rnnlm-batch.py, DyNet's minibatching by hand (50 sentences of tiny Shakespeare per
 graph, `lookup_batch`, `pickneglogsoftmax_batch`, masks; it samples a line before each
-update), runs without autobatching on both sides.
+update), runs without autobatching on both sides. rnnlm/rnnlm_transduce.py ("rnnlm-transduce")
+is rnnlm.py written with `transduce` (a 2-layer SimpleRNN, 50 wide) on tiny Shakespeare.
 
-    python benchmarks/dynet_programs.py [--updates N] [--only rnnlm,tagger,attention,lstmlm-auto,xor,rnnlm-batch]
+Not run by default (`--only` names them): DyNet's MNIST benchmarks,
+mnist/basic-mnist-benchmarks/mnist_dynet_minibatch.py ("mnist-minibatch": a convolutional
+network on minibatches of 64 images per graph) and mnist_dynet_autobatch.py ("mnist-autobatch":
+the same network, one image at a time, 64 per graph, `--dynet_autobatch 1` on both sides). No
+MNIST is bundled here and nothing is downloaded, so they read synthetic MNIST files written
+for the run (`synthetic_mnist`: 2,000 training and 500 test 28x28 images, ten class templates
+plus noise): their speed is real, their accuracy means nothing.
+
+    python benchmarks/dynet_programs.py [--updates N] [--only rnnlm,tagger,...,mnist-autobatch]
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -57,6 +68,24 @@ def _conllu_to_tagger(src: str, dst: str, limit: int | None = None) -> None:
                     sent.append(f"{cols[1].replace(' ', '_')}\t{cols[3]}")
 
 
+def synthetic_mnist(dst: str, n_train: int = 2000, n_test: int = 500, seed: int = 0) -> None:
+    """MNIST's IDX files (both spellings DyNet's examples read: `train-images-idx3-ubyte`,
+    `train-images.idx3-ubyte`, ...) holding synthetic 28x28 digits: ten random templates,
+    each image one of them scaled plus Gaussian noise, as bytes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    templates = rng.integers(0, 256, (10, 28, 28)).astype(np.float64)
+    for part, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = np.clip(templates[labels] * 0.6 + rng.normal(0, 60, (n, 28, 28)), 0, 255).astype(np.uint8)
+        for sep in ("-", "."):
+            with open(os.path.join(dst, f"{part}-labels{sep}idx1-ubyte"), "wb") as f:
+                f.write(struct.pack(">II", 2049, n) + labels.tobytes())
+            with open(os.path.join(dst, f"{part}-images{sep}idx3-ubyte"), "wb") as f:
+                f.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+
+
 def program_source(name: str, work: str) -> tuple[str, list[str]]:
     """(path of the program's source, its arguments), with data paths pointed here."""
     if name == "rnnlm":
@@ -86,6 +115,14 @@ def program_source(name: str, work: str) -> tuple[str, list[str]]:
     elif name == "xor":
         src = open(os.path.join(EXAMPLES, "xor", "xor.py")).read()
         args = []
+    elif name == "rnnlm-transduce":
+        src = open(os.path.join(EXAMPLES, "rnnlm", "rnnlm_transduce.py")).read()
+        args = [os.path.join(DATA, "tinyshakespeare", "input.txt")]
+    elif name in ("mnist-minibatch", "mnist-autobatch"):
+        synthetic_mnist(work)
+        kind = name.split("-")[1]
+        src = open(os.path.join(EXAMPLES, "mnist", "basic-mnist-benchmarks", f"mnist_dynet_{kind}.py")).read()
+        args = ["--path", work] + (["--dynet_autobatch", "1"] if kind == "autobatch" else [])
     else:
         src = open(os.path.join(EXAMPLES, "sequence-to-sequence", "attention.py")).read()
         args = []
@@ -108,10 +145,10 @@ def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto",
             return None
     else:
         if backend == "dynrnn":
-            src = open(path).read()
-            assert src.count("import dynet as dy") == 1
+            src, n = re.subn(r"^import dynet as dy$", "import dynrnn.dynet as dy", open(path).read(), flags=re.M)
+            assert n == 1, f"{name}: {n} import lines"
             with open(path, "w") as f:
-                f.write(src.replace("import dynet as dy", "import dynrnn.dynet as dy"))
+                f.write(src)
         r = subprocess.run([sys.executable, RUNNER, "dynrnn", path, str(updates), out, *args],
                            capture_output=True, text=True, timeout=3600, env={**os.environ, "DYNRNN_REPLAY": replay,
                                 "DYNRNN_KERNEL_CACHE": cache, "DYNRNN_COMPILE_AHEAD": "1" if ahead == "on" else "0"})
@@ -134,7 +171,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--updates", type=int, default=400, help="updates per program and backend")
-    ap.add_argument("--only", default="rnnlm,tagger,attention,lstmlm-auto,xor,rnnlm-batch", help="programs to run")
+    ap.add_argument("--only", default="rnnlm,tagger,attention,lstmlm-auto,xor,rnnlm-batch,rnnlm-transduce",
+                    help="programs to run (also: mnist-minibatch, mnist-autobatch)")
     ap.add_argument("--replay", default="auto",
                     help="dynrnn's replay modes to run, comma-separated (auto, always, never): one row each")
     ap.add_argument("--kernel-cache", action="store_true",
@@ -180,9 +218,12 @@ def main() -> None:
         ("dynet_tail_loss", "DyNet loss"), ("dynrnn_tail_loss", "dynrnn loss")],
         notes=["each program as DyNet ships it, import line changed; one example per graph, as written "
                "(lstmlm-auto: 16 sentences per graph, DyNet autobatching; the issue's target there is >= 2x; "
-               "rnnlm-batch: 50 sentences per graph, minibatched by hand, no autobatching, a sample per update)",
+               "rnnlm-batch: 50 sentences per graph, minibatched by hand, no autobatching, a sample per update; "
+               "mnist-minibatch: 64 images per graph as one minibatch; mnist-autobatch: 64 images per graph one by "
+               "one, both autobatching; the mnist programs read synthetic MNIST, for speed only)",
                "updates/s counts everything from the interpreter's start: imports, data, compilation",
-               "loss: mean over the last quarter of the updates (the program's own dy.esum loss)"])
+               "loss: mean over the last quarter of the updates (the program's own dy.esum, dy.average or "
+               "dy.mean_batches loss)"])
 
 
 if __name__ == "__main__":

@@ -57,3 +57,25 @@ def test_render_rebuilds_every_stored_result(tmp_path, monkeypatch):
     text = run_all.render()
     assert f"## {title} (GPU)" in text and "cuda:0 (NVIDIA H200, gpu, 2 CPUs)" in text
     assert f"## {run_all.BENCHMARKS[1][1]} (GPU)" not in text
+
+
+def test_synthetic_mnist_is_what_dynets_mnist_readers_read(tmp_path):
+    """dynet_programs.synthetic_mnist: IDX files under both names DyNet's MNIST examples open,
+    headers as theirs read them (big-endian counts, 28x28), labels 0-9, the same in both."""
+    import struct
+
+    import dynet_programs
+
+    dynet_programs.synthetic_mnist(str(tmp_path), n_train=30, n_test=10)
+    for part, n in (("train", 30), ("t10k", 10)):
+        got = []
+        for sep in ("-", "."):
+            with open(tmp_path / f"{part}-labels{sep}idx1-ubyte", "rb") as f:
+                assert struct.unpack(">II", f.read(8)) == (2049, n)
+                labels = f.read()
+            with open(tmp_path / f"{part}-images{sep}idx3-ubyte", "rb") as f:
+                assert struct.unpack(">IIII", f.read(16)) == (2051, n, 28, 28)
+                images = f.read()
+            assert len(labels) == n and max(labels) <= 9 and len(images) == n * 28 * 28
+            got.append((labels, images))
+        assert got[0] == got[1]

@@ -586,7 +586,9 @@ class SimpleSGDTrainer(Trainer):
 
 class CyclicalSGDTrainer(Trainer):
     """SGD whose rate cycles between `learning_rate_min` and `learning_rate_max` (Smith 2017,
-    triangular, times gamma^t), advancing one step per update."""
+    triangular, times gamma^t), advancing one step per update. As DyNet's: the rate after
+    update t is the triangle's at t - 1, so the first two updates both use the minimum
+    (DyNet 2.1.2, step_size 4: 0.01, 0.01, 0.0325, 0.055, 0.0775, 0.1, 0.0775, ...)."""
 
     def __init__(self, pc: ParameterCollection, learning_rate_min: float = 0.01, learning_rate_max: float = 0.1,
                  step_size: float = 2000, gamma: float = 1.0):
@@ -600,10 +602,11 @@ class CyclicalSGDTrainer(Trainer):
         self._it = 0
 
     def _after_update(self) -> None:
-        self._it += 1
-        cycle = math.floor(1 + self._it / (2 * self.step_size))
-        x = abs(self._it / self.step_size - 2 * cycle + 1)
-        self._lr = self.e_min + (self.e_max - self.e_min) * max(0.0, 1 - x) * self.gamma**self._it
+        it = self._it  # (DyNet computes the next rate from the count before this update)
+        cycle = math.floor(1 + it / (2 * self.step_size))
+        x = abs(it / self.step_size - 2 * cycle + 1)
+        self._lr = self.e_min + (self.e_max - self.e_min) * max(0.0, 1 - x) * self.gamma**it
+        self._it = it + 1
 
 
 class MomentumSGDTrainer(Trainer):

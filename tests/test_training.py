@@ -200,15 +200,17 @@ def test_clipping_can_be_disabled_and_frozen_parameters_stay():
     np.testing.assert_allclose(W.as_array(), [-33.0, -44.0], rtol=1e-6)
 
 
-def test_cyclical_learning_rate_follows_the_triangle():
+def test_cyclical_learning_rate_follows_the_triangle_as_dynet_steps_it():
+    """The rates DyNet 2.1.2's CyclicalSGDTrainer(pc, 0.01, 0.1, 4) reports before the first
+    update and after each of the next nine (the triangle at t - 1 after update t)."""
     pc = dy.ParameterCollection(seed=0)
     W = pc.add_parameters(1, init=0.0)
     t = dy.CyclicalSGDTrainer(pc, learning_rate_min=0.01, learning_rate_max=0.1, step_size=4)
     rates = [t.learning_rate]
-    for _ in range(8):
+    for _ in range(9):
         t.update({W.name(): jnp.zeros(1)})
         rates.append(t.learning_rate)
-    np.testing.assert_allclose(rates, [0.01, 0.0325, 0.055, 0.0775, 0.1, 0.0775, 0.055, 0.0325, 0.01], atol=1e-9)
+    np.testing.assert_allclose(rates, [0.01, 0.01, 0.0325, 0.055, 0.0775, 0.1, 0.0775, 0.055, 0.0325, 0.01], atol=1e-9)
 
 
 def test_optax_transformation_matches_the_dynet_trainer():

@@ -150,6 +150,27 @@ def check_not_staging(name: str) -> None:
             f"the parameters inside `with pc.bind(values):`.")
 
 
+# DyNet's default weight decay λ for collections made from now on (`--dynet-weight-decay`,
+# `dynet_config.set(weight_decay=...)`, `dy.config(weight_decay=...)`).
+_DEFAULT_WEIGHT_DECAY = [0.0]
+
+
+def _check_weight_decay(where: str, lam: Any) -> float:
+    ok = isinstance(lam, (int, float, np.integer, np.floating)) and not isinstance(lam, bool)
+    if not ok or not 0.0 <= float(lam) < 1.0:
+        raise ValueError(f"{where}: the weight decay λ must be a number in [0, 1); given {lam!r}.")
+    return float(lam)
+
+
+def default_weight_decay() -> float:
+    return _DEFAULT_WEIGHT_DECAY[0]
+
+
+def set_default_weight_decay(lam: Any) -> None:
+    """DyNet's default weight decay: the λ of every collection made after this call."""
+    _DEFAULT_WEIGHT_DECAY[0] = _check_weight_decay("weight_decay", lam)
+
+
 def _check_dim(where: str, dim: Any) -> tuple[int, ...]:
     dims: Any = (dim,) if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) else dim
     try:
@@ -178,6 +199,10 @@ class _Param:
         self._updated = True
         self._grad: jax.Array | None = None
         self._sparse: list = []  # (row ids, rows) pieces of the gradient (graph-mode lookups)
+
+    def weight_decay(self) -> float:
+        """The weight decay λ of the collection this parameter was made in."""
+        return self._collection._weight_decay
 
     # -- reading ---------------------------------------------------------------------
     @property
@@ -512,6 +537,9 @@ class ParameterCollection:
             self._keys = KeyStream(self._seed)
         else:
             self._root = _parent._root
+        # DyNet's L2 weight decay: after every update, each parameter made here is multiplied
+        # by 1 - λ (a subcollection starts with its parent's λ)
+        self._weight_decay = _DEFAULT_WEIGHT_DECAY[0] if _parent is None else _parent._weight_decay
         self._name = _name
         self._params: list[_Param] = []
         self._subs: list[ParameterCollection] = []
@@ -580,6 +608,20 @@ class ParameterCollection:
         sub = ParameterCollection(_parent=self, _name=self._name + self._unique(base) + "/")
         self._subs.append(sub)
         return sub
+
+    # -- weight decay ------------------------------------------------------------------
+    def set_weight_decay(self, lam: float) -> None:
+        """DyNet's L2 weight decay λ for the parameters made in this collection: after every
+        trainer update each of them (every row of a lookup table, used or not) is multiplied
+        by 1 − λ, as DyNet does: p ← (p + step)·(1 − λ). 0 (the default) turns it off."""
+        self._weight_decay = _check_weight_decay("ParameterCollection.set_weight_decay", lam)
+
+    def set_weight_decay_lambda(self, lam: float) -> None:
+        """DyNet's alias of `set_weight_decay`."""
+        self.set_weight_decay(lam)
+
+    def get_weight_decay(self) -> float:
+        return self._weight_decay
 
     # -- listing -----------------------------------------------------------------------
     def _all(self) -> Iterator[_Param]:

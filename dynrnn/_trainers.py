@@ -98,6 +98,13 @@ def _pad_rows(block: jax.Array, k: int, dtype: Any) -> jax.Array:
     return jnp.pad(block, ((0, k - block.shape[0]),) + ((0, 0),) * (block.ndim - 1)).astype(dtype)
 
 
+def _kept_share(params: dict[str, Any]) -> dict[str, float]:
+    """{name: 1 − λ} for the trained parameters under DyNet's weight decay (λ > 0): after the
+    update's step they are multiplied by it. Traced arguments of the update kernels, so a new
+    λ compiles nothing; a kernel compiles per set of names that decay."""
+    return {n: 1.0 - p.weight_decay() for n, p in params.items() if p.weight_decay() > 0}
+
+
 def _accepted(stats: jax.Array) -> jax.Array:
     """Whether an update whose `stats` are (norm, clipped, one finiteness flag per parameter)
     may be committed: a finite norm and every new value finite."""
@@ -312,7 +319,8 @@ class Trainer:
                              f"({len(self._names or ())} → {len(names)}); call trainer.restart() after adding or "
                              f"freezing parameters.")
 
-    def _apply_impl(self, values, grads, state, lr, clip, sparse_rows, loss_ok: Any = True):
+    def _apply_impl(self, values, grads, state, lr, clip, sparse_rows, loss_ok: Any = True, keep=None):
+        # keep: {name: 1 − λ} for the parameters under weight decay (`_kept_share`)
         old_state = state
         norm = _global_norm(grads)
         clipped = (clip > 0) & (norm > clip)
@@ -325,7 +333,10 @@ class Trainer:
             if name in sparse_rows:  # untouched lookup rows stay where they are
                 touched = jnp.any(grads[name] != 0, axis=tuple(range(1, grads[name].ndim)), keepdims=True)
                 u = jnp.where(touched, u, 0.0)
-            new[name] = (v + u).astype(v.dtype)
+            stepped = v + u
+            if keep and name in keep:  # DyNet's weight decay, after the step
+                stepped = stepped * keep[name]
+            new[name] = stepped.astype(v.dtype)
         if self._mesh is not None:  # keep the copies identical on every device
             new, state = jax.lax.with_sharding_constraint((new, state), replicated(self._mesh))
         # is every updated value finite? (one flag per parameter, checked before committing)
@@ -398,7 +409,7 @@ class Trainer:
             self._prepare(params, grow=from_graph)
             values = {n: p.stored_value() for n, p in params.items()}
             state, new, stats = self._apply(values, g, self._state, self._current_lr(), self._clip,
-                                            sparse_rows=self._sparse_rows(params))
+                                            sparse_rows=self._sparse_rows(params), keep=_kept_share(params))
             self._commit("update", params, new, state, stats)
         finally:
             if from_graph:  # DyNet clears the gradients after an update, applied or refused
@@ -446,11 +457,11 @@ class Trainer:
             inv[n] = np.concatenate([inverse, np.zeros(k - len(inverse), np.int64)]).astype(np.int32)
             parts[n] = _pad_rows(block, k, dtype)
         state, new, stats = self._apply_rows(values, g, self._state, tables, self._current_lr(), self._clip,
-                                             ids, inv, parts)
+                                             ids, inv, parts, _kept_share(params))
         del tables  # given to the kernel: gone
         self._commit("update", params, new, state, stats, replaced=over)
 
-    def _apply_rows_impl(self, values, grads, state, tables, lr, clip, ids, inv, parts):
+    def _apply_rows_impl(self, values, grads, state, tables, lr, clip, ids, inv, parts, keep):
         # `tables` (written over in place) come after `state`: JAX gives each donated buffer
         # to the first output of its shape. Merged in the order jit gives a dict.
         values = {n: tables[n] if n in tables else values[n] for n in sorted({*values, *tables})}
@@ -462,11 +473,17 @@ class Trainer:
             sub_grads[n] = jnp.zeros_like(sub_values[n]).at[inv[n]].add(parts[n])
         sub_grads = {n: sub_grads[n] for n in values}
         sub_state = _map_named(state, names, lambda n, a: take[n](a))
-        new_state_sub, new_sub, stats = self._apply_impl(sub_values, sub_grads, sub_state, lr, clip, frozenset())
-        # refused, a table written in place gets its own rows back (the old array is gone)
+        new_state_sub, new_sub, stats = self._apply_impl(sub_values, sub_grads, sub_state, lr, clip, frozenset(),
+                                                         keep=keep)
+        # refused, a table written in place gets its own rows back (the old array is gone);
+        # under weight decay every row decays, used or not (DyNet's decay is of the whole table)
         ok = _accepted(stats)
-        new = {n: values[n].at[ids[n]].set(jnp.where(ok, new_sub[n], sub_values[n]), mode="drop") if n in names
-               else new_sub[n] for n in values}
+
+        def table(n):
+            base = values[n] if n not in keep else jnp.where(ok, values[n] * keep[n], values[n]).astype(values[n].dtype)
+            return base.at[ids[n]].set(jnp.where(ok, new_sub[n], sub_values[n]), mode="drop")
+
+        new = {n: table(n) if n in names else new_sub[n] for n in values}
         new_state = _zip_named(state, new_state_sub, names, lambda n, old, rows: old.at[ids[n]].set(rows, mode="drop"))
         return new_state, new, stats
 
@@ -519,7 +536,8 @@ class Trainer:
             while len(self._steps) >= MAX_COMPILED_STEPS:
                 del self._steps[next(iter(self._steps))]
         self._steps[key] = fused
-        state, out, new, stats = fused(*call_inputs(self._pc, args), self._state, self._current_lr(), self._clip)
+        state, out, new, stats = fused(*call_inputs(self._pc, args), self._state, self._current_lr(), self._clip,
+                                       _kept_share(params))
         stats = np.asarray(stats)  # one transfer: (loss, gradient norm, clipped, finite flags)
         loss = float(stats[0])
         if not math.isfinite(loss):
@@ -548,12 +566,12 @@ class Trainer:
         names = self._names
         assert names is not None, "the trainer's state is made before its step"
 
-        def fused(all_values, key_index, dynamic, signature, state, lr, clip):
+        def fused(all_values, key_index, dynamic, signature, state, lr, clip, keep):
             out, grads = jax.value_and_grad(pure, has_aux=has_aux)(all_values, key_index, dynamic, signature)
             values = {n: all_values[n] for n in names}
             loss = out[0] if has_aux else out
             state, new, stats = self._apply_impl(values, {n: grads[n] for n in names}, state, lr, clip, sparse_rows,
-                                                 loss_ok=jnp.isfinite(loss))
+                                                 loss_ok=jnp.isfinite(loss), keep=keep)
             return state, out, new, jnp.concatenate([jnp.reshape(loss, (1,)).astype(jnp.float32), stats])
 
         return jax.jit(fused, static_argnums=(3,), donate_argnums=(4,))  # the state: see __init__

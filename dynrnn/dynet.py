@@ -12,7 +12,7 @@ Importing this module switches the default for the whole process
 (`dynrnn.graph.open_by_default`); compiled code (`jax.jit`, `trainer.step`) is unaffected
 either way. It also reads DyNet's command-line flags, as importing DyNet does (and, like
 DyNet, leaves them in `sys.argv`): `--dynet-seed N`, `--dynet-autobatch N` and
-`--dynet-weight-decay X` (refused unless 0) apply; `--dynet-mem`, `--dynet-gpus`,
+`--dynet-weight-decay X` apply; `--dynet-mem`, `--dynet-gpus`,
 `--dynet-devices`, `--dynet-profiling`, `--dynet-gpu`, `--dynet-viz` mean nothing here.
 """
 

@@ -205,16 +205,20 @@ def test_config_takes_dynets_settings_and_refuses_what_it_cannot_honour():
         dy.dynet_config.set(mem=2048, autobatch=0, profiling=1, requested_gpus=0)
         assert dy.config()["autobatch"] == 0
         dy.config(mem=512, devices="CPU")  # DyNet's memory and device options mean nothing here
-        with pytest.raises(ValueError, match="weight_decay is not supported"):
+        with dy_config(weight_decay=0.0):  # DyNet's default weight decay: collections made from now on
             dy.dynet_config.set(weight_decay=1e-4)
+            assert dy.config()["weight_decay"] == 1e-4 and dy.ParameterCollection().get_weight_decay() == 1e-4
+            with pytest.raises(ValueError, match=r"weight decay λ must be a number in \[0, 1\); given -1"):
+                dy.config(weight_decay=-1)
+        assert dy.ParameterCollection().get_weight_decay() == 0.0
         with pytest.raises(TypeError, match=r"unknown setting\(s\) \['autobtach'\]"):
             dy.config(autobtach=1)
 
 
 def test_dynet_params_init_and_init_from_params_apply_dynets_settings(monkeypatch):
     """DyNet's `DynetParams` (set_*, from_args, init), `init()` (the command line) and
-    `init_from_params(p)`: the seed and autobatching apply, weight decay is refused, memory
-    and device settings are accepted."""
+    `init_from_params(p)`: the seed, autobatching and weight decay apply, memory and device
+    settings are accepted."""
     def first_values():
         return dy.ParameterCollection().add_parameters(4).as_array()
 
@@ -234,9 +238,10 @@ def test_dynet_params_init_and_init_from_params_apply_dynets_settings(monkeypatc
         dy.init()
         assert dy.config()["autobatch"] == 1
         np.testing.assert_array_equal(first_values(), w)
-        p.set_weight_decay(1e-4)
-        with pytest.raises(ValueError, match="weight_decay is not supported"):
+        with dy_config(weight_decay=0.0):
+            p.set_weight_decay(1e-4)
             p.init()
+            assert dy.ParameterCollection().get_weight_decay() == 1e-4
         with pytest.raises(TypeError, match="expected a dy.DynetParams"):
             dy.init_from_params({"random_seed": 1})
 

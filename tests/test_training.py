@@ -295,3 +295,67 @@ def test_has_aux_returns_the_final_state_for_truncated_bptt():
     for chunk in (IDS[:4], IDS[3:]):
         loss, s = trainer.step(chunk_loss, chunk, s, has_aux=True)
     assert isinstance(s, dy.RNNState) and s.prev() is None
+
+
+@pytest.mark.parametrize("how", ["update", "step", "graph"])
+def test_weight_decay_multiplies_every_parameter_by_one_minus_lambda_after_the_step(how):
+    """DyNet's L2 weight decay (`pc.set_weight_decay(λ)`): after each update's step every
+    parameter of the collection — each row of a lookup table too, used or not — is multiplied
+    by 1 − λ: p ← (p − lr·g)·(1 − λ). NumPy recursion on a linear loss (constant gradient)."""
+    lam, lr = 0.1, 0.5
+    pc = dy.ParameterCollection(seed=0)
+    pc.set_weight_decay(lam)
+    W = pc.add_parameters(3, init=np.array([1.0, -2.0, 3.0], np.float32))
+    E = pc.add_lookup_parameters((4, 2), init=np.arange(8, dtype=np.float32).reshape(4, 2))
+    t = dy.SimpleSGDTrainer(pc, lr)
+    t.set_clip_threshold(0)
+    c = np.array([0.5, -1.0, 2.0], np.float32)
+    w, e = W.as_array().astype(np.float64), E.as_array().astype(np.float64)
+    for _ in range(3):
+        if how == "update":
+            t.update({W.name(): jnp.asarray(c), E.name(): jnp.zeros((4, 2)).at[1].set(1.0)})
+        elif how == "step":
+            t.step(lambda: jnp.dot(W.value, c) + jnp.sum(E.value[1]))
+        else:
+            dy.renew_cg()
+            (dy.dot_product(dy.parameter(W), dy.inputTensor(c)) + dy.sum_elems(E[1])).backward()
+            t.update()
+        w = (w - lr * c) * (1 - lam)
+        e = e * (1 - lam)
+        e[1] -= lr * (1 - lam)
+    np.testing.assert_allclose(W.as_array(), w, rtol=1e-6)
+    np.testing.assert_allclose(E.as_array(), e, rtol=1e-6)
+
+
+def test_weight_decay_comes_after_adams_step_and_follows_each_collection():
+    """Adam's step is the same with and without decay on a linear loss, and the decayed run
+    follows p ← (p + step)·(1 − λ); a parameter of a collection without decay is untouched by
+    it, and a subcollection starts with its parent's λ."""
+    c = np.array([0.5, -1.0, 2.0], np.float32)
+
+    def run(lam):
+        pc = dy.ParameterCollection(seed=0)
+        pc.set_weight_decay(lam)
+        W = pc.add_parameters(3, init=np.array([1.0, -2.0, 3.0], np.float32))
+        sub = pc.add_subcollection("sub")
+        V = sub.add_parameters(3, init=1.0)
+        other = dy.ParameterCollection(seed=1)
+        t = dy.AdamTrainer(pc, 0.1)
+        out = [W.as_array().astype(np.float64)]
+        for _ in range(4):
+            t.update({W.name(): jnp.asarray(c), V.name(): jnp.zeros(3)})
+            out.append(W.as_array().astype(np.float64))
+        return out, V.as_array(), sub.get_weight_decay(), other.get_weight_decay()
+
+    plain, v_plain, _, _ = run(0.0)
+    decayed, v_decayed, sub_lam, other_lam = run(0.05)
+    p = plain[0]
+    for k in range(4):
+        p = (p + (plain[k + 1] - plain[k])) * 0.95
+        np.testing.assert_allclose(decayed[k + 1], p, rtol=1e-5)
+    np.testing.assert_allclose(v_plain, np.ones(3))
+    np.testing.assert_allclose(v_decayed, np.full(3, 0.95 ** 4), rtol=1e-6)
+    assert sub_lam == 0.05 and other_lam == 0.0
+    with pytest.raises(ValueError, match=r"set_weight_decay: the weight decay λ must be a number in \[0, 1\); "
+                                         r"given 1.5"):
+        dy.ParameterCollection().set_weight_decay(1.5)

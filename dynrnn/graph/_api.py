@@ -19,7 +19,7 @@ from .. import _expr_losses as AL
 from .. import _expressions as A
 from .._devices import check_device
 from .._hooks import any_expression, is_expression
-from .._params import bindings_active, graph_mode, staging
+from .._params import bindings_active, default_weight_decay, graph_mode, set_default_weight_decay, staging
 from .._random import set_random_seed
 from . import _conv as C
 from . import _graph, _schedule
@@ -135,8 +135,9 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, ke
       backward() first needs it. Results are the same.
 
     random_seed: DyNet's seed: `dy.set_random_seed(random_seed)` (0, as in DyNet: unseeded).
-    weight_decay: DyNet's weight decay is not supported (an L2 term in the loss does it):
-      anything but 0 is refused, never ignored.
+    weight_decay: DyNet's L2 weight decay λ (`--dynet-weight-decay`) for the collections made
+      after this call: after every update each of their parameters is multiplied by 1 − λ
+      (`ParameterCollection.set_weight_decay` sets it per collection).
 
     DyNet's memory, profiling and device options (mem, profiling, shared_parameters,
     requested_gpus, gpu_mask, devices) have no meaning here and are accepted and ignored;
@@ -146,9 +147,8 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, ke
         raise TypeError(f"dy.config: unknown setting(s) {unknown}; expected autobatch, debug_nans, replay, "
                         f"kernel_cache, compile_ahead, random_seed, weight_decay (or DyNet's "
                         f"{sorted(_DYNET_IGNORED)}, which are ignored).")
-    if weight_decay not in (None, 0, 0.0):
-        raise ValueError(f"dy.config: DyNet's weight_decay is not supported (given {weight_decay!r}); add "
-                         f"an L2 term to the loss instead (e.g. dy.squared_norm(W) * lambda).")
+    if weight_decay is not None:
+        set_default_weight_decay(weight_decay)
     if random_seed:
         set_random_seed(random_seed)
     if autobatch is not None:
@@ -167,7 +167,7 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, ke
     nans = jax.config.jax_debug_nans  # pyright: ignore[reportAttributeAccessIssue] (a flag set at run time)
     return {"autobatch": int(CURRENT.autobatch), "debug_nans": bool(nans),
             "replay": CURRENT.replay, "kernel_cache": jax.config.jax_compilation_cache_dir,  # pyright: ignore
-            "compile_ahead": CURRENT.compile_ahead}
+            "compile_ahead": CURRENT.compile_ahead, "weight_decay": default_weight_decay()}
 
 
 if os.environ.get("DYNRNN_KERNEL_CACHE"):

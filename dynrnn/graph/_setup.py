@@ -57,8 +57,8 @@ class _DynetConfig:
     def set(mem: Any = None, random_seed: Any = 0, autobatch: Any = None, profiling: Any = None,
             weight_decay: Any = 0, shared_parameters: Any = None, requested_gpus: Any = None,
             gpu_mask: Any = None) -> None:
-        """DyNet's arguments, as `dy.config` takes them: autobatch and random_seed apply,
-        weight_decay other than 0 is refused, the rest is ignored."""
+        """DyNet's arguments, as `dy.config` takes them: autobatch, random_seed and
+        weight_decay apply, the rest is ignored."""
         config(autobatch=autobatch, random_seed=random_seed, weight_decay=weight_decay)
 
     @staticmethod
@@ -88,7 +88,7 @@ class DynetParams:
         self._settings["autobatch"] = autobatch
 
     def set_weight_decay(self, weight_decay: float) -> None:
-        """Refused by `init()` unless 0 (see `dy.config`)."""
+        """DyNet's default weight decay λ (see `dy.config`), applied by `init()`."""
         self._settings["weight_decay"] = weight_decay
 
     # memory, profiling and devices: accepted, nothing to set

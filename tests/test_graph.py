@@ -856,8 +856,16 @@ def test_softmax_builders_match_numpy(tmp_path, rng):
     np.testing.assert_allclose(cf.neg_log_softmax(dy.inputTensor(rep), 4).scalar_value(), -(c_logp[2] + w_logp[1]),
                                rtol=1e-5)
     np.testing.assert_allclose(cf.neg_log_softmax(dy.inputTensor(rep), 2).scalar_value(), -c_logp[1], rtol=1e-5)
-    full = np.exp(cf.full_log_distribution(dy.inputTensor(rep)).npvalue())
-    np.testing.assert_allclose(full.sum(), 1.0, rtol=1e-5)
+    full = cf.full_log_distribution(dy.inputTensor(rep)).npvalue()
+    np.testing.assert_allclose(np.exp(full).sum(), 1.0, rtol=1e-5)
+    # each word's log probability, as neg_log_softmax gives it (DyNet 2.1.2's own
+    # full_log_distribution adds p(w|c), not log p(w|c), to log p(c): not followed)
+    np.testing.assert_allclose(full, [-cf.neg_log_softmax(dy.inputTensor(rep), w).scalar_value() for w in range(6)],
+                               rtol=1e-5)
+    # DyNet's parameter order: the classes' matrix and biases, then per class of more than one
+    # word its matrix and its biases
+    order = [cf.r2c, cf.cbias, cf.rc2w[0], cf.rc2wbias[0], cf.rc2w[2], cf.rc2wbias[2]]
+    assert [p.name() for p in pc.parameters_list()[2:]] == [p.name() for p in order]
     with pytest.raises(KeyError, match="no class"):
         cf.neg_log_softmax(dy.inputTensor(rep), 9)
 

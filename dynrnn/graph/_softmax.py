@@ -91,9 +91,14 @@ class ClassFactoredSoftmaxBuilder:
                 self._class_of[w] = (c, k)
         self.r2c = self._pc.add_parameters((len(self._members), rep_dim))
         self.cbias = self._pc.add_parameters((len(self._members),), init=0.0) if bias else None
-        self.rc2w = [self._pc.add_parameters((len(ws), rep_dim)) if len(ws) > 1 else None for ws in self._members]
-        self.rc2wbias = [self._pc.add_parameters((len(ws),), init=0.0) if bias and len(ws) > 1 else None
-                         for ws in self._members]
+        # per cluster (not a singleton) its words' matrix, then their biases: DyNet's order,
+        # so that parameters_list() and the names _2, _3, ... mean what they mean in DyNet
+        self.rc2w: list = []
+        self.rc2wbias: list = []
+        for ws in self._members:
+            many = len(ws) > 1
+            self.rc2w.append(self._pc.add_parameters((len(ws), rep_dim)) if many else None)
+            self.rc2wbias.append(self._pc.add_parameters((len(ws),), init=0.0) if bias and many else None)
 
     def param_collection(self) -> ParameterCollection:
         return self._pc

@@ -29,9 +29,9 @@ def vanilla_lstm(p, state, x, ln_lstm=False, forget_bias=1.0):
     c, h = state
     H = h.shape[0]
     ax, ah = W_x @ x, W_h @ h
-    if ln_lstm:
+    if ln_lstm:  # (DyNet: no recurrent term at a sequence's first step, from a state of zeros)
         g_x, b_x, g_h, b_h, g_c, b_c = p[3:]
-        ax, ah = ln(ax, g_x, b_x), ln(ah, g_h, b_h)
+        ax, ah = ln(ax, g_x, b_x), (ln(ah, g_h, b_h) if h.any() or c.any() else 0.0 * ah)
     a = ax + ah + b
     i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
     c_new = sigmoid(f + forget_bias) * c + sigmoid(i) * np.tanh(g)

@@ -12,13 +12,17 @@ class LSTMCell(ProjectedCell):
 
     Gates are stacked **[i, f, o, g]** in one 4H pre-activation::
 
-        a   = W_x·x_t + W_h·h_{t−1} + b                 (with ln: LN(W_x·x) + LN(W_h·h) + b)
+        a   = W_x·x_t + W_h·h_{t−1} + b                 (with ln: LN(W_x·x) + LN(W_h·h) + b,
+                                                         LN(W_h·h) left out at a first step)
         i, f, o, g = split(a, 4)
         c_t = σ(f + forget_bias) ⊙ c_{t−1} + σ(i) ⊙ tanh(g)
         h_t = σ(o) ⊙ tanh(c_t)                          (with ln: tanh(LN(c_t)))
 
     `forget_bias` is a constant (the stored `b` starts at 0). Layer norm follows DyNet
-    (Ba et al. 2016), see `layer_norm`. Parameters: `[W_x (4H×I), W_h (4H×H), b (4H)]`,
+    (Ba et al. 2016), see `layer_norm`; as in DyNet, a sequence's first step — from a state
+    that is all zeros, as `initial_state()` makes it — has no recurrent term at all (LN of
+    W_h·0 would be b_h). (DyNet keeps it for an explicit initial state even of zeros; here a
+    state of zeros is a first step however it was made.) Parameters: `[W_x (4H×I), W_h (4H×H), b (4H)]`,
     and with `ln`: `[g_x, b_x, g_h, b_h (4H each), g_c, b_c (H each)]`. State: `(c, h)`.
     """
 
@@ -49,7 +53,8 @@ class LSTMCell(ProjectedCell):
         ah = linear(W_h, masked(h, h_mask))
         if self.ln:
             g_x, b_x, g_h, b_h = params[3:7]
-            px, ah = layer_norm(px, g_x, b_x), layer_norm(ah, g_h, b_h)
+            begun = jnp.any(h != 0, axis=-1, keepdims=True) | jnp.any(c != 0, axis=-1, keepdims=True)
+            px, ah = layer_norm(px, g_x, b_x), jnp.where(begun, layer_norm(ah, g_h, b_h), 0.0)
         i, f, o, g = jnp.split(px + ah + b, 4, axis=-1)
         c = jax.nn.sigmoid(f + self.forget_bias) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         c_out = layer_norm(c, *params[7:9]) if self.ln else c  # g_c, b_c

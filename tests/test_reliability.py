@@ -163,8 +163,13 @@ def test_an_update_that_would_overflow_changes_nothing(make, way):
 def test_cyclical_trainer_advances_its_rate_only_after_a_committed_update():
     pc, E, rnn, loss, step = _model()
     trainer = dy.CyclicalSGDTrainer(pc, 0.01, 0.1, step_size=2)
-    trainer.step(loss, jnp.array([0, 3, 5, 0]))
-    trainer.step(loss, jnp.array([0, 3, 5, 0]))
+    ids = jnp.array([0, 3, 5, 0])
+    trainer.step(loss, ids)
+    for _ in range(2):  # refused updates (a NaN loss) leave the schedule where it was
+        with pytest.raises(dy.NonFiniteError, match="the loss is nan"):
+            trainer.step(lambda i: loss(i) * jnp.nan, ids)
+    assert trainer.updates == 1 and trainer.learning_rate == pytest.approx(0.01)
+    trainer.step(loss, ids)
     assert trainer.updates == 2 and trainer.learning_rate == pytest.approx(0.01 + 0.09 * 0.5)
 
 

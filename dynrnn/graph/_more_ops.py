@@ -176,11 +176,16 @@ def scale_gradient(x: Any, lambd: float = 1.0) -> Expression:
     return node(SCALE_GRADIENT, [expr(x, "scale_gradient")], static=float(lambd))
 
 
+def _with_gradient(mode: str, a: Any, value: Any) -> Any:
+    """`value` forward; backward, DyNet's `gradient_mode`: zero ("zero_gradient") or the
+    identity's, as if `a` had been returned ("straight_through_gradient")."""
+    if mode == "straight_through_gradient":
+        return a + jax.lax.stop_gradient(value - a)
+    return jax.lax.stop_gradient(value)
+
+
 def _argmax_fn(static, a):
-    onehot = jax.nn.one_hot(jnp.argmax(a), a.shape[0], dtype=a.dtype)
-    if static == "straight_through_gradient":  # forward the one-hot, backward the identity
-        return a + jax.lax.stop_gradient(onehot - a)
-    return jax.lax.stop_gradient(onehot)
+    return _with_gradient(static, a, jax.nn.one_hot(jnp.argmax(a), a.shape[0], dtype=a.dtype))
 
 
 ARGMAX = Op("argmax", _argmax_fn)
@@ -376,10 +381,7 @@ _ROUNDING = {"round": jnp.round, "ceil": jnp.ceil, "floor": jnp.floor}
 
 def _rounding_fn(static, a):
     name, mode = static
-    r = _ROUNDING[name](a)
-    if mode == "straight_through_gradient":  # forward the rounded value, backward the identity
-        return a + jax.lax.stop_gradient(r - a)
-    return jax.lax.stop_gradient(r)
+    return _with_gradient(mode, a, _ROUNDING[name](a))
 
 
 ROUNDING = Op("rounding", _rounding_fn)

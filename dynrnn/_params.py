@@ -22,7 +22,7 @@ from jax.core import Tracer
 
 from . import _hooks, _init
 from ._devices import check_device
-from ._errors import fmt_shape
+from ._errors import check_real, fmt_shape
 from ._random import KeyStream, collection_seed
 from .cells import linear
 
@@ -156,10 +156,7 @@ _DEFAULT_WEIGHT_DECAY = [0.0]
 
 
 def _check_weight_decay(where: str, lam: Any) -> float:
-    ok = isinstance(lam, (int, float, np.integer, np.floating)) and not isinstance(lam, bool)
-    if not ok or not 0.0 <= float(lam) < 1.0:
-        raise ValueError(f"{where}: the weight decay λ must be a number in [0, 1); given {lam!r}.")
-    return float(lam)
+    return check_real(where, "the weight decay λ", lam, 0.0, 1.0, high_open=True)
 
 
 def default_weight_decay() -> float:

@@ -102,7 +102,7 @@ def _kept_share(params: dict[str, Any]) -> dict[str, float]:
     """{name: 1 − λ} for the trained parameters under DyNet's weight decay (λ > 0): after the
     update's step they are multiplied by it. Traced arguments of the update kernels, so a new
     λ compiles nothing; a kernel compiles per set of names that decay."""
-    return {n: 1.0 - p.weight_decay() for n, p in params.items() if p.weight_decay() > 0}
+    return {n: 1.0 - lam for n, p in params.items() if (lam := p.weight_decay()) > 0}
 
 
 def _accepted(stats: jax.Array) -> jax.Array:
@@ -319,7 +319,7 @@ class Trainer:
                              f"({len(self._names or ())} → {len(names)}); call trainer.restart() after adding or "
                              f"freezing parameters.")
 
-    def _apply_impl(self, values, grads, state, lr, clip, sparse_rows, loss_ok: Any = True, keep=None):
+    def _apply_impl(self, values, grads, state, lr, clip, sparse_rows, loss_ok: Any = True, *, keep):
         # keep: {name: 1 − λ} for the parameters under weight decay (`_kept_share`)
         old_state = state
         norm = _global_norm(grads)
@@ -334,7 +334,7 @@ class Trainer:
                 touched = jnp.any(grads[name] != 0, axis=tuple(range(1, grads[name].ndim)), keepdims=True)
                 u = jnp.where(touched, u, 0.0)
             stepped = v + u
-            if keep and name in keep:  # DyNet's weight decay, after the step
+            if name in keep:  # DyNet's weight decay, after the step
                 stepped = stepped * keep[name]
             new[name] = stepped.astype(v.dtype)
         if self._mesh is not None:  # keep the copies identical on every device

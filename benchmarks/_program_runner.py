@@ -4,8 +4,8 @@ budget of updates, and records when each update finished and the loss it applied
 Usage: python _program_runner.py BACKEND PROGRAM BUDGET OUT.json [PROGRAM ARGS...]
 BACKEND is `dynet` or `dynrnn`; the program's `import dynet as dy` is its import line.
 The budget is counted by wrapping the trainer classes' `update` (a subclass put in the
-module's place), and the loss is the last `dy.esum(...)`, `dy.average(...)` or
-`dy.mean_batches(...)` the program built before it (the example programs return their loss
+module's place), and the loss is the last `dy.esum(...)`, `dy.average(...)`,
+`dy.mean_batches(...)` or `dy.sum_batches(...)` the program built before it (the example programs return their loss
 from one of them). Nothing else is touched.
 """
 
@@ -39,7 +39,7 @@ def main() -> None:
             return e
         return recorded
 
-    for name in ("esum", "average", "mean_batches"):
+    for name in ("esum", "average", "mean_batches", "sum_batches"):
         setattr(mod, name, recording(getattr(mod, name)))
     for name in ("SimpleSGDTrainer", "AdamTrainer", "MomentumSGDTrainer", "AdagradTrainer"):
         base = getattr(mod, name)

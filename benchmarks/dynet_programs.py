@@ -123,10 +123,22 @@ def program_source(name: str, work: str) -> tuple[str, list[str]]:
         kind = name.split("-")[1]
         src = open(os.path.join(EXAMPLES, "mnist", "basic-mnist-benchmarks", f"mnist_dynet_{kind}.py")).read()
         args = ["--path", work] + (["--dynet_autobatch", "1"] if kind == "autobatch" else [])
+    elif name in ("dqn", "ddpg"):
+        # the program's modules beside it, and the environments' stand-in as gym.py
+        rl = os.path.join(EXAMPLES, "reinforcement-learning")
+        for module in sorted(os.listdir(rl)):
+            if module.endswith(".py") and not module.startswith("main_"):
+                with open(os.path.join(rl, module)) as f, open(os.path.join(work, module), "w") as g:
+                    g.write(f.read())
+        with open(os.path.join(HERE, "_gym_standin.py")) as f, open(os.path.join(work, "gym.py"), "w") as g:
+            g.write(f.read())
+        src = open(os.path.join(rl, f"main_{name}.py")).read()
+        args = (["--double", "--dueling"] if name == "dqn" else
+                ["--env_name", "Pendulum-v0", "--rollout_per_epoch", "10", "--train_per_epoch", "100"])
     else:
         src = open(os.path.join(EXAMPLES, "sequence-to-sequence", "attention.py")).read()
         args = []
-    path = os.path.join(work, f"{name}.py")
+    path = os.path.join(work, f"main_{name}.py" if name in ("dqn", "ddpg") else f"{name}.py")
     with open(path, "w") as f:
         f.write(src)
     # DyNet's helper module (util.py) beside the program
@@ -144,11 +156,17 @@ def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto",
         if H.run_dynet([RUNNER, "dynet", path, str(updates), out, *args, *flags], timeout=3600) is None:
             return None
     else:
-        if backend == "dynrnn":
-            src, n = re.subn(r"^import dynet as dy$", "import dynrnn.dynet as dy", open(path).read(), flags=re.M)
-            assert n == 1, f"{name}: {n} import lines"
-            with open(path, "w") as f:
-                f.write(src)
+        if backend == "dynrnn":  # the import line of the program and of each module beside it
+            changed = 0
+            for module in sorted(os.listdir(work)):
+                if module.endswith(".py"):
+                    with open(os.path.join(work, module)) as f:
+                        src, n = re.subn(r"^import dynet as dy$", "import dynrnn.dynet as dy", f.read(), flags=re.M)
+                    assert n <= 1, f"{name}: {n} import lines in {module}"
+                    changed += n
+                    with open(os.path.join(work, module), "w") as f:
+                        f.write(src)
+            assert changed >= 1, f"{name}: no import line"
         r = subprocess.run([sys.executable, RUNNER, "dynrnn", path, str(updates), out, *args],
                            capture_output=True, text=True, timeout=3600, env={**os.environ, "DYNRNN_REPLAY": replay,
                                 "DYNRNN_KERNEL_CACHE": cache, "DYNRNN_COMPILE_AHEAD": "1" if ahead == "on" else "0"})

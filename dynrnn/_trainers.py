@@ -246,6 +246,16 @@ class Trainer:
     def learning_rate(self, value: float) -> None:
         self._lr = self._check_lr(value)
 
+    def set_learning_rate(self, value: float) -> None:
+        """DyNet's spelling of `trainer.learning_rate = value`."""
+        self.learning_rate = value
+
+    def update_epoch(self, r: float = 1.0) -> None:
+        """Deprecated in DyNet 2 and does nothing there: it warns and leaves the rate as it
+        is (set `learning_rate` to decay it)."""
+        warnings.warn("Trainer.update_epoch is deprecated and does nothing (as in DyNet 2); "
+                      "set trainer.learning_rate to change the rate", DeprecationWarning, stacklevel=2)
+
     def _check_lr(self, value: Any) -> float:
         return check_real(type(self).__name__, "learning_rate", value, 0.0)
 

@@ -150,6 +150,26 @@ def test_value_forms_follow_dynet():
     np.testing.assert_allclose(np.asarray(jax.numpy.tanh(jax.numpy.asarray(dy.inputTensor(U)))), np.tanh(U), rtol=1e-6)
 
 
+def test_values_read_out_are_the_callers_own_arrays():
+    # DyNet's npvalue() and a matrix's value() are fresh, writable arrays: its DDPG example
+    # adds exploration noise in place (`action = actor(obs).npvalue(); action += noise`), and
+    # changing a read-out must not change the graph's value.
+    dy.renew_cg()
+    W = dy.inputTensor(A)
+    y = dy.tanh(W)
+    yb = dy.tanh(dy.inputTensor(UB, batched=True))
+    for e in (y, yb):
+        a = e.npvalue()
+        a += 1.0
+        np.testing.assert_allclose(a - 1.0, e.npvalue(), rtol=1e-6)
+    m = y.value()
+    m[0, 0] = 99.0
+    assert y.npvalue()[0, 0] != 99.0
+    c = np.asarray(y, copy=True)
+    c[0, 0] = 99.0
+    assert y.npvalue()[0, 0] != 99.0
+
+
 def test_graph_misuse_errors_say_what_happened():
     dy.renew_cg()
     x = dy.inputVector([1.0, 2.0])

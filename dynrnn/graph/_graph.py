@@ -240,7 +240,8 @@ class Expression:
         """The value as a NumPy array in DyNet's layout: `dims`, then the batch axis last
         when the batch size is above one."""
         a = np.asarray(self._array("npvalue", recalculate))
-        return np.moveaxis(a, 0, -1) if self.batch > 1 else a
+        # a fresh, writable array, as DyNet's (the graph's own value is read-only)
+        return np.array(np.moveaxis(a, 0, -1) if self.batch > 1 else a)
 
     def scalar_value(self, recalculate: bool = False) -> float:
         """The value of a scalar expression (dims (1,), batch 1) as a float."""
@@ -327,7 +328,7 @@ class Expression:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         a = np.asarray(self._array("__array__"))
-        return a if dtype is None else a.astype(dtype)
+        return np.array(a, dtype=dtype) if copy else np.asarray(a, dtype=dtype)
 
     @property
     def shape(self) -> tuple[int, ...]:

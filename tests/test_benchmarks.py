@@ -79,3 +79,45 @@ def test_synthetic_mnist_is_what_dynets_mnist_readers_read(tmp_path):
             assert len(labels) == n and max(labels) <= 9 and len(images) == n * 28 * 28
             got.append((labels, images))
         assert got[0] == got[1]
+
+
+def test_gym_standin_runs_the_classic_control_equations():
+    """_gym_standin (gym.py for DyNet's reinforcement-learning examples): what the examples
+    read (spaces, `_max_episode_steps`, reset/step), and the dynamics against the equations
+    written out here: one cart-pole Euler step from a known state, the pole falling under a
+    constant push, and one pendulum step."""
+    import math
+
+    import numpy as np
+
+    import _gym_standin as gym
+
+    env = gym.make("CartPole-v1")
+    assert env.observation_space.shape == (4,) and env.action_space.n == 2 and env._max_episode_steps == 500
+    obs = env.reset()
+    assert obs.shape == (4,) and np.all(np.abs(obs) <= 0.05)
+    env._state = np.array([0.0, 0.0, 0.1, 0.0])
+    got, reward, done, _ = env.step(1)
+    # F = +10 N; θ̈ = (g sinθ − cosθ·F/(M+m)) / (l·(4/3 − m cos²θ/(M+m))), ẍ = F/(M+m) − m l θ̈ cosθ/(M+m)
+    s, c = math.sin(0.1), math.cos(0.1)
+    th_acc = (9.8 * s - c * 10.0 / 1.1) / (0.5 * (4 / 3 - 0.1 * c * c / 1.1))
+    x_acc = 10.0 / 1.1 - 0.05 * th_acc * c / 1.1
+    np.testing.assert_allclose(got, [0.0, 0.02 * x_acc, 0.1, 0.02 * th_acc], rtol=1e-12)
+    assert reward == 1.0 and not done
+    env.reset()
+    steps = next(t for t in range(1, 501) if env.step(0)[2])  # always pushing left: the pole falls
+    assert 5 < steps < 100
+    pend = gym.make("Pendulum-v0")
+    assert pend.observation_space.shape == (3,) and pend.action_space.shape == (1,) and pend._max_episode_steps == 200
+    pend.reset()
+    pend._theta, pend._theta_dot = 0.5, 1.0
+    got, reward, done, _ = pend.step(np.array([3.0]))  # the torque is clipped to 2
+    th_dot = 1.0 + (-15.0 * math.sin(0.5 + math.pi) + 3.0 * 2.0) * 0.05
+    np.testing.assert_allclose(got, [math.cos(0.5 + 0.05 * th_dot), math.sin(0.5 + 0.05 * th_dot), th_dot], rtol=1e-12)
+    assert reward == -(0.25 + 0.1 + 0.001 * 4.0) and not done
+    try:
+        gym.make("Walker2d-v2")
+    except ValueError as e:
+        assert "Walker2d-v2" in str(e)
+    else:
+        raise AssertionError("an environment the stand-in lacks must be refused")

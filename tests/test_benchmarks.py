@@ -88,9 +88,8 @@ def test_gym_standin_runs_the_classic_control_equations():
     constant push, and one pendulum step."""
     import math
 
-    import numpy as np
-
     import _gym_standin as gym
+    import numpy as np
 
     env = gym.make("CartPole-v1")
     assert env.observation_space.shape == (4,) and env.action_space.n == 2 and env._max_episode_steps == 500

@@ -67,6 +67,20 @@ class BiRNNBuilder:
     def param_collection(self) -> ParameterCollection:
         return self._pc
 
+    @property
+    def spec(self) -> tuple:
+        """DyNet's `spec`: `(num_layers, input_dim, hidden_dim, builder_class)`."""
+        return self.num_layers, self.input_dim, self.hidden_dim, self.builder_class
+
+    @classmethod
+    def from_spec(cls, spec: Any, pc: ParameterCollection) -> BiRNNBuilder:
+        """A new BiRNNBuilder in `pc` made from `spec` (DyNet's `from_spec`)."""
+        num_layers, input_dim, hidden_dim, builder_class, *_ = spec
+        return cls(num_layers, input_dim, hidden_dim, pc, builder_class)
+
+    def whoami(self) -> str:
+        return "BiRNNBuilder"
+
     def _builders(self) -> list[RNNBuilder]:
         return [b for pair in self.builder_layers for b in pair]
 

@@ -186,6 +186,33 @@ class RNNBuilder:
         """Constructor arguments (besides pc) for save/load."""
         return [self.num_layers, self.input_dim, self.hidden_dim], {}
 
+    # -- DyNet's names -------------------------------------------------------------------
+    @property
+    def spec(self) -> tuple:
+        """DyNet's `spec`: the constructor's arguments besides the collection, in order —
+        `(layers, input_dim, hidden_dim)`, and `ln_lstm, forget_bias` for the vanilla LSTM."""
+        args, kwargs = self.save_config()
+        return tuple(args) + tuple(kwargs.values())
+
+    @classmethod
+    def from_spec(cls, spec: Sequence[Any], pc: ParameterCollection) -> RNNBuilder:
+        """A new builder of this class in `pc`, made from `spec` (DyNet's `from_spec`)."""
+        spec = tuple(spec)
+        make: Any = cls  # each builder class takes its own arguments after pc
+        return make(*spec[:3], pc, *spec[3:])
+
+    def whoami(self) -> str:
+        return type(self).__name__
+
+    def initial_state_from_raw_vectors(self, vecs: Sequence[Any] | None = None) -> RNNState:
+        """DyNet's name for `initial_state(vecs)` given arrays."""
+        return self.initial_state(vecs)
+
+    def set_dropout_masks(self, batch_size: int = 1) -> None:
+        """DyNet draws a sequence's dropout masks here; dynrnn draws them at each
+        `initial_state()`, one per batch element, so this only checks its argument."""
+        check_int(f"{type(self).__name__}.set_dropout_masks", "batch_size", batch_size)
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(layers={self.num_layers}, input_dim={self.input_dim}, "
                 f"hidden_dim={self.hidden_dim})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import tempfile
 import time
 import zipfile
@@ -139,7 +140,8 @@ def _check_records(where: str, path: str, header: dict, kind: str, arrays: dict[
         if kind == "collection" and not isinstance(r.get("name"), str):
             raise ValueError(f"{where}: record {i} of {path!r} has no parameter name (corrupt file).")
         keys = [r.get("array")] if kind == "collection" else r.get("arrays")
-        shapes = [r.get("shape")] if kind == "collection" or r.get("type") != "builder" else r.get("shapes")
+        shapes = [r.get("shape")] if kind == "collection" or r.get("type") not in ("builder", "object") \
+            else r.get("shapes")
         if not isinstance(keys, list) or not isinstance(shapes, list) or len(keys) != len(shapes):
             raise ValueError(f"{where}: record {i} of {path!r} does not list its arrays and their shapes.")
         for k, shape in zip(keys, shapes):
@@ -288,13 +290,123 @@ def _builder_registry() -> dict[str, type]:
     return dict(_SAVABLE)
 
 
+# -- DyNet's interface for the user's own objects: `spec`, `param_collection()`, `from_spec` --
+# DyNet pickles an object's class and spec; here the spec is JSON (numbers, strings,
+# booleans, None, lists, tuples, dicts with string keys) with functions and classes stored by
+# name ("module:qualname"). Loading looks names up in modules already imported, never
+# imports one, and takes functions only from the object's own module, the program's
+# (`__main__`) and dynrnn, numpy, jax and math, so a file cannot make it run other code.
+_SAFE_MODULES = ("dynrnn", "numpy", "jax", "math")
+
+
+def _user_object(obj: Any) -> bool:
+    return (hasattr(obj, "spec") and callable(getattr(obj, "param_collection", None))
+            and callable(getattr(type(obj), "from_spec", None)))
+
+
+def _name_of(where: str, what: str, f: Any) -> str:
+    module, qual = getattr(f, "__module__", None), getattr(f, "__qualname__", None)
+    # dynrnn's public operations wrap the function whose name they carry: look in dynrnn too
+    for m in (module, "dynrnn"):
+        if isinstance(m, str) and isinstance(qual, str):
+            try:
+                if _lookup(m, qual) is f:
+                    return f"{m}:{qual}"
+            except LookupError:
+                pass
+    raise TypeError(f"{where}: {what} is {f!r}, which cannot be found again by its name (a lambda, or a function "
+                    f"or class defined inside another); use a function or class defined at the top of a module.")
+
+
+def _lookup(module: str, qual: str) -> Any:
+    m = sys.modules.get(module)
+    if m is None:
+        raise LookupError(module)
+    obj: Any = m
+    for part in qual.split("."):
+        if part.startswith("<"):
+            raise LookupError(qual)
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise LookupError(qual)
+    return obj
+
+
+def _encode_spec(where: str, v: Any, at: str) -> Any:
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        if not np.isfinite(v):
+            raise TypeError(f"{where}: {at} is {v!r}; a saved spec holds finite numbers only.")
+        return float(v)
+    if isinstance(v, (list, tuple)):
+        return {"tuple" if isinstance(v, tuple) else "list": [_encode_spec(where, x, f"{at}[{i}]")
+                                                               for i, x in enumerate(v)]}
+    if isinstance(v, dict):
+        if not all(isinstance(k, str) for k in v):
+            raise TypeError(f"{where}: {at} is a dict with keys that are not strings; a saved spec's dicts have "
+                            f"string keys.")
+        return {"dict": {k: _encode_spec(where, x, f"{at}[{k!r}]") for k, x in v.items()}}
+    if callable(v):
+        return {"ref": _name_of(where, at, v)}
+    raise TypeError(f"{where}: {at} is a {type(v).__name__}; a saved spec holds numbers, strings, booleans, None, "
+                    f"lists, tuples, dicts with string keys, and functions or classes defined at the top of a module.")
+
+
+def _decode_spec(where: str, v: Any, home: str) -> Any:
+    if not isinstance(v, dict):
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        raise ValueError(f"{where}: the file's spec holds a {type(v).__name__} (corrupt file).")
+    if len(v) != 1:
+        raise ValueError(f"{where}: the file's spec holds an unknown item {v!r:.80} (corrupt file).")
+    (tag, x), = v.items()
+    if tag in ("list", "tuple") and isinstance(x, list):
+        items = [_decode_spec(where, y, home) for y in x]
+        return tuple(items) if tag == "tuple" else items
+    if tag == "dict" and isinstance(x, dict):
+        return {k: _decode_spec(where, y, home) for k, y in x.items()}
+    if tag == "ref" and isinstance(x, str) and x.count(":") == 1:
+        module, qual = x.split(":")
+        if module not in (home, "__main__") and module.split(".")[0] not in _SAFE_MODULES:
+            raise ValueError(f"{where}: the file's spec names {x!r}; a spec may name functions of the object's own "
+                             f"module, the program's, or {', '.join(_SAFE_MODULES)} only.")
+        try:
+            return _lookup(module, qual)
+        except LookupError:
+            raise ValueError(f"{where}: the file's spec names {x!r}, which no imported module defines (loading "
+                             f"never imports a module; import it first).") from None
+    raise ValueError(f"{where}: the file's spec holds an unknown item {v!r:.80} (corrupt file).")
+
+
+def _object_class(where: str, name: str) -> Any:
+    module, _, qual = name.partition(":")
+    for m in (module, "__main__"):
+        try:
+            cls = _lookup(m, qual)
+        except LookupError:
+            continue
+        if isinstance(cls, type) and callable(getattr(cls, "from_spec", None)):
+            return cls, m
+    raise ValueError(f"{where}: the file holds an object of class {qual!r} (module {module!r}), which is not defined "
+                     f"here with a from_spec method; define or import it before loading (loading never imports a "
+                     f"module).")
+
+
 def save(basename: str, objects: Sequence[Any]) -> None:
     """Saves builders and parameters to the file `basename`, to be rebuilt by `load`.
 
     Args:
       basename: the file to write (any name; `.npz` is conventional).
-      objects: builders (`VanillaLSTMBuilder`, ..., `BiRNNBuilder`), `Parameters` and
-        `LookupParameters`, in the order `load` will return them.
+      objects: builders (`VanillaLSTMBuilder`, ..., `BiRNNBuilder`), `Parameters`,
+        `LookupParameters`, and objects of your own classes with DyNet's interface, in the
+        order `load` will return them. Such an object has a `spec` (what its class's
+        `from_spec(spec, pc)` needs to build it again: numbers, strings, booleans, None,
+        lists, tuples, dicts with string keys, functions and classes defined at the top of
+        a module) and a `param_collection()` holding its parameters; `load` finds its class
+        among the modules already imported (or in the program) and calls `from_spec`.
     """
     where = "dynrnn.save"
     registry = _builder_registry()
@@ -319,10 +431,22 @@ def save(basename: str, objects: Sequence[Any]) -> None:
                             "dropouts": obj.dropout_settings(),
                             "shapes": [list(p.shape()) for p in obj.saved_parameters()],
                             "arrays": [add_array(p) for p in obj.saved_parameters()]})
+        elif _user_object(obj):
+            sub = obj.param_collection()
+            if not isinstance(sub, ParameterCollection):
+                raise TypeError(f"{where}: objects[{i}].param_collection() returned a {type(sub).__name__}; expected "
+                                f"a ParameterCollection.")
+            params = sub.all_parameters()
+            records.append({"type": "object", "class": _name_of(where, f"the class of objects[{i}]", type(obj)),
+                            "spec": _encode_spec(where, obj.spec, f"objects[{i}].spec"),
+                            "params": [{"name": _relative(sub, p), "kind": type(p).__name__} for p in params],
+                            "shapes": [list(p.shape()) for p in params], "arrays": [add_array(p) for p in params]})
         else:
             raise TypeError(f"{where}: objects[{i}] is a {type(obj).__name__}; expected one of "
-                            f"{', '.join(sorted(registry))}, Parameters or LookupParameters. For a builder "
-                            f"with your own cell, save its collection with pc.save and read it with pc.populate.")
+                            f"{', '.join(sorted(registry))}, Parameters, LookupParameters, or an object with DyNet's "
+                            f"interface (a spec, a param_collection() method and a from_spec(spec, pc) class method). "
+                            f"For a builder with your own cell, save its collection with pc.save and read it with "
+                            f"pc.populate.")
     header = {"format": FORMAT, "version": VERSION, "kind": "objects", "objects": records}
     _write(basename, header, arrays, where)
 
@@ -385,6 +509,16 @@ def load(basename: str, pc: ParameterCollection) -> list[Any]:
         elif t == "builder" and r.get("class") in registry:
             obj = _build(where, basename, i, r, registry, pc)
             params = obj.saved_parameters()
+        elif t == "object" and isinstance(r.get("class"), str):
+            cls, home = _object_class(f"{where}: object {i} in {basename!r}", r["class"])
+            obj = cls.from_spec(_decode_spec(f"{where}: object {i} in {basename!r}", r.get("spec"), home), pc)
+            params = obj.param_collection().all_parameters()
+            names = [q.get("name") for q in r.get("params", []) if isinstance(q, dict)]
+            if len(names) == len(params):
+                for p, q in zip(params, r["params"]):
+                    if q.get("kind") != type(p).__name__:
+                        raise ValueError(f"{where}: object {i} ({r['class']}): {p.name()!r} is a {type(p).__name__} "
+                                         f"here but a {q.get('kind')} ({q.get('name')!r}) in the file.")
         else:
             raise ValueError(f"{where}: object {i} in {basename!r} has an unknown type {t!r} / "
                              f"class {r.get('class')!r}.")

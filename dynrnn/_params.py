@@ -309,6 +309,34 @@ class _Param:
         from ._io import populate_parameter
         populate_parameter(self, path, key)
 
+    # DyNet's other names for them (its text format there; dynrnn's file format here)
+    write_to_textfile = save
+    populate_from_textfile = populate
+
+    # -- DyNet's in-place arithmetic on values and gradients --------------------------
+    def zero(self) -> None:
+        """Sets every value to 0."""
+        self.store(jnp.zeros_like(self._value))
+
+    def dim(self) -> tuple[tuple[int, ...], int]:
+        """DyNet's dims `((dims...), 1)`; a lookup table's are `((dim, rows), 1)`, as DyNet
+        stores it."""
+        shape = self.shape()
+        return (tuple(reversed(shape)) if isinstance(self, LookupParameters) else shape), 1
+
+    def scale(self, s: float) -> None:
+        """Multiplies the value by `s` (DyNet's `scale`)."""
+        s = check_real(f"{type(self).__name__}.scale", "s", s)
+        self.store(self._value * jnp.asarray(s, self._value.dtype))
+
+    def scale_gradient(self, s: float) -> None:
+        """Multiplies the gradient accumulated so far by `s` (DyNet's `scale_gradient`): a
+        gradient kept as lookup rows stays rows."""
+        s = check_real(f"{type(self).__name__}.scale_gradient", "s", s)
+        if self._grad is not None:
+            self._grad = self._grad * jnp.asarray(s, self._grad.dtype)
+        self._sparse = [(ids, rows * jnp.asarray(s, rows.dtype)) for ids, rows in self._sparse]
+
     # -- writing ---------------------------------------------------------------------
     def sole_holder(self) -> bool:
         """Whether nothing holds the stored array but this parameter and the current graph
@@ -410,8 +438,14 @@ class Parameters(_Param):
     def __getitem__(self, index: Any) -> jax.Array:
         return self.value[index]
 
-    def zero(self) -> None:
-        self.store(jnp.zeros_like(self._value))
+    def clip_inplace(self, left: float, right: float) -> None:
+        """Clips every value to [left, right] (DyNet's `clip_inplace`, e.g. a WGAN critic's
+        weight clipping)."""
+        where = "Parameters.clip_inplace"
+        lo, hi = check_real(where, "left", left), check_real(where, "right", right)
+        if lo > hi:
+            raise ValueError(f"{where}: left must be <= right; given left={lo:g}, right={hi:g}.")
+        self.store(jnp.clip(self._value, lo, hi).astype(self._value.dtype))
 
 
 class LookupParameters(_Param):

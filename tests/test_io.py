@@ -204,3 +204,75 @@ def test_load_generator_gives_the_saved_objects(tmp_path, rng):
     b2, W2 = list(gen)
     assert type(b2) is dy.BiRNNBuilder
     np.testing.assert_array_equal(W2.as_array(), W.as_array())
+
+
+class OneLayerMLP:
+    """DyNet's documented example of a savable user object: `spec`, `param_collection()`,
+    `from_spec(spec, model)`; here with a builder and an activation function in it."""
+
+    def __init__(self, model, num_input, num_hidden, num_out, act=dy.tanh, extra=None):
+        pc = model.add_subcollection()
+        self.W1 = pc.add_parameters((num_hidden, num_input))
+        self.W2 = pc.add_parameters((num_out, num_hidden))
+        self.E = pc.add_lookup_parameters((5, num_input))
+        self.rnn = dy.GRUBuilder(1, num_input, num_hidden, pc)
+        self.pc = pc
+        self.act = act
+        self.spec = (num_input, num_hidden, num_out, act, extra)
+
+    def __call__(self, x):
+        return self.W2 * self.act(self.W1 * x)
+
+    def param_collection(self):
+        return self.pc
+
+    @staticmethod
+    def from_spec(spec, model):
+        num_input, num_hidden, num_out, act, extra = spec
+        return OneLayerMLP(model, num_input, num_hidden, num_out, act, extra)
+
+
+def test_user_objects_save_and_load_through_dynets_spec_interface(tmp_path, rng):
+    pc = dy.ParameterCollection(seed=0)
+    E = pc.add_lookup_parameters((7, 3))
+    extra = {"vocab": ["a", "b"], "sizes": (1, 2.5), "on": True, "none": None, "f": np.tanh}
+    mlp = OneLayerMLP(pc, 3, 4, 2, dy.logistic, extra)
+    for p in pc.all_parameters():
+        p.set_value(rng.normal(size=p.shape()))
+    path = str(tmp_path / "model")
+    dy.save(path, [E, mlp])
+    with open(path, "rb") as f:
+        assert b"pickle" not in f.read()
+    pc2 = dy.ParameterCollection(seed=1)
+    E2, mlp2 = dy.load(path, pc2)
+    assert type(mlp2) is OneLayerMLP and mlp2.act is dy.logistic and mlp2.spec[4] == extra
+    assert isinstance(mlp2.spec, tuple) and isinstance(mlp2.spec[4]["sizes"], tuple)
+    np.testing.assert_array_equal(E2.as_array(), E.as_array())
+    for a, b in zip(mlp.pc.all_parameters(), mlp2.pc.all_parameters()):
+        np.testing.assert_array_equal(a.as_array(), b.as_array())
+    x = jnp.asarray(rng.normal(size=3), jnp.float32)
+    np.testing.assert_allclose(mlp2(x), mlp(x), rtol=1e-6)
+    np.testing.assert_allclose(mlp2.rnn.initial_state().add_input(x).output(),
+                               mlp.rnn.initial_state().add_input(x).output(), rtol=1e-6)
+
+
+def test_user_object_errors_name_what_is_wrong(tmp_path, monkeypatch):
+    pc = dy.ParameterCollection(seed=0)
+    path = str(tmp_path / "m")
+    with pytest.raises(TypeError, match=r"objects\[0\].spec\[3\] is <function .*lambda.*top of a module"):
+        dy.save(path, [OneLayerMLP(pc, 2, 2, 2, act=lambda v: v)])
+    with pytest.raises(TypeError, match=r"objects\[0\].spec\[4\] is a set"):
+        dy.save(path, [OneLayerMLP(pc, 2, 2, 2, extra={1, 2})])
+    with pytest.raises(TypeError, match=r"spec\[4\]\['x'\] is nan"):
+        dy.save(path, [OneLayerMLP(pc, 2, 2, 2, extra={"x": float("nan")})])
+    dy.save(path, [OneLayerMLP(pc, 2, 2, 2, extra=os.getcwd)])
+    with pytest.raises(ValueError, match="names '.*getcwd'.*own module"):
+        dy.load(path, dy.ParameterCollection())
+    dy.save(path, [OneLayerMLP(pc, 2, 2, 2)])
+    monkeypatch.delattr(f"{__name__}.OneLayerMLP")  # a program that does not define the class
+    with pytest.raises(ValueError, match="class 'OneLayerMLP'.*never imports"):
+        dy.load(path, dy.ParameterCollection())
+    monkeypatch.undo()
+    monkeypatch.setattr(OneLayerMLP, "from_spec", staticmethod(lambda spec, m: OneLayerMLP(m, 2, 3, 2)))
+    with pytest.raises(ValueError, match=r"shape \(3, 2\) here but \(2, 2\) in the file"):
+        dy.load(path, dy.ParameterCollection())

@@ -133,3 +133,61 @@ def test_glorot_counts_a_convolution_filters_receptive_field_as_dynet_does():
     assert np.abs(f).max() <= bound and np.abs(f).max() > 0.99 * bound
     v = pc.add_parameters((20, 30, 40)).as_array()  # other shapes keep their rule
     assert np.abs(v).max() <= np.sqrt(9 / 90) and np.abs(v).max() > 0.99 * np.sqrt(9 / 90)
+
+
+def test_dynets_in_place_methods_on_parameters():
+    """scale, clip_inplace, scale_gradient, zero and dim() as DyNet 2.1.2 gives them (values
+    checked there: a scaled gradient is what the trainer then applies, lookup rows stay rows)."""
+    pc = dy.ParameterCollection(seed=0)
+    W = pc.add_parameters((2, 3))
+    E = pc.add_lookup_parameters((4, 2))
+    W.set_value(np.arange(6.0).reshape(2, 3))
+    E.init_from_array(np.arange(8.0).reshape(4, 2))
+    assert W.dim() == ((2, 3), 1) and E.dim() == ((2, 4), 1) and pc.add_parameters(3).dim() == ((3,), 1)
+    W.scale(2.0)
+    np.testing.assert_array_equal(W.as_array(), [[0, 2, 4], [6, 8, 10]])
+    W.clip_inplace(1.0, 7.0)
+    np.testing.assert_array_equal(W.as_array(), [[1, 2, 4], [6, 7, 7]])
+    E.scale(0.5)
+    np.testing.assert_array_equal(E.as_array(), np.arange(8.0).reshape(4, 2) / 2)
+    dy.renew_cg()
+    x = dy.inputVector([1.0, 2.0, 3.0])
+    loss = dy.sum_elems(W * x) + dy.sum_elems(E[1]) + dy.sum_elems(dy.lookup(E, 2))
+    loss.backward()
+    assert E.sparse_grad() is not None  # rows
+    W.scale_gradient(3.0)
+    E.scale_gradient(-1.0)
+    assert E.sparse_grad() is not None  # still rows: the trainer's sparse update applies
+    np.testing.assert_array_equal(W.grad_as_array(), [[3, 6, 9], [3, 6, 9]])
+    np.testing.assert_array_equal(E.grad_as_array(), [[0, 0], [-1, -1], [-1, -1], [0, 0]])
+    dy.SimpleSGDTrainer(pc, 0.1).update()  # global norm 16 > 5: scaled by 5/16
+    np.testing.assert_allclose(W.as_array(), [[0.90625, 1.8125, 3.71875], [5.90625, 6.8125, 6.71875]], rtol=1e-6)
+    np.testing.assert_allclose(E.as_array(), [[0, 0.5], [1.03125, 1.53125], [2.03125, 2.53125], [3, 3.5]], rtol=1e-6)
+    E.zero()
+    assert not E.as_array().any()
+    with pytest.raises(ValueError, match="left must be <= right"):
+        W.clip_inplace(2.0, 1.0)
+    with pytest.raises(TypeError, match="s must be a real number"):
+        W.scale("2")
+
+
+def test_builders_answer_to_dynets_spec_from_spec_and_whoami():
+    pc = dy.ParameterCollection(seed=0)
+    for cls, spec in ((dy.SimpleRNNBuilder, (2, 3, 4)), (dy.GRUBuilder, (2, 3, 4)),
+                      (dy.CompactVanillaLSTMBuilder, (2, 3, 4)), (dy.VanillaLSTMBuilder, (2, 3, 4, False, 1.0)),
+                      (dy.LSTMBuilder, (2, 3, 4, False, 1.0))):
+        b = cls(2, 3, 4, pc)
+        assert b.spec == spec and b.whoami() == cls.__name__
+        again = cls.from_spec(b.spec, pc)
+        assert type(again) is cls and again.spec == spec
+    assert dy.VanillaLSTMBuilder(1, 2, 3, pc, ln_lstm=True, forget_bias=0.5).spec == (1, 2, 3, True, 0.5)
+    assert dy.LSTMBuilder(1, 2, 3, pc).whoami() == "VanillaLSTMBuilder"
+    bi = dy.BiRNNBuilder(1, 2, 4, pc, dy.GRUBuilder)
+    assert bi.whoami() == "BiRNNBuilder" and bi.spec == (1, 2, 4, dy.GRUBuilder)
+    assert dy.BiRNNBuilder.from_spec(bi.spec + (None,), pc).spec == bi.spec  # DyNet's spec ends with builder_layers
+    lstm = dy.VanillaLSTMBuilder(2, 3, 4, pc)
+    s = lstm.initial_state_from_raw_vectors([np.ones(4)] * 4)
+    np.testing.assert_array_equal(s.output(), np.ones(4))
+    lstm.set_dropout_masks(batch_size=8)
+    with pytest.raises(TypeError, match="batch_size"):
+        lstm.set_dropout_masks(batch_size="8")

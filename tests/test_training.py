@@ -359,3 +359,18 @@ def test_weight_decay_comes_after_adams_step_and_follows_each_collection():
     with pytest.raises(ValueError, match=r"set_weight_decay: the weight decay λ must be a number in \[0, 1\); "
                                          r"given 1.5"):
         dy.ParameterCollection().set_weight_decay(1.5)
+
+
+def test_dynets_learning_rate_spellings():
+    pc = dy.ParameterCollection(seed=0)
+    W = pc.add_parameters(2, init=0.0)
+    t = dy.SimpleSGDTrainer(pc, learning_rate=1.0)
+    t.set_learning_rate(0.5)
+    assert t.learning_rate == 0.5
+    with pytest.warns(DeprecationWarning, match="does nothing"):
+        t.update_epoch(2.0)  # deprecated in DyNet 2, where it leaves the rate as it is
+    assert t.learning_rate == 0.5
+    t.update({W.name(): jnp.array([1.0, 2.0])})
+    np.testing.assert_allclose(W.as_array(), [-0.5, -1.0])
+    with pytest.raises(ValueError, match="learning_rate"):
+        t.set_learning_rate(-1.0)

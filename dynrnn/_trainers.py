@@ -386,6 +386,9 @@ class Trainer:
         for name, p in params.items():
             if name not in replaced:
                 p.store(new_values[name])
+        for p in self._pc.all_parameters():  # DyNet's weight decay reaches frozen parameters too
+            if not p.is_updated() and (lam := p.weight_decay()) > 0:
+                p.store((p.stored_value() * (1.0 - lam)).astype(p.dtype))
         self.updates += 1
         self._since_status[1] += 1
         if clipped:

@@ -307,6 +307,8 @@ def test_weight_decay_multiplies_every_parameter_by_one_minus_lambda_after_the_s
     pc.set_weight_decay(lam)
     W = pc.add_parameters(3, init=np.array([1.0, -2.0, 3.0], np.float32))
     E = pc.add_lookup_parameters((4, 2), init=np.arange(8, dtype=np.float32).reshape(4, 2))
+    F = pc.add_parameters(2, init=1.0)
+    F.set_updated(False)  # frozen, but DyNet decays it with the rest (2.1.2: 0.9^3 after three updates)
     t = dy.SimpleSGDTrainer(pc, lr)
     t.set_clip_threshold(0)
     c = np.array([0.5, -1.0, 2.0], np.float32)
@@ -325,6 +327,7 @@ def test_weight_decay_multiplies_every_parameter_by_one_minus_lambda_after_the_s
         e[1] -= lr * (1 - lam)
     np.testing.assert_allclose(W.as_array(), w, rtol=1e-6)
     np.testing.assert_allclose(E.as_array(), e, rtol=1e-6)
+    np.testing.assert_allclose(F.as_array(), np.full(2, (1 - lam) ** 3), rtol=1e-6)
 
 
 def test_weight_decay_comes_after_adams_step_and_follows_each_collection():

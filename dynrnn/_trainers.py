@@ -663,9 +663,10 @@ class AdadeltaTrainer(Trainer):
 
 
 class RMSPropTrainer(Trainer):
-    """RMSProp (Hinton): per-entry running mean of g²."""
+    """RMSProp (Hinton): per-entry running mean of g². The defaults are DyNet's Python
+    ones (its C++ constructor's are learning_rate 0.1, eps 1e-20, rho 0.95)."""
 
-    def __init__(self, pc: ParameterCollection, learning_rate: float = 0.1, eps: float = 1e-20, rho: float = 0.95):
+    def __init__(self, pc: ParameterCollection, learning_rate: float = 0.001, eps: float = 1e-8, rho: float = 0.9):
         super().__init__(pc, learning_rate, rmsprop(_eps(self, eps), _rho(self, rho)))
 
 

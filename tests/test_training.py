@@ -127,10 +127,10 @@ def np_rules(name, lr, **kw):
             d = -g * np.sqrt(hd + 1e-6) / np.sqrt(hg + 1e-6)
             return p + d, (hg, 0.95 * hd + 0.05 * d * d)
         return (0.0, 0.0), up
-    if name == "rmsprop":
+    if name == "rmsprop":  # DyNet's Python defaults: rho 0.9, eps 1e-8 (its C++ ones are 0.95, 1e-20)
         def up(p, g, h, t):
-            h = 0.95 * h + 0.05 * g * g
-            return p - lr * g / np.sqrt(h + 1e-20), h
+            h = 0.9 * h + 0.1 * g * g
+            return p - lr * g / np.sqrt(h + 1e-8), h
         return 0.0, up
     if name in ("adam", "amsgrad"):
         def up(p, g, s, t):
@@ -149,7 +149,7 @@ TRAINERS = {
     "momentum": (lambda pc: dy.MomentumSGDTrainer(pc), 0.01),
     "adagrad": (lambda pc: dy.AdagradTrainer(pc), 0.1),
     "adadelta": (lambda pc: dy.AdadeltaTrainer(pc), 1.0),
-    "rmsprop": (lambda pc: dy.RMSPropTrainer(pc), 0.1),
+    "rmsprop": (lambda pc: dy.RMSPropTrainer(pc), 0.001),
     "adam": (lambda pc: dy.AdamTrainer(pc), 0.001),
     "amsgrad": (lambda pc: dy.AmsgradTrainer(pc), 0.001),
 }

@@ -73,7 +73,7 @@ def scalarInput(value: float, device: str = "") -> jax.Array:
     return jnp.asarray(value, jnp.float32)
 
 
-def lookup(p: LookupParameters, index: Any, update: bool = True) -> jax.Array:
+def lookup(p: LookupParameters, index: Any = 0, update: bool = True) -> jax.Array:
     """Row `index` of a lookup table (d,); `update=False` stops its gradient."""
     row = p[index]
     return row if update else jax.lax.stop_gradient(row)

@@ -127,6 +127,7 @@ def test_parameters_lookup_and_affine_transform(rng):
                                rtol=1e-5)
     assert dy.parameter(W1) is W1
     np.testing.assert_array_equal(dy.lookup(E, 3), E.as_array()[3])
+    np.testing.assert_array_equal(dy.lookup(E), E.as_array()[0])  # DyNet's default index
     g = jax.grad(lambda v: (pc.bind(v).__enter__(), jnp.sum(dy.const_parameter(W1) * 2) +
                             jnp.sum(dy.lookup(E, 1, update=False)))[1])(pc.parameter_values())
     assert float(jnp.abs(g[W1.name()]).sum()) == 0 and float(jnp.abs(g[E.name()]).sum()) == 0

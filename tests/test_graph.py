@@ -1043,6 +1043,13 @@ def test_lookup_rows_update_sparsely_and_like_the_dense_update(trainer_class):
     assert not np.allclose(E1[used], before[used])
 
 
+def test_lookup_without_an_index_is_row_zero_as_in_dynet():
+    pc = dy.ParameterCollection(seed=0)
+    E = pc.add_lookup_parameters((3, 2), init=np.arange(6.0, dtype=np.float32).reshape(3, 2))
+    dy.renew_cg()
+    np.testing.assert_array_equal(dy.lookup(E).npvalue(), [0.0, 1.0])
+
+
 def test_lookups_of_same_shaped_tables_send_each_table_its_rows():
     """Lookups of two tables of one shape (a seq2seq model's input and output embeddings)
     group per table: each table gets its gradient as rows (a sparse update), equal to what

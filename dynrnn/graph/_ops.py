@@ -304,7 +304,7 @@ def _ids(where: str, p: Any, ids: Any) -> np.ndarray:
     return a
 
 
-def lookup(p: Any, index: Any, update: bool = True) -> Expression:
+def lookup(p: Any, index: Any = 0, update: bool = True) -> Expression:
     """Row `index` of a lookup table: dims (d,) (or the row's dims)."""
     i = _ids("lookup", p, index)
     if i.ndim != 0:

@@ -165,20 +165,51 @@ def _relative(pc: ParameterCollection, p: Any) -> str:
     return p.name()[len(pc.name()):]
 
 
-def save_collection(pc: ParameterCollection, path: str, metadata: Any = None) -> None:
-    where = "ParameterCollection.save"
-    params = pc.all_parameters()
-    arrays = {f"a{i}": p.as_array() for i, p in enumerate(params)}
-    header = {"format": FORMAT, "version": VERSION, "kind": "collection", "collection": pc.name(),
-              "params": [_param_record(p, f"a{i}", _relative(pc, p)) for i, p in enumerate(params)]}
+def _save_named(where: str, path: str, named: list, collection: str, append: bool, metadata: Any = None) -> None:
+    """Writes `named` ((parameter, stored name) pairs) as a collection file; with `append`,
+    into the file's parameters (replacing those of the same names, keeping its metadata
+    unless new metadata is given)."""
     if metadata is not None:
         try:
             json.dumps(metadata, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise TypeError(f"{where}: metadata must be JSON data (dicts, lists, strings, finite numbers, "
                             f"booleans, None); {e}") from None
-        header["metadata"] = metadata
+    records, arrays, old_meta = [], {}, None
+    if append and os.path.exists(os.fspath(path)):
+        header, arrays = _read(path, "collection", where)
+        names = {name for _, name in named}
+        records = [r for r in header["params"] if r["name"] not in names]
+        old_meta = header.get("metadata")
+    for p, name in named:
+        k = f"a{len(arrays)}"
+        while k in arrays:
+            k += "_"
+        arrays[k] = p.as_array()
+        records.append(_param_record(p, k, name))
+    header = {"format": FORMAT, "version": VERSION, "kind": "collection", "collection": collection, "params": records}
+    meta = metadata if metadata is not None else old_meta
+    if meta is not None:
+        header["metadata"] = meta
     _write(path, header, arrays, where)
+
+
+def _check_key(where: str, key: Any) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"{where}: key must be a string (a name prefix such as '/encoder'); given "
+                        f"{type(key).__name__}.")
+    return key.strip("/")
+
+
+def save_collection(pc: ParameterCollection, path: str, metadata: Any = None, key: str = "",
+                    append: bool = False) -> None:
+    """`key` (DyNet's): the parameters are stored under `key/` + their names in `pc` (read
+    them with `populate(path, key)`); `append`: added to the file's parameters (replacing any
+    of the same name) instead of a new file."""
+    where = "ParameterCollection.save"
+    prefix = _check_key(where, key)
+    named = [(p, f"{prefix}/{_relative(pc, p)}" if prefix else _relative(pc, p)) for p in pc.all_parameters()]
+    _save_named(where, path, named, pc.name(), append, metadata)
 
 
 def load_metadata(path: str) -> Any:
@@ -232,20 +263,7 @@ def save_parameter(p: Any, path: str, key: str = "", append: bool = False) -> No
     """DyNet's `p.save(fname, key="", append=False)`: one parameter under `key` (default its
     name) in a collection file; `append=True` adds it to (or replaces it in) an existing file."""
     where = f"{type(p).__name__}.save"
-    if not isinstance(key, str):
-        raise TypeError(f"{where}: key must be a string; given {type(key).__name__}.")
-    name = (key or p.name()).strip("/")
-    records, arrays = [], {}
-    if append and os.path.exists(os.fspath(path)):
-        header, arrays = _read(path, "collection", where)
-        records = [r for r in header["params"] if r["name"] != name]
-    k = f"a{len(arrays)}"
-    while k in arrays:
-        k += "_"
-    arrays[k] = p.as_array()
-    records.append(_param_record(p, k, name))
-    _write(path, {"format": FORMAT, "version": VERSION, "kind": "collection", "collection": "/", "params": records},
-           arrays, where)
+    _save_named(where, path, [(p, _check_key(where, key) or p.name().strip("/"))], "/", append)
 
 
 def populate_parameter(p: Any, path: str, key: str = "") -> None:

@@ -746,13 +746,16 @@ class ParameterCollection:
         return self._root._seed
 
     # -- files -------------------------------------------------------------------------
-    def save(self, path: str, metadata: Any = None) -> None:
+    def save(self, path: str, key: str = "", append: bool = False, *, metadata: Any = None) -> None:
         """Writes every parameter to `path` (a pickle-free .npz with a JSON header), atomically.
 
+        `key` and `append` are DyNet's: with `key` ("/encoder") the parameters are stored
+        under that prefix, for `populate(path, key)`; with `append=True` they are added to
+        the parameters already in the file (several collections in one file).
         `metadata`: optional JSON data (a vocabulary, hyperparameters) stored in the same
         file; read it back with `dy.load_metadata(path)`."""
         from ._io import save_collection
-        save_collection(self, path, metadata)
+        save_collection(self, path, metadata, key, append)
 
     def populate(self, path: str, key: str = "") -> None:
         """Reads values saved by `save` into this collection's parameters, by name.

@@ -276,3 +276,34 @@ def test_user_object_errors_name_what_is_wrong(tmp_path, monkeypatch):
     monkeypatch.setattr(OneLayerMLP, "from_spec", staticmethod(lambda spec, m: OneLayerMLP(m, 2, 3, 2)))
     with pytest.raises(ValueError, match=r"shape \(3, 2\) here but \(2, 2\) in the file"):
         dy.load(path, dy.ParameterCollection())
+
+
+def test_collections_saved_under_keys_share_a_file_as_in_dynet(tmp_path, rng):
+    """DyNet's `pc.save(fname, key, append)`: an encoder and a decoder in one file, each
+    read back by its key; a collection saved again under its key replaces its old values,
+    and the metadata stays."""
+    path = str(tmp_path / "m")
+    enc_pc, dec_pc = dy.ParameterCollection(seed=0), dy.ParameterCollection(seed=1)
+    enc, dec = dy.GRUBuilder(1, 3, 4, enc_pc), dy.VanillaLSTMBuilder(1, 4, 2, dec_pc)
+    randomize(enc, rng)
+    randomize(dec, rng)
+    enc_pc.save(path, "/encoder", metadata={"v": 1})
+    dec_pc.save(path, "/decoder", append=True)
+    new_enc_pc, new_dec_pc = dy.ParameterCollection(seed=2), dy.ParameterCollection(seed=3)
+    enc2, dec2 = dy.GRUBuilder(1, 3, 4, new_enc_pc), dy.VanillaLSTMBuilder(1, 4, 2, new_dec_pc)
+    new_dec_pc.populate(path, "/decoder")
+    new_enc_pc.populate(path, "/encoder")
+    def values(b):
+        return [p.as_array() for p in b.saved_parameters()]
+
+    for a, b in ((enc, enc2), (dec, dec2)):
+        assert_trees_allclose(values(b), values(a))
+    randomize(enc, rng)
+    enc_pc.save(path, "/encoder", append=True)
+    new_enc_pc.populate(path, "/encoder")
+    assert_trees_allclose(values(enc2), values(enc))
+    assert dy.load_metadata(path) == {"v": 1}
+    with pytest.raises(ValueError, match="does not match this collection"):
+        new_dec_pc.populate(path, "/encoder")
+    with pytest.raises(TypeError, match="key must be a string"):
+        enc_pc.save(path, 3)

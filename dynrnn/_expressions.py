@@ -33,6 +33,17 @@ def _a(x: Any) -> jax.Array:
     return x if isinstance(x, jax.Array) else jnp.asarray(x)
 
 
+def _each(where: str, exprs: Any) -> list[jax.Array]:
+    """The arrays of a list of expressions (DyNet's list operations), refusing an empty
+    list and a lone array (whose rows would be taken for the list)."""
+    if isinstance(exprs, (jax.Array, np.ndarray, _Param)) or not hasattr(exprs, "__iter__"):
+        raise TypeError(f"dy.{where}: expected a list of expressions; given a {type(exprs).__name__}.")
+    out = [_a(e) for e in exprs]
+    if not out:
+        raise ValueError(f"dy.{where}: the list of expressions is empty; give at least one.")
+    return out
+
+
 def _float(x: Any) -> jax.Array:
     a = _a(x)
     return a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(jnp.float32)
@@ -130,12 +141,12 @@ def concatenate(exprs: Sequence[Any], d: int = 0) -> jax.Array:
     """Concatenates vectors (DyNet's dimension 0 = the vector axis, the last axis here)."""
     if d != 0:
         raise ValueError("concatenate: only d=0 (the vector axis) has a batch-safe meaning; use jnp.concatenate.")
-    return jnp.concatenate([_a(e) for e in exprs], axis=-1)
+    return jnp.concatenate(_each("concatenate", exprs), axis=-1)
 
 
 def concatenate_cols(exprs: Sequence[Any]) -> jax.Array:
     """Column vectors (d,) side by side: a matrix (d, n) (or (B, d, n) for batches)."""
-    return jnp.stack([_a(e) for e in exprs], axis=-1)
+    return jnp.stack(_each("concatenate_cols", exprs), axis=-1)
 
 
 def reshape(x: Any, d: Any, batch_size: int = 1) -> jax.Array:
@@ -176,11 +187,11 @@ def mean_elems(x: Any) -> jax.Array:
 
 def esum(exprs: Sequence[Any]) -> jax.Array:
     """Sum of a list of same-shaped expressions (DyNet's way to add up per-step losses)."""
-    return jnp.sum(jnp.stack([_a(e) for e in exprs]), axis=0)
+    return jnp.sum(jnp.stack(_each("esum", exprs)), axis=0)
 
 
 def average(exprs: Sequence[Any]) -> jax.Array:
-    return jnp.mean(jnp.stack([_a(e) for e in exprs]), axis=0)
+    return jnp.mean(jnp.stack(_each("average", exprs)), axis=0)
 
 
 def sum_batches(x: Any) -> jax.Array:
@@ -223,7 +234,7 @@ def max_dim(x: Any, d: int = 0) -> jax.Array:
 
 def emax(exprs: Sequence[Any]) -> jax.Array:
     """Elementwise maximum of a list."""
-    return jnp.max(jnp.stack([_a(e) for e in exprs]), axis=0)
+    return jnp.max(jnp.stack(_each("emax", exprs)), axis=0)
 
 
 # -- nonlinearities -------------------------------------------------------------------

@@ -137,6 +137,13 @@ CASES = {
     "dy.jit without pc": (lambda w: dy.jit(lambda x: x), TypeError, "missing 1 required positional argument: 'pc'"),
     "dy.jit pc not collection": (lambda w: dy.jit(lambda x: x, "pc"), TypeError, "pc must be a ParameterCollection"),
     "dy.jit not callable": (lambda w: dy.jit(3, w.pc), TypeError, "fun must be callable"),
+    # -- list operations -------------------------------------------------------------------
+    "esum empty": (lambda w: dy.esum([]), ValueError, r"dy.esum: the list of expressions is empty"),
+    "average empty": (lambda w: dy.average([]), ValueError, r"dy.average: the list of expressions is empty"),
+    "concatenate empty": (lambda w: dy.concatenate([]), ValueError, "dy.concatenate: the list of expressions is empty"),
+    "concatenate_cols empty": (lambda w: dy.concatenate_cols([]), ValueError, "dy.concatenate_cols: the list"),
+    "emax empty": (lambda w: dy.emax([]), ValueError, "dy.emax: the list of expressions is empty"),
+    "esum of one array": (lambda w: dy.esum(jnp.ones(3)), TypeError, "dy.esum: expected a list of expressions"),
     # -- losses ----------------------------------------------------------------------------
     "xent ragged list": (lambda w: dy.sequence_cross_entropy([[1.0, 2.0], [1.0]], jnp.array([0, 0])), TypeError,
                          "logits must be an array"),

@@ -1043,6 +1043,15 @@ def test_lookup_rows_update_sparsely_and_like_the_dense_update(trainer_class):
     assert not np.allclose(E1[used], before[used])
 
 
+def test_list_operations_take_generators_of_expressions():
+    dy.renew_cg()
+    vs = [dy.inputVector([1.0, 2.0]), dy.inputVector([3.0, 5.0])]
+    total = dy.esum(v for v in vs)
+    assert isinstance(total, dy.Expression)
+    np.testing.assert_allclose(total.npvalue(), [4.0, 7.0])
+    assert dy.concatenate(map(dy.tanh, vs)).dim() == ((4,), 1)
+
+
 def test_lookup_without_an_index_is_row_zero_as_in_dynet():
     pc = dy.ParameterCollection(seed=0)
     E = pc.add_lookup_parameters((3, 2), init=np.arange(6.0, dtype=np.float32).reshape(3, 2))

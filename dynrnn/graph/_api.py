@@ -51,6 +51,8 @@ def _dual(array_fn: Callable, graph_fn: Callable, *, constructor: bool = False) 
             return array_fn(*args, **kwargs)
     else:
         def f(*args, **kwargs):
+            if any(hasattr(type(a), "__next__") for a in args):  # a generator of expressions: its list
+                args = tuple(list(a) if hasattr(type(a), "__next__") else a for a in args)
             if _uses_graph(args, kwargs):
                 return graph_fn(*args, **kwargs)
             return array_fn(*args, **kwargs)

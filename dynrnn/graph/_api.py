@@ -51,14 +51,23 @@ def _dual(array_fn: Callable, graph_fn: Callable, *, constructor: bool = False) 
             return array_fn(*args, **kwargs)
     else:
         def f(*args, **kwargs):
-            if any(hasattr(type(a), "__next__") for a in args):  # a generator of expressions: its list
-                args = tuple(list(a) if hasattr(type(a), "__next__") else a for a in args)
             if _uses_graph(args, kwargs):
                 return graph_fn(*args, **kwargs)
             return array_fn(*args, **kwargs)
     functools.update_wrapper(f, array_fn)
     f.__doc__ = (array_fn.__doc__ or "").rstrip() + "\n\n    On expressions: " + (graph_fn.__doc__ or "a graph node.")
     return f
+
+
+def _listing(f: Callable) -> Callable:
+    """`f` for DyNet's list operations (`esum(xs)`, ...): a generator or other iterator
+    given as the list is read into a list first, so that its expressions are seen."""
+    def g(xs: Any = None, *args, **kwargs):
+        if hasattr(type(xs), "__next__"):
+            xs = list(xs)
+        return f(xs, *args, **kwargs)
+    functools.update_wrapper(g, f)
+    return g
 
 
 def _graph_only(graph_fn: Callable, *, constructor: bool = False) -> Callable:
@@ -235,9 +244,9 @@ random_bernoulli = _graph_only(G.random_bernoulli, constructor=True)
 
 
 # -- operations present in both modes ----------------------------------------------------------
-affine_transform = _dual(A.affine_transform, G.affine_transform)
-concatenate = _dual(A.concatenate, G.concatenate)
-concatenate_cols = _dual(A.concatenate_cols, G.concatenate_cols)
+affine_transform = _listing(_dual(A.affine_transform, G.affine_transform))
+concatenate = _listing(_dual(A.concatenate, G.concatenate))
+concatenate_cols = _listing(_dual(A.concatenate_cols, G.concatenate_cols))
 reshape = _dual(A.reshape, G.reshape)
 transpose = _dual(A.transpose, G.transpose)
 cmult = _dual(A.cmult, G.cmult)
@@ -245,14 +254,14 @@ cdiv = _dual(A.cdiv, G.cdiv)
 dot_product = _dual(A.dot_product, G.dot_product)
 sum_elems = _dual(A.sum_elems, G.sum_elems)
 mean_elems = _dual(A.mean_elems, G.mean_elems)
-esum = _dual(A.esum, G.esum)
-average = _dual(A.average, G.average)
+esum = _listing(_dual(A.esum, G.esum))
+average = _listing(_dual(A.average, G.average))
 sum_batches = _dual(A.sum_batches, G.sum_batches)
 pick = _dual(A.pick, G.pick)
 pick_batch = _dual(A.pick_batch, G.pick_batch)
 select_rows = _dual(A.select_rows, G.select_rows)
 max_dim = _dual(A.max_dim, G.max_dim)
-emax = _dual(A.emax, G.emax)
+emax = _listing(_dual(A.emax, G.emax))
 elu = _dual(A.elu, G.elu)
 softmax = _dual(A.softmax, G.softmax)
 log_softmax = _dual(A.log_softmax, G.log_softmax)
@@ -314,12 +323,12 @@ pick_batch_elem = _graph_only(G.pick_batch_elem)
 pick_batch_elems = _graph_only(G.pick_batch_elems)
 pickrange = _graph_only(G.pickrange)
 select_cols = _graph_only(G.select_cols)
-concatenate_to_batch = _graph_only(G.concatenate_to_batch)
+concatenate_to_batch = _listing(_graph_only(G.concatenate_to_batch))
 sum_dim = _graph_only(G.sum_dim)
 mean_dim = _graph_only(G.mean_dim)
 min_dim = _graph_only(G.min_dim)
 mean_batches = _graph_only(G.mean_batches)
-logsumexp = _graph_only(G.logsumexp)
+logsumexp = _listing(_graph_only(G.logsumexp))
 huber_distance = _graph_only(LO.huber_distance)
 nobackprop = _graph_only(LO.nobackprop)
 flip_gradient = _graph_only(LO.flip_gradient)

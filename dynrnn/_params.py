@@ -212,8 +212,12 @@ class _Param:
         check_not_staging(self._name)
         return self._value
 
-    def expr(self, update: bool = True) -> jax.Array:
-        """The value as an expression; with `update=False` no gradient flows into it."""
+    def expr(self, update: bool = True) -> Any:
+        """The value as an expression; with `update=False` no gradient flows into it. In
+        DyNet's computation graph (graph mode) it is the parameter's node (`dy.parameter`,
+        or `dy.const_parameter` with `update=False`)."""
+        if graph_mode():
+            return _hooks.GRAPH.parameter(self, update)
         return self.value if update else jax.lax.stop_gradient(self.value)
 
     def __jax_array__(self) -> jax.Array:

@@ -1043,6 +1043,44 @@ def test_lookup_rows_update_sparsely_and_like_the_dense_update(trainer_class):
     assert not np.allclose(E1[used], before[used])
 
 
+def test_the_same_operation_on_the_same_arguments_twice_autobatches():
+    """Nodes that repeat a computation (`dy.tanh(x)` twice, `W * x` under nobackprop and
+    flip_gradient, two LSTM steps from one state on one input) have one signature and all
+    arguments in common: autobatching ran them as a group with nothing to batch over and
+    failed inside jax.vmap. Values and gradients equal the unbatched run (and DyNet's)."""
+    def run():
+        pc = dy.ParameterCollection(seed=0)
+        W = pc.add_parameters((2, 3))
+        lstm = dy.VanillaLSTMBuilder(1, 3, 2, pc)
+        dy.renew_cg()
+        x = dy.inputVector([1.0, 2.0, 3.0])
+        s = lstm.initial_state()
+        loss = dy.sum_elems(dy.tanh(W * x) + dy.tanh(W * x) + dy.nobackprop(W * x) + 2 * dy.flip_gradient(W * x)
+                            + s.add_input(x).output() + s.add_input(x).output())
+        value = loss.value()
+        loss.backward()
+        return value, [p.grad_as_array() for p in pc.all_parameters()]
+
+    v_auto, g_auto = run()
+    with dy_config(autobatch=False):
+        v_ref, g_ref = run()
+    np.testing.assert_allclose(v_auto, v_ref, rtol=1e-6)
+    for a, b in zip(g_auto, g_ref):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_parameter_expr_is_the_parameters_node_in_the_graph():
+    """DyNet's `W.expr(update)`: in the graph, W's node (trainable) or its constant node."""
+    pc = dy.ParameterCollection(seed=0)
+    W = pc.add_parameters((2, 3))
+    dy.renew_cg()
+    x = dy.inputVector([1.0, 2.0, 3.0])
+    assert isinstance(W.expr(), dy.Expression) and W.expr() is dy.parameter(W)
+    loss = dy.sum_elems(W.expr(update=False) * x) + dy.sum_elems(W.expr() * x)
+    loss.backward()
+    np.testing.assert_allclose(W.grad_as_array(), [[1.0, 2.0, 3.0]] * 2)  # one term's gradient, not two
+
+
 def test_list_operations_take_generators_of_expressions():
     dy.renew_cg()
     vs = [dy.inputVector([1.0, 2.0]), dy.inputVector([3.0, 5.0])]

@@ -35,8 +35,8 @@ class Bridge:
         return _ops.lookup_batch(p, ids)
 
     @staticmethod
-    def parameter(p: Any) -> Any:
-        return _ops.parameter(p)
+    def parameter(p: Any, update: bool = True) -> Any:
+        return _ops.parameter(p, update)
 
     @staticmethod
     def state(array_state: Any) -> GraphState:

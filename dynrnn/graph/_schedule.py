@@ -218,6 +218,14 @@ def _agenda(g: Graph, pending: list, hi: int) -> None:
         group = ready.pop(key)
         del depth_sum[key]
         sig = group[0].sig
+        if len(group) > 1 and not group[0].consts and all(_shared(group)):
+            # the same operation on the same arguments, more than once (`dy.tanh(x)` twice):
+            # there is nothing to batch (and no axis to batch over), so each runs alone
+            for n in group:
+                _run_group(g, sig, [n])
+                left[sig] -= 1
+                done(n)
+            continue
         rec = sig.op.recurrent(sig.static) if sig.op.recurrent is not None else None
         computed = _run_chains(g, sig, group, rec, hi) if rec is not None else None
         if computed is None and len(group) > 1 and _run_packs(g, sig, group):

@@ -434,6 +434,46 @@ def test_autobatched_equals_sequential_on_random_graphs(examples, seed):
         np.testing.assert_allclose(g1[k], g2[k], rtol=1e-4, atol=1e-5, err_msg=k)
 
 
+_DAG_OPS = (
+    lambda W, a, b: dy.tanh(a),
+    lambda W, a, b: dy.logistic(b),
+    lambda W, a, b: dy.cmult(a, b),
+    lambda W, a, b: a + b,
+    lambda W, a, b: W * a,
+    lambda W, a, b: dy.concatenate([a, b])[1:4],
+    lambda W, a, b: dy.nobackprop(a) - b,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_DAG_OPS) - 1), st.integers(0, 99), st.integers(0, 99)),
+                min_size=1, max_size=12), st.integers(0, 2 ** 31 - 1))
+def test_autobatched_equals_sequential_on_random_dags_with_shared_nodes(ops, seed):
+    """Random DAGs in which nodes take any earlier node as an argument, the same one more
+    than once, and repeat one another (the same operation on the same arguments): the same
+    values and gradients whether same-signature nodes run together or one by one."""
+    rng = np.random.default_rng(seed)
+    W0 = rng.normal(size=(3, 3)).astype(np.float32) * 0.5
+    x0 = rng.normal(size=(2, 3)).astype(np.float32)
+    results = []
+    for flag in (True, False):
+        with autobatch(flag), dy_config(replay="never"):
+            pc = dy.ParameterCollection(seed=0)
+            W = pc.add_parameters((3, 3))
+            W.set_value(W0)
+            dy.renew_cg()
+            pool = [W * dy.inputTensor(x0[0]), dy.inputTensor(x0[1])]
+            for op, i, j in ops:
+                pool.append(_DAG_OPS[op](W, pool[i % len(pool)], pool[j % len(pool)]))
+            total = dy.sum_elems(dy.esum(pool[2:]))
+            v = total.scalar_value()
+            total.backward()
+            results.append((v, W.grad_as_array()))
+    (v1, g1), (v2, g2) = results
+    np.testing.assert_allclose(v1, v2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-5)
+
+
 def test_gradient_of_a_state_slot_is_its_gradient():
     """`s.output().gradient()` after backward, for a state computed alone (its slots held as
     plain arrays) and inside a chain (rows of a stacked scan), in both schedules."""

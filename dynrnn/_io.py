@@ -318,8 +318,10 @@ _SAFE_MODULES = ("dynrnn", "numpy", "jax", "math")
 
 
 def _user_object(obj: Any) -> bool:
+    """Has DyNet's interface, and is not one of dynrnn's builders (those not registered, as
+    a builder with the user's own cell, cannot be rebuilt from a spec)."""
     return (hasattr(obj, "spec") and callable(getattr(obj, "param_collection", None))
-            and callable(getattr(type(obj), "from_spec", None)))
+            and callable(getattr(type(obj), "from_spec", None)) and not hasattr(obj, "saved_parameters"))
 
 
 def _name_of(where: str, what: str, f: Any) -> str:
@@ -529,7 +531,15 @@ def load(basename: str, pc: ParameterCollection) -> list[Any]:
             params = obj.saved_parameters()
         elif t == "object" and isinstance(r.get("class"), str):
             cls, home = _object_class(f"{where}: object {i} in {basename!r}", r["class"])
-            obj = cls.from_spec(_decode_spec(f"{where}: object {i} in {basename!r}", r.get("spec"), home), pc)
+            spec = _decode_spec(f"{where}: object {i} in {basename!r}", r.get("spec"), home)
+            try:
+                obj = cls.from_spec(spec, pc)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{where}: object {i} in {basename!r}: {cls.__name__}.from_spec({spec!r:.200}, pc) "
+                                 f"failed: {e}") from e
+            if not callable(getattr(obj, "param_collection", None)):
+                raise TypeError(f"{where}: object {i} in {basename!r}: {cls.__name__}.from_spec returned a "
+                                f"{type(obj).__name__}, which has no param_collection().")
             params = obj.param_collection().all_parameters()
             names = [q.get("name") for q in r.get("params", []) if isinstance(q, dict)]
             if len(names) == len(params):

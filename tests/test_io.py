@@ -276,6 +276,17 @@ def test_user_object_errors_name_what_is_wrong(tmp_path, monkeypatch):
     monkeypatch.setattr(OneLayerMLP, "from_spec", staticmethod(lambda spec, m: OneLayerMLP(m, 2, 3, 2)))
     with pytest.raises(ValueError, match=r"shape \(3, 2\) here but \(2, 2\) in the file"):
         dy.load(path, dy.ParameterCollection())
+    monkeypatch.setattr(OneLayerMLP, "from_spec", staticmethod(lambda spec, m: OneLayerMLP(m, *spec[:2])))
+    with pytest.raises(ValueError, match=r"OneLayerMLP.from_spec\(\(2, 2, 2, .*\) failed: .*num_out"):
+        dy.load(path, dy.ParameterCollection())
+
+
+def test_a_builder_with_its_own_cell_is_still_refused_by_dy_save(tmp_path):
+    """It has DyNet's spec interface now, but its cell cannot be rebuilt from a spec: the
+    error says at save time what to do instead (not a failure at load)."""
+    rnn = dy.RNNBuilder(1, 3, 4, dy.ParameterCollection(seed=0), cell=dy.cells.GRUCell)
+    with pytest.raises(TypeError, match="with your own cell, save its collection with pc.save"):
+        dy.save(str(tmp_path / "m"), [rnn])
 
 
 def test_collections_saved_under_keys_share_a_file_as_in_dynet(tmp_path, rng):

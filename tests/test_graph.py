@@ -1128,6 +1128,7 @@ def test_list_operations_take_generators_of_expressions():
     assert isinstance(total, dy.Expression)
     np.testing.assert_allclose(total.npvalue(), [4.0, 7.0])
     assert dy.concatenate(map(dy.tanh, vs)).dim() == ((4,), 1)
+    assert dy.concatenate(xs=vs).dim() == ((4,), 1)  # DyNet's keyword: the list is the graph's too
 
 
 def test_lookup_without_an_index_is_row_zero_as_in_dynet():

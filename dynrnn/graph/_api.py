@@ -35,7 +35,7 @@ def _uses_graph(args: tuple, kwargs: dict) -> bool:
     for a in args:
         if is_expression(a) or any_expression(a):
             return True
-    if any(is_expression(v) for v in kwargs.values()):
+    if kwargs and any(is_expression(v) or any_expression(v) for v in kwargs.values()):
         return True
     # parameters used eagerly in graph mode are nodes of the graph (DyNet: dy.sum_elems(W))
     return any(G.is_param(a) for a in args) and graph_mode()
@@ -62,10 +62,10 @@ def _dual(array_fn: Callable, graph_fn: Callable, *, constructor: bool = False) 
 def _listing(f: Callable) -> Callable:
     """`f` for DyNet's list operations (`esum(xs)`, ...): a generator or other iterator
     given as the list is read into a list first, so that its expressions are seen."""
-    def g(xs: Any = None, *args, **kwargs):
-        if hasattr(type(xs), "__next__"):
-            xs = list(xs)
-        return f(xs, *args, **kwargs)
+    def g(*args, **kwargs):
+        if args and hasattr(type(args[0]), "__next__"):
+            args = (list(args[0]),) + args[1:]
+        return f(*args, **kwargs)
     functools.update_wrapper(g, f)
     return g
 

@@ -1121,6 +1121,34 @@ def test_parameter_expr_is_the_parameters_node_in_the_graph():
     np.testing.assert_allclose(W.grad_as_array(), [[1.0, 2.0, 3.0]] * 2)  # one term's gradient, not two
 
 
+def test_a_chain_of_nodes_runs_in_creation_order_and_a_recurrence_still_runs_as_one_scan():
+    """A forward pass over an MLP on one input (affine → tanh → affine → tanh: one signature
+    twice, but each node takes the one before) runs node by node in creation order without
+    the agenda; the steps of an LSTM over inputs already computed, also a chain, still run
+    as one scan. Both give the unbatched values."""
+    pc = dy.ParameterCollection(seed=0)
+    W1, W2 = pc.add_parameters((5, 3)), pc.add_parameters((5, 5))
+    lstm = dy.VanillaLSTMBuilder(1, 3, 4, pc)
+    xs = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    got = {}
+    for flag in (True, False):
+        with autobatch(flag), dy_config(replay="never"):
+            dy.renew_cg()
+            h = dy.tanh(W2 * dy.tanh(W1 * dy.inputTensor(xs[0])))
+            mlp = h.npvalue()
+            mlp_kinds = [la.kind for la in h.graph.launches]
+            state = lstm.initial_state()
+            for x in xs:
+                state = state.add_input(dy.inputTensor(x))
+            out = state.output()
+            got[flag] = (mlp, out.npvalue(), mlp_kinds, [la.kind for la in out.graph.launches][len(mlp_kinds):])
+    (m1, o1, k1, r1), (m2, o2, _, _) = got[True], got[False]
+    np.testing.assert_allclose(m1, m2, rtol=1e-6)
+    np.testing.assert_allclose(o1, o2, rtol=1e-5, atol=1e-6)
+    assert k1 == ["node"] * 4, k1
+    assert "chain" in r1, r1
+
+
 def test_list_operations_take_generators_of_expressions():
     dy.renew_cg()
     vs = [dy.inputVector([1.0, 2.0]), dy.inputVector([3.0, 5.0])]

@@ -155,15 +155,22 @@ FEW = 12
 
 
 def _distinct(pending: list) -> bool:
-    """Whether a few pending nodes have nothing to run together: no two of them have one
-    signature (as in DyNet's eager tagging, a word's concatenate → H· → tanh → O· → softmax
-    after the sentence's BiLSTM ran; or its sampling, a character's lookup, LSTM step,
-    output, R·, + bias, softmax). The agenda would run each alone too, at several times
-    the bookkeeping; creation order is one of the orders it may run them in."""
-    if len(pending) > FEW:
-        return False
-    sigs = [n.sig for n in pending if n.sig is not None]  # (views are computed on the host)
-    return len(set(sigs)) == len(sigs)
+    """Whether the pending nodes have nothing to run together: a few of them, no two with
+    one signature (as in DyNet's eager tagging, a word's concatenate → H· → tanh → O· →
+    softmax after the sentence's BiLSTM ran; or its sampling, a character's lookup, LSTM
+    step, output, R·, + bias, softmax), or a chain, each node taking the one before it (an
+    MLP's affine → tanh → affine → tanh → ... on one input: no two are ever ready at once;
+    not recurrent steps, which the agenda runs as one scan). The agenda would run each
+    alone too, at several times the bookkeeping; creation order is one of the orders it
+    may run them in."""
+    if len(pending) <= FEW:
+        sigs = [n.sig for n in pending if n.sig is not None]  # (views are computed on the host)
+        if len(set(sigs)) == len(sigs):
+            return True
+    for prev, n in zip(pending, pending[1:]):
+        if not any(a is prev for a in n.args) or (n.sig is not None and n.sig.op.recurrent is not None):
+            return False
+    return not (pending[0].sig is not None and pending[0].sig.op.recurrent is not None)
 
 
 def _agenda(g: Graph, pending: list, hi: int) -> None:

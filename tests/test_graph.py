@@ -1775,3 +1775,11 @@ def test_cg_revert_unlinks_a_step_from_its_reverted_next_step():
     u = other()
     assert u.output().args[0].index == base + offset
     np.testing.assert_allclose(u.output().npvalue(), want, rtol=1e-6)
+
+
+def test_vec_value_lists_python_floats_column_major_with_the_batch_last():
+    dy.renew_cg()
+    a = np.arange(12.0, dtype=np.float32).reshape(3, 2, 2)  # DyNet's layout: dims (3, 2), batch 2 (last)
+    v = dy.inputTensor(a, batched=True).vec_value()
+    assert v == [float(x) for x in np.ravel(a, order="F")] and all(type(x) is float for x in v)
+    assert dy.inputVector([1.0, 2.0]).value() == [1.0, 2.0]

@@ -253,7 +253,8 @@ class Expression:
 
     def vec_value(self, recalculate: bool = False) -> list[float]:
         """All values as a flat list, column-major as DyNet lists them (batch last)."""
-        return [float(v) for v in np.ravel(self.npvalue(recalculate), order="F")]
+        a = np.asarray(self._array("vec_value", recalculate))
+        return np.ravel(np.moveaxis(a, 0, -1) if self.batch > 1 else a, order="F").tolist()
 
     def value(self, recalculate: bool = False) -> Any:
         """A float for a one-element expression, a list for a vector, else `npvalue()`."""

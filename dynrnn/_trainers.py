@@ -270,8 +270,11 @@ class Trainer:
         """With True (DyNet's default), lookup-table rows whose gradient is zero are left as
         they are, so that rows not used in a batch do not move (e.g. under momentum).
 
-        Difference from DyNet: the optimizer state of those rows still advances (a zero
-        gradient decays Adam's moments there), where DyNet skips their state entirely."""
+        Gradients from the computation graph (`backward()` after lookups) arrive as rows:
+        only those rows' values and optimizer state change, as in DyNet. A dense gradient
+        given to `update(grads)` or made by `trainer.step` leaves the other rows' values as
+        they are, but their optimizer state still advances (a zero gradient decays Adam's
+        moments there), where DyNet skips their state entirely."""
         self._sparse = bool(flag)
 
     def restart(self, learning_rate: float | None = None) -> None:

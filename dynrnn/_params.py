@@ -648,9 +648,9 @@ class ParameterCollection:
     def set_weight_decay(self, lam: float) -> None:
         """DyNet's L2 weight decay λ for the parameters made in this collection: after every
         trainer update each of them (every row of a lookup table, used or not) is multiplied
-        by 1 − λ, as DyNet does: p ← (p + step)·(1 − λ). 0 (the default) turns it off.
-        (Parameters frozen with `set_updated(False)` do not decay; DyNet's decay, a factor
-        of the whole collection, reaches them too.)"""
+        by 1 − λ, as DyNet does: p ← (p + step)·(1 − λ); parameters frozen with
+        `set_updated(False)` decay too, as DyNet's decay is a factor of the whole collection.
+        0 (the default) turns it off."""
         self._weight_decay = _check_weight_decay("ParameterCollection.set_weight_decay", lam)
 
     def set_weight_decay_lambda(self, lam: float) -> None:

@@ -5,8 +5,8 @@ Usage: python _program_runner.py BACKEND PROGRAM BUDGET OUT.json [PROGRAM ARGS..
 BACKEND is `dynet` or `dynrnn`; the program's `import dynet as dy` is its import line.
 The budget is counted by wrapping the trainer classes' `update` (a subclass put in the
 module's place), and the loss is the last `dy.esum(...)`, `dy.average(...)`,
-`dy.mean_batches(...)` or `dy.sum_batches(...)` the program built before it (the example programs return their loss
-from one of them). Nothing else is touched.
+`dy.mean_batches(...)` or `dy.sum_batches(...)` the program built before it (the example
+programs return their loss from one of them). Nothing else is touched.
 """
 
 import json

@@ -44,6 +44,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -138,10 +139,8 @@ def program_source(name: str, work: str) -> tuple[str, list[str]]:
         rl = os.path.join(EXAMPLES, "reinforcement-learning")
         for module in sorted(os.listdir(rl)):
             if module.endswith(".py") and not module.startswith("main_"):
-                with open(os.path.join(rl, module)) as f, open(os.path.join(work, module), "w") as g:
-                    g.write(f.read())
-        with open(os.path.join(HERE, "_gym_standin.py")) as f, open(os.path.join(work, "gym.py"), "w") as g:
-            g.write(f.read())
+                shutil.copyfile(os.path.join(rl, module), os.path.join(work, module))
+        shutil.copyfile(os.path.join(HERE, "_gym_standin.py"), os.path.join(work, "gym.py"))
         src = open(os.path.join(rl, f"main_{name}.py")).read()
         args = (["--double", "--dueling"] if name == "dqn" else
                 ["--env_name", "Pendulum-v0", "--rollout_per_epoch", "10", "--train_per_epoch", "100"])
@@ -152,8 +151,7 @@ def program_source(name: str, work: str) -> tuple[str, list[str]]:
     with open(path, "w") as f:
         f.write(src)
     # DyNet's helper module (util.py) beside the program
-    with open(os.path.join(EXAMPLES, "python-utils", "util.py")) as f, open(os.path.join(work, "util.py"), "w") as g:
-        g.write(f.read())
+    shutil.copyfile(os.path.join(EXAMPLES, "python-utils", "util.py"), os.path.join(work, "util.py"))
     return path, args
 
 
@@ -174,8 +172,9 @@ def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto",
                         src, n = re.subn(r"^import dynet as dy$", "import dynrnn.dynet as dy", f.read(), flags=re.M)
                     assert n <= 1, f"{name}: {n} import lines in {module}"
                     changed += n
-                    with open(os.path.join(work, module), "w") as f:
-                        f.write(src)
+                    if n:
+                        with open(os.path.join(work, module), "w") as f:
+                            f.write(src)
             assert changed >= 1, f"{name}: no import line"
         r = subprocess.run([sys.executable, RUNNER, "dynrnn", path, str(updates), out, *args],
                            capture_output=True, text=True, timeout=3600, env={**os.environ, "DYNRNN_REPLAY": replay,

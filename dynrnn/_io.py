@@ -541,9 +541,9 @@ def load(basename: str, pc: ParameterCollection) -> list[Any]:
                 raise TypeError(f"{where}: object {i} in {basename!r}: {cls.__name__}.from_spec returned a "
                                 f"{type(obj).__name__}, which has no param_collection().")
             params = obj.param_collection().all_parameters()
-            names = [q.get("name") for q in r.get("params", []) if isinstance(q, dict)]
-            if len(names) == len(params):
-                for p, q in zip(params, r["params"]):
+            records = r.get("params")
+            if isinstance(records, list) and len(records) == len(params) and all(isinstance(q, dict) for q in records):
+                for p, q in zip(params, records):
                     if q.get("kind") != type(p).__name__:
                         raise ValueError(f"{where}: object {i} ({r['class']}): {p.name()!r} is a {type(p).__name__} "
                                          f"here but a {q.get('kind')} ({q.get('name')!r}) in the file.")

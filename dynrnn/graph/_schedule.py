@@ -168,9 +168,9 @@ def _distinct(pending: list) -> bool:
         if len(set(sigs)) == len(sigs):
             return True
     for prev, n in zip(pending, pending[1:]):
-        if not any(a is prev for a in n.args) or (n.sig is not None and n.sig.op.recurrent is not None):
+        if not any(a is prev for a in n.args):
             return False
-    return not (pending[0].sig is not None and pending[0].sig.op.recurrent is not None)
+    return not any(n.sig is not None and n.sig.op.recurrent is not None for n in pending)
 
 
 def _agenda(g: Graph, pending: list, hi: int) -> None:

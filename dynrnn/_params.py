@@ -323,10 +323,8 @@ class _Param:
         self.store(jnp.zeros_like(self._value))
 
     def dim(self) -> tuple[tuple[int, ...], int]:
-        """DyNet's dims `((dims...), 1)`; a lookup table's are `((dim, rows), 1)`, as DyNet
-        stores it."""
-        shape = self.shape()
-        return (tuple(reversed(shape)) if isinstance(self, LookupParameters) else shape), 1
+        """DyNet's dims `((dims...), 1)`."""
+        return self.shape(), 1
 
     def scale(self, s: float) -> None:
         """Multiplies the value by `s` (DyNet's `scale`)."""
@@ -460,6 +458,11 @@ class LookupParameters(_Param):
 
     def __len__(self) -> int:
         return int(self._value.shape[0])
+
+    def dim(self) -> tuple[tuple[int, ...], int]:
+        """DyNet's dims of a table: `((dim, rows), 1)`, as DyNet stores it."""
+        rows, *dims = self.shape()
+        return (*dims, rows), 1
 
     def row_count(self) -> int:
         return len(self)

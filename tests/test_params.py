@@ -144,6 +144,7 @@ def test_dynets_in_place_methods_on_parameters():
     W.set_value(np.arange(6.0).reshape(2, 3))
     E.init_from_array(np.arange(8.0).reshape(4, 2))
     assert W.dim() == ((2, 3), 1) and E.dim() == ((2, 4), 1) and pc.add_parameters(3).dim() == ((3,), 1)
+    assert pc.add_lookup_parameters((5, 2, 3)).dim() == ((2, 3, 5), 1)  # DyNet 2.1.2: a row's dims, then the rows
     W.scale(2.0)
     np.testing.assert_array_equal(W.as_array(), [[0, 2, 4], [6, 8, 10]])
     W.clip_inplace(1.0, 7.0)

@@ -48,7 +48,17 @@ def height(nodes) -> int:
     return h[-1]
 
 
-def forest(trees, w2i, size_round=64):
+def size_bucket(n: int, ratio: float, least: int = 64) -> int:
+    """The node rows for a forest of n nodes: the smallest of least, then each next one
+    `ratio` times larger (rounded up to a multiple of least), that is >= n. Few distinct
+    sizes (each one compiles the step once; ~2 s here) for little padding."""
+    size = least
+    while size < n:
+        size = least * math.ceil(size * ratio / least)
+    return size
+
+
+def forest(trees, w2i, ratio=1.25):
     """One batch: (word ids (size,), leaf (size,), labels (size,), real (size,), children
     lists, size)."""
     words, children, labels = [], [], []
@@ -59,7 +69,7 @@ def forest(trees, w2i, size_round=64):
             children.append([base + k for k in kids])
             labels.append(label)
     n = len(words)
-    size = size_round * math.ceil(n / size_round)
+    size = size_bucket(n, ratio)
     ids = np.zeros(size, np.int32)
     ids[:n] = np.maximum(words, 0)
     leaf = np.zeros(size, np.float32)
@@ -85,6 +95,8 @@ def main() -> dict:
     ap.add_argument("--inputs", choices=["leaves", "nodes"], default="leaves",
                     help="word vectors at the leaves only (W·x at binary nodes not computed), or a row per node "
                          "(zeros at binary nodes)")
+    ap.add_argument("--size-ratio", type=float, default=1.25,
+                    help="node rows of a batch: the next size of a geometric ladder of this ratio (multiples of 64)")
     ap.add_argument("--width", type=int, default=None,
                     help="scan step width: the forest's node rows / WIDTH (default 64 on a CPU, 8 on an "
                          "accelerator, where a step costs its launch: 4,895 trees/s on one H200)")
@@ -123,12 +135,13 @@ def main() -> dict:
     else:
         groups = [range(k, min(k + args.per_batch, len(trees))) for k in range(0, len(trees), args.per_batch)]
     for group in groups:
-        ids, leaf, lab, real, children, size = forest([trees[i] for i in group], w2i)
+        ids, leaf, lab, real, children, size = forest([trees[i] for i in group], w2i, args.size_ratio)
         # 1/64 of the rows per step (~17 for 25 trees): a step costs ~130 us + ~24 us per row
         # (forward and backward, 2 CPU cores), and a level of a few nodes pads to the width;
         # measured in one process on the same batches: 1,430-1,550 trees/s against 1/32's
-        # 850-1,000 and 1/16's 910-1,160 (height-ordered batches)
-        shape = dict(size=size, width=max(size // args.width, 1), steps=lambda k: 4 * math.ceil(k / 4))
+        # 850-1,000 and 1/16's 910-1,160 (height-ordered batches). The steps: the schedule's
+        # default, a power of two (the steps after the last level are skipped when run)
+        shape = dict(size=size, width=max(size // args.width, 1))
         if args.inputs == "leaves":  # n words and n - 1 binary nodes per tree: at most (size + trees) / 2 leaves
             leaf_rows = 8 * math.ceil((size + args.per_batch) / 16)
             sched = tree.schedule(children, inputs="leaves", leaf_rows=leaf_rows, **shape)

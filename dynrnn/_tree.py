@@ -9,9 +9,10 @@ batched cell call over every node of that depth.
 The levels are planned on the host (`tree_schedule`) into two `(steps, width)` index
 arrays, padded to rounded sizes so that a training loop compiles once per bucket, never
 per tree (a level wider than the width takes several steps). The device side is one
-`lax.scan` over the steps whose carry is a table of
-every node's state (one row per node, then the initial state, then a scratch row that
-padding writes to): each level gathers its parents' rows, steps, and scatters its rows.
+loop over the steps that hold nodes (the padding steps after them are skipped, so a
+bucket costs no time) whose carry is a table of every node's state (one row per node,
+then the initial state, then a scratch row that padding writes to): each level gathers
+its parents' rows, steps, and scatters its rows.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ def round_up(n: int) -> int:
         return max(n, 1)
     step = 2 ** (int(math.log2(n)) - 2)
     return -(-n // step) * step
+
+
+def power_of_two(n: int) -> int:
+    """The smallest power of two >= n (>= 1): the default bucket of a schedule's steps,
+    whose padding steps are skipped at run time (a coarse bucket costs index rows, not time)."""
+    return 1 << max(int(n) - 1, 0).bit_length()
 
 
 def check_parents(where: str, parents: Any, n: int | None = None) -> np.ndarray:
@@ -115,12 +122,15 @@ def pick_size(where: str, size: Any, n: int, exact: bool, name: str = "size", of
 
 class LevelSchedule:
     """What every schedule has: `nodes`, `(steps, width)` — the nodes each scan step
-    computes — and `size`, the number of node rows; `count` the real nodes (host only)."""
+    computes — and `size`, the number of node rows; `count` the real nodes (host only);
+    `run_steps`, the steps that hold nodes (an int32 array: the scan skips the padding
+    steps after them, so a coarse bucket of `steps` costs compilations, not time)."""
 
     __slots__ = ()
     nodes: Any
     size: int
     count: int | None
+    run_steps: Any
 
     @property
     def steps(self) -> int:
@@ -148,14 +158,14 @@ class TreeSchedule(LevelSchedule):
     compiles once per (size, steps, width) shape.
     """
 
-    __slots__ = ("nodes", "parents", "size", "count")
+    __slots__ = ("nodes", "parents", "run_steps", "size", "count")
 
-    def __init__(self, nodes: Any, parents: Any, size: int, count: int | None = None):
-        self.nodes, self.parents, self.size, self.count = nodes, parents, size, count
+    def __init__(self, nodes: Any, parents: Any, run_steps: Any, size: int, count: int | None = None):
+        self.nodes, self.parents, self.run_steps, self.size, self.count = nodes, parents, run_steps, size, count
 
 
 jax.tree_util.register_pytree_node(
-    TreeSchedule, lambda s: ((s.nodes, s.parents), s.size), lambda size, ch: TreeSchedule(ch[0], ch[1], size))
+    TreeSchedule, lambda s: ((s.nodes, s.parents, s.run_steps), s.size), lambda size, ch: TreeSchedule(*ch, size))
 
 
 def tree_schedule(parents: Any, *, size: int | None = None, steps: int | Callable[[int], int] | None = None,
@@ -165,8 +175,10 @@ def tree_schedule(parents: Any, *, size: int | None = None, steps: int | Callabl
     `width`).
 
     The schedule's shape — node rows, steps, width — decides the compiled code: by default
-    each is rounded up (by at most 25%) so that forests of similar sizes share one
-    compilation; give them explicitly to make every batch of a training loop one shape.
+    the rows and the width are rounded up (by at most 25%) and the steps to a power of
+    two (the steps after the last level are skipped when run, so they cost no time) so
+    that forests of similar sizes share one compilation; give them explicitly to make
+    every batch of a training loop one shape.
 
     Args:
       parents: the forest, as ints on the host.
@@ -180,67 +192,88 @@ def tree_schedule(parents: Any, *, size: int | None = None, steps: int | Callabl
     where = "tree_schedule"
     p = check_parents(where, parents)
     size = pick_size(where, size, len(p), exact)
+    steps = power_of_two if steps is None and not exact else steps
     chunks, n_steps, w = pack_levels(depths(p), steps=steps, width=width, exact=exact, where=where)
     nodes = np.full((n_steps, w), size + 1, np.int32)     # padding writes to the scratch row
     parent_rows = np.full((n_steps, w), size, np.int32)   # ... reading the initial state
     for k, members in enumerate(chunks):
         nodes[k, :len(members)] = members
         parent_rows[k, :len(members)] = np.where(p[members] < 0, size, p[members])
-    return TreeSchedule(nodes, parent_rows, size, len(p))
+    return TreeSchedule(nodes, parent_rows, np.int32(len(chunks)), size, len(p))
 
 
-def level_scan(fn: Callable, params: Any, table: Any, reads: Any, writes: Any, extras: Any = None) -> Any:
-    """The engine of every tree here: for each step k, in order,
+def level_scan(fn: Callable, params: Any, table: Any, reads: Any, writes: Any, extras: Any = None, *,
+               steps: Any = None) -> Any:
+    """The engine of every tree here: for each step k < `steps`, in order,
 
         table[writes[k]] = fn(params, table[reads[k]], extras[k])
 
-    `table` is a pytree of arrays with rows on axis 0; `reads` `(steps, width, fan)` and
-    `writes` `(steps, width)` are row indices; `extras` a pytree of `(steps, width, ...)`
+    `table` is a pytree of arrays with rows on axis 0; `reads` `(S, width, fan)` and
+    `writes` `(S, width)` are row indices; `extras` a pytree of `(S, width, ...)`
     arrays (each node's own inputs); `fn` maps one step's `width` nodes at once: it gets
     `table[reads[k]]` (rows `(width, fan, ...)`) and returns the written rows `(width, ...)`.
+    `steps` (an int, or a traced int32 scalar: a schedule's `run_steps`) runs only the
+    first steps and skips the rest as padding, at no cost — so the arrays' S can be a
+    coarse bucket (few compilations) without computing its empty steps; None runs all S.
     Contract: a row is written at most once (rows written by padding excepted: a scratch
     row no one reads), and read only after it is written, or never written (an initial row).
 
     Differentiable in `params`, `table` and `extras`. The backward pass is written out
-    (`jax.custom_vjp`), a reverse scan over the same steps that gathers the rows each step
+    (`jax.custom_vjp`), a reverse loop over the same steps that gathers the rows each step
     read from the final table, re-runs `fn` under `jax.vjp`, and scatter-adds into the
     rows it read: it touches O(width) rows per step. Automatic differentiation of the
     forward scan touched the whole table at every step — 8× slower than the forward on a
     1,300-row stack table.
     """
-    return _level_scan(fn, params, table, reads, writes, extras)
+    total = int(np.shape(writes)[0])
+    if steps is None:
+        steps = total
+    elif not isinstance(steps, (int, np.integer)):
+        steps = jnp.clip(jnp.asarray(steps, jnp.int32), 0, total)
+    elif not 0 <= steps <= total:
+        raise ValueError(f"level_scan: steps must be between 0 and the {total} steps of reads/writes; given {steps}.")
+    if total == 0:  # no steps (a forest of leaves)
+        return table
+    extras = jax.tree_util.tree_map(jnp.asarray, extras)  # (indexed by a traced step)
+    return _level_scan(fn, params, table, jnp.asarray(reads), jnp.asarray(writes), extras, steps)
 
 
 def _gather(table: Any, rows: Any) -> Any:
     return jax.tree_util.tree_map(lambda a: a[rows], table)
 
 
-def _forward(fn, params, table, reads, writes, extras):
-    def step(tab, u):
-        r, w, e = u
-        out = fn(params, _gather(tab, r), e)
-        return jax.tree_util.tree_map(lambda a, o: a.at[w].set(o), tab, out), None
+def _at(tree: Any, k: Any) -> Any:
+    """Step k's slice of every array of `tree` (a traced k: a dynamic index)."""
+    return jax.tree_util.tree_map(lambda a: a[k], tree)
 
-    return jax.lax.scan(step, table, (reads, writes, extras))[0]
+
+def _forward(fn, params, table, reads, writes, extras, steps):
+    def step(k, tab):
+        out = fn(params, _gather(tab, reads[k]), _at(extras, k))
+        return jax.tree_util.tree_map(lambda a, o: a.at[writes[k]].set(o), tab, out)
+
+    return jax.lax.fori_loop(0, steps, step, table)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _level_scan(fn, params, table, reads, writes, extras):
-    return _forward(fn, params, table, reads, writes, extras)
+def _level_scan(fn, params, table, reads, writes, extras, steps):
+    return _forward(fn, params, table, reads, writes, extras, steps)
 
 
-def _level_scan_fwd(fn, params, table, reads, writes, extras):
-    final = _forward(fn, params, table, reads, writes, extras)
-    return final, (params, final, reads, writes, extras)
+def _level_scan_fwd(fn, params, table, reads, writes, extras, steps):
+    final = _forward(fn, params, table, reads, writes, extras, steps)
+    return final, (params, final, reads, writes, extras, steps)
 
 
 def _level_scan_bwd(fn, res, ct_final):
-    params, final, reads, writes, extras = res
+    params, final, reads, writes, extras, steps = res
     zero_params = jax.tree_util.tree_map(jnp.zeros_like, params)
+    zero_extras = jax.tree_util.tree_map(jnp.zeros_like, extras)  # skipped steps: no cotangent
 
-    def step(carry, u):
-        ct, d_params = carry
-        r, w, e = u
+    def step(i, carry):
+        ct, d_params, d_extras = carry
+        k = steps - 1 - i
+        r, w, e = reads[k], writes[k], _at(extras, k)
         ct_out = _gather(ct, w)
         # An overwritten row's start value gets no cotangent: subtract the rows just read
         # (exactly zero for finite values; a non-finite one is rejected by the update's
@@ -250,10 +283,11 @@ def _level_scan_bwd(fn, res, ct_final):
         _, pull = jax.vjp(lambda p, x, ee: fn(p, x, ee), params, _gather(final, r), e)
         d_p, d_in, d_e = pull(ct_out)
         ct = jax.tree_util.tree_map(lambda a, d: a.at[r].add(d), ct, d_in)
-        return (ct, jax.tree_util.tree_map(jnp.add, d_params, d_p)), d_e
+        d_extras = jax.tree_util.tree_map(lambda a, d: a.at[k].set(d), d_extras, d_e)
+        return ct, jax.tree_util.tree_map(jnp.add, d_params, d_p), d_extras
 
-    (ct, d_params), d_extras = jax.lax.scan(step, (ct_final, zero_params), (reads, writes, extras), reverse=True)
-    return d_params, ct, None, None, d_extras
+    ct, d_params, d_extras = jax.lax.fori_loop(0, steps, step, (ct_final, zero_params, zero_extras))
+    return d_params, ct, None, None, d_extras, None
 
 
 _level_scan.defvjp(_level_scan_fwd, _level_scan_bwd)
@@ -294,7 +328,7 @@ def _tree_function(spec: StackSpec):
         if isinstance(first, InputProjection):  # layer 0's W·x for every node in one product
             xs = first.project_input(params[0], xs if mx0 is None else xs * mx0)
         table = level_scan(step, (params, masks), table, schedule.parents[..., None], schedule.nodes,
-                           xs[schedule.nodes])
+                           xs[schedule.nodes], steps=schedule.run_steps)
         return tuple(tuple(a[:size] for a in layer) for layer in table)
 
     return jax.jit(run)

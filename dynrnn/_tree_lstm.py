@@ -5,7 +5,7 @@ nodes of one height are independent, so a forest of many sentences takes as many
 sequential steps as its tallest tree, each one batched cell call over every node of that
 height. `bottom_up_schedule` plans the levels on the host into index arrays padded to
 rounded sizes (a pytree, so a compiled training step compiles once per bucket); the device
-runs one `lax.scan` over the levels, carrying a table of every node's `(c, h)` with a row
+runs one loop over the levels (skipping the padding steps), carrying a table of every node's `(c, h)` with a row
 of zeros for absent children and a scratch row for padding.
 
 Inputs either come one per node (`xs[i]` is node i's) or, as in Tai et al.'s constituency
@@ -28,7 +28,7 @@ from ._compiled import keep_mask
 from ._errors import as_rows, check_int, check_key, check_rate
 from ._io import savable
 from ._params import ParameterCollection, Parameters
-from ._tree import LevelSchedule, level_scan, pack_levels, pick_size, round_up
+from ._tree import LevelSchedule, level_scan, pack_levels, pick_size, power_of_two, round_up
 from .cells import ChildSumTreeLSTMCell, NaryTreeLSTMCell
 
 
@@ -41,12 +41,12 @@ class BottomUpSchedule(LevelSchedule):
     `leaves[k]` is the row of the k-th leaf (in node order; padding: the scratch row), which
     reads input row k. A pytree: its arrays are leaves, `size` and `inputs` are static."""
 
-    __slots__ = ("nodes", "children", "tree", "leaf", "leaves", "size", "inputs", "count")
+    __slots__ = ("nodes", "children", "tree", "leaf", "leaves", "run_steps", "size", "inputs", "count")
 
-    def __init__(self, nodes: Any, children: Any, tree: Any, leaf: Any, leaves: Any, size: int,
+    def __init__(self, nodes: Any, children: Any, tree: Any, leaf: Any, leaves: Any, run_steps: Any, size: int,
                  inputs: str = "nodes", count: int | None = None):
         self.nodes, self.children, self.tree, self.leaf, self.leaves = nodes, children, tree, leaf, leaves
-        self.size, self.inputs, self.count = size, inputs, count
+        self.run_steps, self.size, self.inputs, self.count = run_steps, size, inputs, count
 
     @property
     def fan(self) -> int:
@@ -62,7 +62,7 @@ class BottomUpSchedule(LevelSchedule):
 
 
 jax.tree_util.register_pytree_node(
-    BottomUpSchedule, lambda s: ((s.nodes, s.children, s.tree, s.leaf, s.leaves), (s.size, s.inputs)),
+    BottomUpSchedule, lambda s: ((s.nodes, s.children, s.tree, s.leaf, s.leaves, s.run_steps), (s.size, s.inputs)),
     lambda aux, ch: BottomUpSchedule(*ch, *aux))
 
 INPUTS = ("nodes", "leaves")
@@ -108,9 +108,10 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
       arity: an N-ary cell's N (children are padded to N, in order); None for child-sum.
       size, steps, width, fan: the schedule's shape — node rows, scan steps (one per level,
         or several for a level wider than `width`), nodes per step (default: the widest
-        level's), children per node — by default each rounded up (by at most 25%) so that
-        similar forests share one compilation; give them to make every batch one shape
-        (`steps` may be a function of the steps needed: a rounding rule).
+        level's), children per node — by default each rounded up by at most 25%, the steps
+        to a power of two (the steps after the last level are skipped when run: they cost
+        no time), so that similar forests share one compilation; give them to make every
+        batch one shape (`steps` may be a function of the steps needed: a rounding rule).
       inputs: "nodes" (the default: input row i is node i's) or "leaves" (input row k is the
         k-th leaf's, in node order; the other nodes have no input).
       leaf_rows: with inputs="leaves", the input rows (at least the number of leaves;
@@ -158,6 +159,7 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
     size = pick_size(where, size, n, exact)
     h = np.asarray(height, np.int64)
     inner = np.flatnonzero(h > 0)  # the leaves are computed before the steps
+    steps = power_of_two if steps is None and not exact else steps
     chunks, n_steps, w = pack_levels(h[inner] - 1, steps=steps, width=width, exact=exact, where=where)
     chunks = [inner[c] for c in chunks]
     nodes = np.full((n_steps, w), size + 1, np.int32)
@@ -179,7 +181,7 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
         leaves[:len(ids)] = ids
     else:
         leaves = np.zeros(0, np.int32)
-    return BottomUpSchedule(nodes, child_rows, tree_rows, leaf, leaves, size, inputs, n)
+    return BottomUpSchedule(nodes, child_rows, tree_rows, leaf, leaves, np.int32(len(chunks)), size, inputs, n)
 
 
 @functools.cache
@@ -203,7 +205,7 @@ def _bottom_up_function(cell: Any, dropout_x: float, dropout_h: float) -> Callab
         c_tab, h_tab = (a * leaf for a in cell.combine_leaf(params, px))
         extras = (px[schedule.nodes], None if mask_h is None else mask_h[schedule.nodes])
         c_tab, h_tab = level_scan(_combine_rows(cell), params, (c_tab, h_tab), schedule.children, schedule.nodes,
-                                  extras)
+                                  extras, steps=schedule.run_steps)
         return c_tab[:size], h_tab[:size]
 
     return jax.jit(run)

@@ -257,6 +257,70 @@ def test_level_scan_equals_the_plain_loop_with_gradients(x64, rng):
     check_grads(lambda W, e: loss(scan)(W, table, e), (W, extras), order=1, modes=("rev",))
 
 
+def test_level_scan_runs_only_the_first_steps(x64, rng):
+    """`steps` runs the first steps and skips the rest (padding), traced or not: the values
+    and gradients of the shorter loop, the skipped steps' extras get zero cotangents, and
+    one compilation serves every count."""
+    R, D = 10, 3
+    table = jnp.asarray(rng.normal(size=(R, D)))
+    reads = np.array([[[0, 1]], [[4, 2]], [[5, 3]], [[0, 0]]])
+    writes = np.array([[4], [5], [6], [7]])   # step 3 would write row 7 from row 0
+    extras = jnp.asarray(rng.normal(size=(4, 1, D)))
+    W = jnp.asarray(rng.normal(size=(D, 2 * D)))
+
+    def fn(W, rows, e):
+        return jnp.tanh(rows.reshape(rows.shape[0], -1) @ W.T + e)
+
+    def loop(W, table, extras, k):
+        for j in range(k):
+            table = table.at[writes[j]].set(fn(W, table[reads[j]], extras[j]))
+        return table
+
+    def loss(W, table, extras, k, f):
+        return jnp.sum(jnp.sin(f(W, table, extras, k)) ** 2)
+
+    scan = jax.jit(lambda W, table, extras, k: dy.level_scan(fn, W, table, reads, writes, extras, steps=k))
+    grad = jax.jit(jax.grad(lambda *a: loss(*a, scan), argnums=(0, 1, 2)))
+    counts = (3, 1, 4, 0)
+    wants = [(loop(W, table, extras, k),
+              jax.grad(lambda *a, k=k: loss(*a, k, loop), argnums=(0, 1, 2))(W, table, extras)) for k in counts]
+    steps = [jnp.int32(k) for k in counts]
+    with count_compiles() as names:
+        got = [(scan(W, table, extras, n), grad(W, table, extras, n)) for n in steps]
+    assert len(names) == 2  # the values and the gradient, each once for every count
+    for k, (value, grads), (want_value, want_grads) in zip(counts, got, wants):
+        np.testing.assert_allclose(np.asarray(value), np.asarray(want_value), rtol=1e-12)
+        for g, w in zip(grads, want_grads):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-10, atol=1e-12)
+        assert float(jnp.abs(grads[2][k:]).sum()) == 0.0  # the skipped steps' extras
+    np.testing.assert_allclose(np.asarray(dy.level_scan(fn, W, table, reads, writes, extras, steps=2)),
+                               np.asarray(loop(W, table, extras, 2)), rtol=1e-12)  # a Python int
+    with pytest.raises(ValueError, match="steps must be between 0 and the 4 steps"):
+        dy.level_scan(fn, W, table, reads, writes, extras, steps=5)
+
+
+def test_schedules_bucket_steps_by_powers_of_two_and_run_only_their_levels(rng):
+    """By default a schedule's steps are a power of two and its `run_steps` the steps
+    holding nodes; forests of 5 and 8 levels share a shape and equal the loop."""
+    chain5, chain8 = [-1, 0, 1, 2, 3], [-1, 0, 1, 2, 3, 4, 5, 6]
+    s5, s8 = dy.tree_schedule(chain5, size=8), dy.tree_schedule(chain8, size=8)
+    assert (s5.steps, int(s5.run_steps), s8.steps, int(s8.run_steps)) == (8, 5, 8, 8)
+    assert dy.tree_schedule(chain5, exact=True).steps == 5
+    assert dy.tree_schedule(chain5, steps=6).steps == 6
+    pc, b = make("lstm", layers=1)
+    xs = jnp.asarray(rng.normal(size=(8, n_in)), jnp.float32)
+    run = dy.jit(lambda xs, sched: b.initial_state().transduce_tree(xs, sched), pc)
+    run(xs, s8)
+    with count_compiles() as names:
+        out = run(xs, s5)
+    assert names == []
+    want = loop(b.initial_state(), xs[:5], chain5)
+    np.testing.assert_allclose(np.asarray(out)[:5], np.stack([st.output() for st in want]), rtol=2e-5, atol=2e-6)
+    sb = dy.NaryTreeLSTMBuilder(n_in, H, dy.ParameterCollection(seed=0), arity=2).schedule(
+        [[], [], [0, 1], [], [2, 3], [], [4, 5]])
+    assert (sb.steps, int(sb.run_steps)) == (4, 3)
+
+
 def test_pack_levels_packs_each_level_into_steps_of_width_nodes():
     chunks, steps, width = dy.pack_levels([2, 0, 1, 1, 1, 0], width=2, exact=True)
     assert [c.tolist() for c in chunks] == [[1, 5], [2, 3], [4], [0]] and (steps, width) == (4, 2)

@@ -4,6 +4,8 @@ finite differences (gradients), the unbatched schedule (autobatching) and DyNet'
 
 from __future__ import annotations
 
+import weakref
+
 import jax
 import numpy as np
 import pytest
@@ -168,6 +170,27 @@ def test_values_read_out_are_the_callers_own_arrays():
     c = np.asarray(y, copy=True)
     c[0, 0] = 99.0
     assert y.npvalue()[0, 0] != 99.0
+
+
+def test_an_expression_kept_past_renew_cg_does_not_keep_its_graph():
+    """DyNet's treelstm example keeps each tree node's h on the tree across graphs: the
+    kept expression is stale, and it no longer holds the nodes it was computed from (nor
+    their values), which had kept every graph of an epoch alive."""
+    pc = dy.ParameterCollection(seed=0)
+    W = pc.add_parameters((3, 3))
+    for renew in (dy.renew_cg, dy.graph.end_graph):
+        dy.renew_cg()
+        mid = dy.tanh(W * dy.inputVector([1.0, 2.0, 3.0]))
+        kept = dy.logistic(mid)
+        kept.value()
+        gone = weakref.ref(mid)
+        del mid
+        assert gone() is not None  # the graph and `kept` hold it
+        renew()
+        assert gone() is None  # freed by reference counting, no cycle collection needed
+        with pytest.raises(dy.GraphError, match="stale"):
+            kept.value()
+    dy.renew_cg()
 
 
 def test_graph_misuse_errors_say_what_happened():

@@ -153,9 +153,9 @@ class TreeSchedule(LevelSchedule):
     `nodes[k]` from the states `parents[k]` (row `size` of the state table is the initial
     state; padding reads it and writes to row `size + 1`).
 
-    A pytree whose leaves are the two index arrays and whose static part is `size`, the
-    number of node rows: passed into a compiled training step as an argument, it
-    compiles once per (size, steps, width) shape.
+    A pytree whose leaves are the two index arrays and `run_steps` and whose static part
+    is `size`, the number of node rows: passed into a compiled training step as an
+    argument, it compiles once per (size, steps, width) shape.
     """
 
     __slots__ = ("nodes", "parents", "run_steps", "size", "count")

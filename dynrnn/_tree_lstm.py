@@ -5,8 +5,8 @@ nodes of one height are independent, so a forest of many sentences takes as many
 sequential steps as its tallest tree, each one batched cell call over every node of that
 height. `bottom_up_schedule` plans the levels on the host into index arrays padded to
 rounded sizes (a pytree, so a compiled training step compiles once per bucket); the device
-runs one loop over the levels (skipping the padding steps), carrying a table of every node's `(c, h)` with a row
-of zeros for absent children and a scratch row for padding.
+runs one loop over the levels (skipping the padding steps), carrying a table of every
+node's `(c, h)` with a row of zeros for absent children and a scratch row for padding.
 
 Inputs either come one per node (`xs[i]` is node i's) or, as in Tai et al.'s constituency
 model and DyNet's examples/treelstm, at the leaves only (`inputs="leaves"`: `xs[k]` is the

@@ -190,6 +190,18 @@ def test_an_expression_kept_past_renew_cg_does_not_keep_its_graph():
         assert gone() is None  # freed by reference counting, no cycle collection needed
         with pytest.raises(dy.GraphError, match="stale"):
             kept.value()
+    dy.renew_cg()  # the same for nodes removed by cg_revert()
+    x = dy.inputVector([1.0, 2.0, 3.0])
+    dy.cg_checkpoint()
+    mid = dy.tanh(W * x)
+    kept = dy.logistic(mid)
+    kept.value()
+    gone = weakref.ref(mid)
+    del mid
+    dy.cg_revert()
+    assert gone() is None
+    with pytest.raises(dy.GraphError, match="cg_revert"):
+        kept.value()
     dy.renew_cg()
 
 

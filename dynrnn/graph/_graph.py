@@ -99,10 +99,16 @@ def _retire(g: Graph) -> None:
     alive: DyNet's treelstm example keeps each tree node's h on the tree, which kept every
     graph of an epoch (20,000 nodes per graph of 25 trees; Python's cycle collector, walking
     them all, took a third of the time)."""
-    for n in g.nodes:
+    release(g.nodes)
+    g.nodes, g.launches, g.params, g.grads, g.owners, g.rows = [], [], {}, {}, {}, {}
+
+
+def release(nodes: list) -> None:
+    """Drops what nodes that left their graph (replaced, or reverted) hold: their arguments
+    and values (they can no longer be used; a program may still hold them)."""
+    for n in nodes:
         n.args = n.consts = ()
         n.val = n.extra = n.child = None
-    g.nodes, g.launches, g.params, g.grads, g.owners, g.rows = [], [], {}, {}, {}, {}
 
 
 def end_graph() -> None:

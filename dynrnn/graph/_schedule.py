@@ -38,7 +38,7 @@ import numpy as np
 from .._batching import pow2
 from . import _kernels as K
 from . import _replay
-from ._graph import CURRENT, REVERTED, Expression, Graph, GraphError
+from ._graph import CURRENT, REVERTED, Expression, Graph, GraphError, release
 from ._rnn import PACK
 
 
@@ -807,6 +807,7 @@ def revert(g: Graph) -> None:
             n.val = None
     for n in g.nodes[nodes:]:
         n.gv = REVERTED
+    release(g.nodes[nodes:])
     del g.nodes[nodes:]
     for n in g.nodes:
         if n.op.view and n.val is not None and any(a.val is None for a in n.args):

@@ -1118,6 +1118,41 @@ def test_lookup_rows_update_sparsely_and_like_the_dense_update(trainer_class):
     assert not np.allclose(E1[used], before[used])
 
 
+def test_a_sum_of_many_terms_from_several_stacks_stacks_them_first(rng):
+    """DyNet's treelstm example sums ~1,000 node losses that autobatching computed level by
+    level, as rows of many stacks (and a few alone): the sum stacks its terms per stack and
+    runs as one "packed" call, not as a kernel of one argument per term (1,024 arguments
+    compiled for 1.3 s, its VJP 4.1 s); values and gradients equal the unbatched run's."""
+    pc = dy.ParameterCollection(seed=0)
+    W = pc.add_parameters((4, 4))
+    xs = rng.normal(size=(90, 4)).astype(np.float32)
+
+    def run():
+        dy.renew_cg()
+        terms = []
+        for i, x in enumerate(xs):
+            h = dy.inputTensor(x)
+            for _ in range(i % 5):  # five depths: five groups of losses, five stacks
+                h = dy.tanh(W * h)
+            terms.append(dy.pickneglogsoftmax(h, i % 4))
+        terms.append(dy.squared_norm(W))  # a term computed alone (not a row of a stack)
+        loss = dy.esum(terms)
+        value = loss.value()
+        loss.backward()
+        grad = W.grad_as_array().copy()
+        W.clear_grad()
+        kinds = [launch.kind for launch in dy.graph._graph.current_graph().launches if loss in launch.outputs]
+        return value, grad, kinds
+
+    with dy_config(autobatch=False):
+        want, want_grad, _ = run()
+    with dy_config(autobatch=True):
+        got, grad, kinds = run()
+    assert kinds == ["packed"]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-6)
+
+
 def test_the_same_operation_on_the_same_arguments_twice_autobatches():
     """Nodes that repeat a computation (`dy.tanh(x)` twice, `W * x` under nobackprop and
     flip_gradient, two LSTM steps from one state on one input) have one signature and all

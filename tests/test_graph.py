@@ -1118,37 +1118,44 @@ def test_lookup_rows_update_sparsely_and_like_the_dense_update(trainer_class):
     assert not np.allclose(E1[used], before[used])
 
 
-def test_a_sum_of_many_terms_from_several_stacks_stacks_them_first(rng):
+@pytest.mark.parametrize("batch", [1, 3, "mixed"])
+def test_a_sum_of_many_terms_from_several_stacks_stacks_them_first(batch, rng):
     """DyNet's treelstm example sums ~1,000 node losses that autobatching computed level by
     level, as rows of many stacks (and a few alone): the sum stacks its terms per stack and
     runs as one "packed" call, not as a kernel of one argument per term (1,024 arguments
-    compiled for 1.3 s, its VJP 4.1 s); values and gradients equal the unbatched run's."""
+    compiled for 1.3 s, its VJP 4.1 s); values and gradients equal the unbatched run's.
+    Minibatched terms too; terms of several batch sizes keep the one-argument-per-term call."""
     pc = dy.ParameterCollection(seed=0)
     W = pc.add_parameters((4, 4))
-    xs = rng.normal(size=(90, 4)).astype(np.float32)
+    b = 1 if batch == "mixed" else batch
+    xs = rng.normal(size=(90, 4, b)).astype(np.float32)
 
     def run():
         dy.renew_cg()
         terms = []
         for i, x in enumerate(xs):
-            h = dy.inputTensor(x)
+            h = dy.inputTensor(x, batched=True) if b > 1 else dy.inputTensor(x[:, 0])
             for _ in range(i % 5):  # five depths: five groups of losses, five stacks
                 h = dy.tanh(W * h)
-            terms.append(dy.pickneglogsoftmax(h, i % 4))
-        terms.append(dy.squared_norm(W))  # a term computed alone (not a row of a stack)
-        loss = dy.esum(terms)
+            terms.append(dy.pickneglogsoftmax_batch(h, [i % 4] * b) if b > 1 else dy.pickneglogsoftmax(h, i % 4))
+        if batch == 1:
+            terms.append(dy.squared_norm(W))  # a term computed alone (not a row of a stack)
+        if batch == "mixed":
+            terms.append(dy.pickneglogsoftmax_batch(dy.inputTensor(np.ones((4, 2)), batched=True), [0, 1]))
+        loss = dy.sum_batches(dy.esum(terms))
         value = loss.value()
         loss.backward()
         grad = W.grad_as_array().copy()
         W.clear_grad()
-        kinds = [launch.kind for launch in dy.graph._graph.current_graph().launches if loss in launch.outputs]
+        total = loss.args[0] if loss.args and loss.args[0].op.name == "esum" else loss
+        kinds = [launch.kind for launch in dy.graph._graph.current_graph().launches if total in launch.outputs]
         return value, grad, kinds
 
     with dy_config(autobatch=False):
         want, want_grad, _ = run()
     with dy_config(autobatch=True):
         got, grad, kinds = run()
-    assert kinds == ["packed"]
+    assert kinds == (["node"] if batch == "mixed" else ["packed"])
     np.testing.assert_allclose(got, want, rtol=1e-5)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-6)
 

@@ -577,12 +577,18 @@ def _layout(nodes: list, shared: tuple, link: int | None = None) -> tuple:
 def _packable(n: Expression) -> tuple[int, Any] | None:
     """(m, stack) when node `n`'s first m arguments are rows of one stack and the others,
     if any, one padding value repeated; else None."""
-    args = n.args
+    m = _terms(n.args)
+    b = _one_stack([a.val for a in n.args[:m]])
+    return None if b is None else (m, b)
+
+
+def _terms(args: tuple) -> int:
+    """How many arguments come before the padding of an n-ary node (one value, not a row
+    of a stack, repeated at the end)."""
     m = len(args)
     while m > 1 and args[m - 1] is args[-1] and type(args[-1].val) is not Slice:
         m -= 1
-    b = _one_stack([a.val for a in args[:m]])
-    return None if b is None else (m, b)
+    return m
 
 
 def _run_packs(g: Graph, sig: Any, nodes: list) -> bool:
@@ -683,12 +689,11 @@ def _spread(g: Graph, sig: Any, n: Expression) -> tuple | None:
     args = n.args
     if sig.op.stacked is None or len(args) < SPREAD_ARGS or n.consts:
         return None
-    m = len(args)
-    while m > 1 and args[m - 1] is args[-1] and type(args[-1].val) is not Slice:
-        m -= 1
+    m = _terms(args)
     vals = [a.val for a in args[:m]]
     loose = [i for i, v in enumerate(vals) if type(v) is not Slice or isinstance(v.base, tuple)]
-    if m < SPREAD_ARGS or 4 * len(loose) > m:
+    # (terms of one dims and batch size: stacked rows of one shape)
+    if m < SPREAD_ARGS or 4 * len(loose) > m or len({a.part for a in args[:m]}) > 1:
         return None
     inputs = _Inputs(g)
     if loose:  # values not rows of a stack (a node computed alone): stacked by one call first

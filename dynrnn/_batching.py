@@ -24,7 +24,7 @@ import numpy as np
 
 def pow2(n: int) -> int:
     """The smallest power of two >= n (1 for n <= 1)."""
-    return 1 << max(0, (n - 1).bit_length())
+    return 1 << max(0, n - 1).bit_length()
 
 
 def reuse_size(sizes: set, n: int, factor: int = 4) -> int:

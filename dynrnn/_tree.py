@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
+from ._batching import pow2
 from ._compiled import StackSpec, dropout_masks
 from .cells import InputProjection
 
@@ -37,12 +38,6 @@ def round_up(n: int) -> int:
         return max(n, 1)
     step = 2 ** (int(math.log2(n)) - 2)
     return -(-n // step) * step
-
-
-def power_of_two(n: int) -> int:
-    """The smallest power of two >= n (>= 1): the default bucket of a schedule's steps,
-    whose padding steps are skipped at run time (a coarse bucket costs index rows, not time)."""
-    return 1 << max(int(n) - 1, 0).bit_length()
 
 
 def check_parents(where: str, parents: Any, n: int | None = None) -> np.ndarray:
@@ -192,7 +187,7 @@ def tree_schedule(parents: Any, *, size: int | None = None, steps: int | Callabl
     where = "tree_schedule"
     p = check_parents(where, parents)
     size = pick_size(where, size, len(p), exact)
-    steps = power_of_two if steps is None and not exact else steps
+    steps = pow2 if steps is None and not exact else steps  # (padding steps are skipped when run)
     chunks, n_steps, w = pack_levels(depths(p), steps=steps, width=width, exact=exact, where=where)
     nodes = np.full((n_steps, w), size + 1, np.int32)     # padding writes to the scratch row
     parent_rows = np.full((n_steps, w), size, np.int32)   # ... reading the initial state

@@ -24,11 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _params
+from ._batching import pow2
 from ._compiled import keep_mask
 from ._errors import as_rows, check_int, check_key, check_rate
 from ._io import savable
 from ._params import ParameterCollection, Parameters
-from ._tree import LevelSchedule, level_scan, pack_levels, pick_size, power_of_two, round_up
+from ._tree import LevelSchedule, level_scan, pack_levels, pick_size, round_up
 from .cells import ChildSumTreeLSTMCell, NaryTreeLSTMCell
 
 
@@ -159,7 +160,7 @@ def bottom_up_schedule(children: Any, *, arity: int | None = None, size: int | N
     size = pick_size(where, size, n, exact)
     h = np.asarray(height, np.int64)
     inner = np.flatnonzero(h > 0)  # the leaves are computed before the steps
-    steps = power_of_two if steps is None and not exact else steps
+    steps = pow2 if steps is None and not exact else steps  # (padding steps are skipped when run)
     chunks, n_steps, w = pack_levels(h[inner] - 1, steps=steps, width=width, exact=exact, where=where)
     chunks = [inner[c] for c in chunks]
     nodes = np.full((n_steps, w), size + 1, np.int32)

@@ -116,27 +116,46 @@ def node_function(sig: Sig) -> Callable:
 # measured, an 8-term adder compiles in 18-25 ms instead of 39-42 (a fixed cost, whatever
 # the shape) and runs as fast ((10000, 128): 0.94 vs 1.1 ms). Not for the kernels that
 # compute: an LSTM chain's VJP ran 1.8x slower without them, a group's 1.5-1.8x.
-_PLUMBING_OPTIONS: list = []
+_PLUMBING = {"xla_cpu_use_fusion_emitters": False}
+
+# Every kernel (and every replayed graph, `_replay`) compiles with LLVM at O1, where XLA's
+# default is O3: XLA:CPU spends much of a small kernel's compilation in LLVM, and O1 code
+# ran as fast here (an LSTM LM's value_and_grad, a 60-step scan: 5.3 ms at O1, 5.7 at O3).
+# Measured, alternated runs of DyNet's programs, 600 updates, one sentence per graph, O3 ->
+# O1: tagger.py 10.3-11.4 -> 9.0-9.3 s in all (compilation 8.7-10.2 -> 7.5-7.6 s),
+# attention.py 16.3-17.7 -> 14.7-15.7 s (15.9-17.1 -> 13.3-13.9 s), rnnlm.py the same
+# within noise; steady state the same within noise. O0 compiled in half O3's time but ran
+# 1.3-1.5x slower; compiling at O0 first and again at O1 on the background thread once a
+# kernel had been called 16 times was no faster over 600 updates than O1 alone (the second
+# builds took the core that the VJPs compiled ahead need).
+_COMPUTE = {"xla_backend_optimization_level": 1}
+_OPTIONS: list = []
 
 
-def _plumbing_options() -> dict | None:
-    if not _PLUMBING_OPTIONS:
-        opts: dict | None = {"xla_cpu_use_fusion_emitters": False}
-        try:  # a JAX or XLA without the option, or another backend: none
-            if jax.default_backend() != "cpu":
-                opts = None
-            else:
-                jax.jit(lambda x: x + 1, compiler_options=opts).lower(np.float32(0)).compile()
+def _cpu_options() -> bool:
+    """Whether XLA takes the CPU options above (a CPU backend and an XLA that knows them)."""
+    if not _OPTIONS:
+        ok = jax.default_backend() == "cpu"
+        try:  # a JAX or XLA without one of the options: none is used
+            if ok:
+                jax.jit(lambda x: x + 1, compiler_options={**_PLUMBING, **_COMPUTE}).lower(np.float32(0)).compile()
         except Exception:  # noqa: BLE001 - (TypeError, XlaRuntimeError, ... by version)
-            opts = None
-        _PLUMBING_OPTIONS.append(opts)
-    return _PLUMBING_OPTIONS[0]
+            ok = False
+        _OPTIONS.append(ok)
+    return _OPTIONS[0]
 
 
-def plumbing_jit(f: Callable) -> Callable:
-    """`jax.jit(f)` for a kernel that moves or adds arrays (see _PLUMBING_OPTIONS)."""
-    opts = _plumbing_options()
-    return jax.jit(f) if opts is None else jax.jit(f, compiler_options=opts)
+def kernel_jit(f: Callable, plumbing: bool = False) -> jax.stages.Wrapped:
+    """`jax.jit(f)` with the kernels' XLA:CPU options (none on another backend).
+    `plumbing`: a kernel that only moves or adds arrays (see _PLUMBING)."""
+    if not _cpu_options():
+        return jax.jit(f)
+    return jax.jit(f, compiler_options={**_COMPUTE, **_PLUMBING} if plumbing else _COMPUTE)
+
+
+def plumbing_jit(f: Callable) -> jax.stages.Wrapped:
+    """`kernel_jit` for a kernel that moves or adds arrays (see _PLUMBING)."""
+    return kernel_jit(f, plumbing=True)
 
 
 def _vjp(f: Callable, args: tuple, diff: tuple) -> tuple:
@@ -158,12 +177,12 @@ def _backward(f: Callable, diff: tuple, name: str, plumbing: bool = False) -> Ca
         return _vjp(f, tuple(args), diff)[1](ct)
 
     backward.__name__ = backward.__qualname__ = name
-    return plumbing_jit(backward) if plumbing else jax.jit(backward)
+    return kernel_jit(backward, plumbing)
 
 
 @functools.cache
 def node_kernel(sig: Sig) -> Callable:
-    return jax.jit(node_function(sig))
+    return kernel_jit(node_function(sig))
 
 
 @functools.cache
@@ -206,7 +225,7 @@ def _group_function(sig: Sig, shared: tuple, modes: tuple, link: int | None = No
 
 @functools.cache
 def group_kernel(sig: Sig, shared: tuple, modes: tuple) -> Callable:
-    return jax.jit(_group_function(sig, shared, modes))
+    return kernel_jit(_group_function(sig, shared, modes))
 
 
 @functools.cache
@@ -248,7 +267,7 @@ def _fused_function(stages: tuple) -> Callable:
 
 @functools.cache
 def fused_kernel(stages: tuple) -> Callable:
-    return jax.jit(_fused_function(stages))
+    return kernel_jit(_fused_function(stages))
 
 
 def _fused_forward(stages: tuple, policy: Any = None) -> Callable:
@@ -310,7 +329,7 @@ def fused_vjp(stages: tuple) -> Callable:
         s_ct, d_ct, _ = pull(*args)
         return s_ct, d_ct
 
-    return jax.jit(fused_backward)
+    return kernel_jit(fused_backward)
 
 
 @functools.cache
@@ -318,7 +337,7 @@ def fused_keeping(stages: tuple) -> Callable:
     """A training forward's fused call: `(...) -> (outputs, pullbacks)` (see `_keeping`)."""
     forward = _fused_forward(stages, _GROUP_POLICY)
     forward.__name__ = forward.__qualname__ = "fused"
-    return jax.jit(forward)
+    return kernel_jit(forward)
 
 
 @functools.cache
@@ -330,7 +349,7 @@ def fused_kept_vjp(stages: tuple) -> Callable:
     def fused_kept_backward(outs, pulls, cts):
         return _fused_back(outs, pulls, cts)[:2]
 
-    return jax.jit(fused_kept_backward)
+    return kernel_jit(fused_kept_backward)
 
 
 @functools.cache
@@ -338,7 +357,7 @@ def fused_totals(stages: tuple) -> Callable:
     """`(shared_args, diffs, auxs, consts, cts) -> every stage's total output cotangent`,
     for the `gradient()` of a node inside the call (compiled only when one is asked for)."""
     pull = _fused_pullback(stages)
-    return jax.jit(lambda *args: pull(*args)[2])
+    return kernel_jit(lambda *args: pull(*args)[2])
 
 
 def _packed_function(sig: Sig) -> Callable:
@@ -376,7 +395,7 @@ def _packed_function(sig: Sig) -> Callable:
 
 @functools.cache
 def packed_kernel(sig: Sig) -> Callable:
-    return jax.jit(_packed_function(sig))
+    return kernel_jit(_packed_function(sig))
 
 
 @functools.cache
@@ -399,7 +418,7 @@ def _packs_function(sig: Sig) -> Callable:
 
 @functools.cache
 def packs_kernel(sig: Sig) -> Callable:
-    return jax.jit(_packs_function(sig))
+    return kernel_jit(_packs_function(sig))
 
 
 @functools.cache
@@ -507,7 +526,7 @@ def put_vjp() -> Callable:
 
 @functools.cache
 def chain_kernel(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int, x_pos: int) -> Callable:
-    return jax.jit(_chain_function(sig, shared, modes, n, t, state_pos, x_pos))
+    return kernel_jit(_chain_function(sig, shared, modes, n, t, state_pos, x_pos))
 
 
 @functools.cache
@@ -540,7 +559,7 @@ def _keeping(f: Callable, diff: tuple, name: str, policy: Any = None) -> Callabl
         return _vjp(g, args, diff)
 
     forward.__name__ = forward.__qualname__ = name
-    return jax.jit(forward)
+    return kernel_jit(forward)
 
 
 @functools.cache
@@ -564,7 +583,7 @@ def kept_vjp(key: tuple) -> Callable:
     (`("group", ...)` or `("chain", ...)`; one jitted function per kernel, each compiling
     once per residuals' shapes)."""
     del key
-    return jax.jit(_kept_backward)
+    return kernel_jit(_kept_backward)
 
 
 @functools.cache
@@ -578,7 +597,7 @@ def chain_totals(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_po
         zero = tree_map(jnp.zeros_like, ct)
         return jax.vjp(lambda e: f(shared_args, diffs, auxs, consts, e), zero)[1](ct)[0]
 
-    return jax.jit(totals)
+    return kernel_jit(totals)
 
 
 # Rows are cut from a stack ROWS_CHUNK at a time, from a start given as an argument: the

@@ -50,7 +50,7 @@ import numpy as np
 
 from . import _reroll
 from ._graph import CURRENT, Expression, Graph
-from ._kernels import Sig, node_function
+from ._kernels import Sig, kernel_jit, node_function
 
 # Compiling a structure's two functions costs about k·n² seconds for n nodes (unrolled, measured
 # on DyNet's rnnlm example, a 2-layer LSTM unrolled over a sentence: 280 nodes 15 s, 560 nodes
@@ -299,8 +299,8 @@ def _compile(p: Plan, leaves: list, consts: list, forward: bool = True) -> None:
         try:
             t0 = time.perf_counter()
             fwd, grad = _build(p, reroll)
-            p.grad = jax.jit(grad).lower(*p.spec).compile()
-            p.fwd = jax.jit(fwd).lower(*p.spec).compile() if forward else None
+            p.grad = kernel_jit(grad).lower(*p.spec).compile()
+            p.fwd = kernel_jit(fwd).lower(*p.spec).compile() if forward else None
             p.rerolled = reroll
             if not reroll:
                 p.size = len(p.key)
@@ -316,7 +316,7 @@ def _forward_function(p: Plan) -> Any:
     """The plan's forward function, compiled on first need (a graph without backward)."""
     if p.fwd is None:
         fwd, _ = _build(p, p.rerolled)
-        p.fwd = jax.jit(fwd).lower(*p.spec).compile()
+        p.fwd = kernel_jit(fwd).lower(*p.spec).compile()
     return p.fwd
 
 

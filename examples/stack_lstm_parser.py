@@ -323,7 +323,7 @@ class Parser:
 
         reads = jnp.stack([plan.comp_head, plan.comp_dep], axis=-1)  # (steps, width, 2)
         table = dy.level_scan(_compose_rows, (self.C.expr(), self.c.expr()), table, reads, plan.comp_rows,
-                              self.E_rel.batch(plan.comp_rel))
+                              self.E_rel.batch(plan.comp_rel), steps=plan.comp_steps)
         pushes = self.stack_rnn.initial_state().transduce_tree(table[plan.push_vec], plan.stack)  # (P, H)
         S = jnp.swapaxes(pushes[plan.top], 0, 1)                                                # (T, B, H)
         hist_in = jnp.concatenate([jnp.broadcast_to(self.action_start.expr(), (1, B, self.config.action_dim)),
@@ -536,7 +536,8 @@ class Plan(NamedTuple):
     The vector table has a row per token (row b·(N+1)+i: sentence b's word i), then a row
     per composition (up to B·N), then a scratch row that padding writes to. Compositions run
     in `comp_*` steps of equal width — a step holds compositions of one level, a wide level
-    takes several steps; the pushes of every sentence are one tree of stack states
+    takes several steps; the first `comp_steps` of them hold compositions (the rest are
+    padding, which the scan skips); the pushes of every sentence are one tree of stack states
     (`stack`), reading table rows `push_vec`; `top`, `depth`: per transition (B, 2N), the
     push at the stack's top and the stack's size before it."""
 
@@ -544,19 +545,22 @@ class Plan(NamedTuple):
     comp_head: np.ndarray
     comp_dep: np.ndarray
     comp_rel: np.ndarray
+    comp_steps: np.ndarray
     push_vec: np.ndarray
     stack: dy.TreeSchedule
     top: np.ndarray
     depth: np.ndarray
 
 
-def _round4(k: int) -> int:
-    return max(4, 4 * math.ceil(k / 4))
+def _steps_bucket(k: int) -> int:
+    """Composition steps planned for k needed: a power of two, at least 4 (the scan skips
+    the padding steps, so coarse buckets cost compilations saved, not time)."""
+    return max(4, 1 << (k - 1).bit_length())
 
 
 def plan_batch(group: Sequence[Example], B: int, N: int) -> Plan:
     """The `Plan` of sentences `group` (at most B, each at most N words) padded to (B, N).
-    Its shapes depend on (B, N) and on two step counts rounded to multiples of 4."""
+    Its shapes depend on (B, N) and on two step counts rounded up to powers of two."""
     tokens, comps = B * (N + 1), B * N
     scratch = tokens + comps
     heads, deps, rels, levels, push_vec, push_parent = [], [], [], [], [], []
@@ -578,7 +582,7 @@ def plan_batch(group: Sequence[Example], B: int, N: int) -> Plan:
         top[row, :2 * n], depth[row, :2 * n] = st.top + n_push, st.depth
         n_comp += len(st.head)
         n_push += len(st.push_vec)
-    chunks, steps, width = dy.pack_levels(np.concatenate(levels), width=_width(comps), steps=_round4)
+    chunks, steps, width = dy.pack_levels(np.concatenate(levels), width=_width(comps), steps=_steps_bucket)
     comp_rows = np.full((steps, width), scratch, np.int32)
     comp_head, comp_dep, comp_rel = (np.zeros((steps, width), np.int32) for _ in range(3))
     head, dep, rel = np.concatenate(heads), np.concatenate(deps), np.concatenate(rels)
@@ -590,8 +594,8 @@ def plan_batch(group: Sequence[Example], B: int, N: int) -> Plan:
     vec = np.zeros(size, np.int32)
     vec[:n_push] = np.concatenate(push_vec)
     w_stack = _width(size)
-    stack = dy.tree_schedule(parents, size=size, width=w_stack, steps=_round4)
-    return Plan(comp_rows, comp_head, comp_dep, comp_rel, vec, stack, top, depth)
+    stack = dy.tree_schedule(parents, size=size, width=w_stack, steps=_steps_bucket)
+    return Plan(comp_rows, comp_head, comp_dep, comp_rel, np.int32(len(chunks)), vec, stack, top, depth)
 
 
 def _width(rows: int) -> int:

@@ -219,6 +219,14 @@ def test_batched_loss_and_gradients_equal_the_eager_dynet_style_version(tiny, ce
         for k in ge:
             np.testing.assert_allclose(gb[k], ge[k], rtol=2e-4, atol=1e-6, err_msg=k)
     assert sum(float(jnp.abs(g).sum()) for g in gb.values()) > 0
+    # the compositions run `comp_steps` steps, each holding one; the steps after are padding
+    # (they write the scratch row only), which the scan skips
+    plan = batch[-1]
+    scratch = int(plan.comp_rows.max())
+    k = int(plan.comp_steps)
+    assert 0 < k <= plan.comp_rows.shape[0]
+    assert (plan.comp_rows[:k] != scratch).any(axis=1).all()
+    assert (plan.comp_rows[k:] == scratch).all()
 
 
 def _check_tree(heads, n):

@@ -637,6 +637,56 @@ def test_sampling_step_by_step_equals_the_node_by_node_values():
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7, err_msg=f"step {i}")
 
 
+def test_outside_training_a_step_read_by_step_runs_as_one_call_with_the_same_values_and_gradients():
+    """Outside a training loop (two graphs in a row without backward()), the few nodes of
+    distinct signatures a sampling step adds (lookup, LSTM step, its output, R·, + bias,
+    softmax) run as one call (`_schedule._run_sequence`), compiled once for every step of
+    that structure; the values equal the node-by-node reference, and a backward() of the
+    graph afterwards (each node recorded as its own launch) gives the reference gradients."""
+    from dynrnn.graph import _kernels as K
+    pc = dy.ParameterCollection(seed=6)
+    E = pc.add_lookup_parameters((7, 4))
+    lstm = dy.LSTMBuilder(2, 4, 5, pc)
+    R, bias = pc.add_parameters((7, 5)), pc.add_parameters(7)
+
+    def sample(steps=9):
+        dy.renew_cg()
+        state, w, dists, picks = lstm.initial_state(), 1, [], []
+        for _ in range(steps):
+            state = state.add_input(E[w])
+            dist = dy.softmax(bias + R * state.output())
+            dists.append(dist.npvalue())
+            w = int(np.argmax(dists[-1]))
+            picks.append(-dy.log(dy.pick(dist, (w + 1) % 7)))
+        return dists, dy.esum(picks)
+
+    got = {}
+    for flag in (True, False):
+        with autobatch(flag), dy_config(replay="never"):
+            sample(2)
+            sample(2)  # two graphs without backward(): not a training loop
+            K.sequence_kernel.cache_clear()
+            dists, loss = sample()
+            runs = K.sequence_kernel.cache_info()
+            kinds = [la.kind for la in loss.graph.launches]
+            loss.backward()
+            got[flag] = dists, {p.name(): np.array(p.grad_as_array()) for p in pc.parameters_list()}, runs, kinds
+            E_grad = np.array(E.grad_as_array())
+            for p in pc.all_parameters():
+                p.clear_grad()
+            got[flag] += (E_grad,)
+    (d1, g1, runs, kinds, e1), (d2, g2, none, _, e2) = got[True], got[False]
+    assert none.misses == 0  # (the reference runs node by node)
+    assert runs.misses <= 2 and runs.hits >= 7, runs  # the first step's structure, then one for the rest
+    assert set(kinds) == {"node"}, kinds
+    for i, (x, y) in enumerate(zip(d1, d2)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7, err_msg=f"step {i}")
+    for k in g2:
+        np.testing.assert_allclose(g1[k], g2[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    np.testing.assert_allclose(e1, e2, rtol=1e-4, atol=1e-6)
+    assert np.abs(e1).sum() > 0
+
+
 def test_autobatching_runs_many_examples_in_few_calls():
     pc, W, b, E, lstm = _model(np.float32)
     dy.renew_cg()

@@ -426,6 +426,36 @@ def packs_vjp(sig: Sig) -> Callable:
     return _backward(_packs_function(sig), (0, 2), "packs_backward")
 
 
+def _sequence_function(key: tuple) -> Callable:
+    """Nodes that would each run alone, in creation order, as one function: `(inputs,
+    consts) -> every computed node's value` (`_schedule._run_sequence`). `key` has per node
+    `(sig, pack, static, refs)`: `sig` None for a view (a state `pack`ed from expressions, or
+    slot `static` of a state); `refs` per argument `(inside, k)`: the value of node k of the
+    sequence, or input k."""
+    def sequence(inputs, consts):
+        vals: list = []
+        out: list = []
+        c = 0
+        for sig, pack, static, refs in key:
+            args = [vals[k] if inside else inputs[k] for inside, k in refs]
+            if sig is None:
+                v = tuple(args) if pack else args[0][static]
+            else:
+                nc = len(sig.consts)
+                v = node_function(sig)(*args, *consts[c:c + nc])
+                c += nc
+                out.append(v)
+            vals.append(v)
+        return tuple(out)
+
+    return sequence
+
+
+@functools.cache
+def sequence_kernel(key: tuple) -> Callable:
+    return kernel_jit(_sequence_function(key))
+
+
 def _chain_function(sig: Sig, shared: tuple, modes: tuple, n: int, t: int, state_pos: int,
                     x_pos: int, probe: bool = False) -> Callable:
     """n chains of t steps of a recurrent node (argument `state_pos` is the state, which
@@ -714,6 +744,6 @@ def claim(future: Any) -> None:
 
 def compile_count() -> int:
     """How many kernels have been built (each compiles once per call signature)."""
-    return sum(f.cache_info().currsize for f in (node_kernel, node_vjp, group_kernel, group_vjp, fused_kernel,
-                                                 fused_vjp, fused_totals, packed_kernel, packed_vjp, chain_kernel,
-                                                 chain_vjp, _rows_kernel, _adder, _scatter_kernel))
+    return sum(f.cache_info().currsize for f in (node_kernel, node_vjp, sequence_kernel, group_kernel, group_vjp,
+                                                 fused_kernel, fused_vjp, fused_totals, packed_kernel, packed_vjp,
+                                                 chain_kernel, chain_vjp, _rows_kernel, _adder, _scatter_kernel))

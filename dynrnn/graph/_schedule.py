@@ -134,6 +134,8 @@ def forward(target: Expression) -> None:
     if pending:
         if CURRENT.autobatch and not _distinct(pending):
             _agenda(g, pending, target.index)
+        elif CURRENT.autobatch and not CURRENT.training and _run_sequence(g, pending):
+            pass
         else:
             for n in pending:
                 if n.op.view:
@@ -148,6 +150,59 @@ def forward(target: Expression) -> None:
         elif pending:  # the graph went on past its structure: a replay would have fallen back
             _replay.extended(g.plan)
             g.plan = None
+
+
+def _run_sequence(g: Graph, pending: list) -> bool:
+    """Runs pending nodes that would each run alone, in creation order (`_distinct`), as one
+    call (`K.sequence_kernel`, compiled once per structure: ops, shapes and wiring) — outside
+    a training loop, where a program reads a value per step (DyNet's eager tagging: a word's
+    concatenate -> H* -> tanh -> O* -> softmax, then npvalue(); its sampling: a character's
+    lookup, LSTM step, R* + bias, softmax). Each computed node is still recorded as its own
+    launch, so a backward() of the graph runs as it would have. False (nothing run) for
+    fewer than two computed nodes, or a node `_run_packed` would run (many arguments)."""
+    computed = [n for n in pending if n.sig is not None]
+    if len(computed) < 2 or any(_packed_route(n) for n in computed):
+        return False
+    at: dict[int, int] = {}
+    outside: dict[int, int] = {}
+    inputs: list = []
+    consts: list = []
+    key = []
+    for j, n in enumerate(pending):
+        refs = []
+        for a in n.args:
+            k = at.get(id(a))
+            if k is None:
+                k = outside.get(id(a))
+                if k is None:
+                    k = outside[id(a)] = len(inputs)
+                    inputs.append(materialize(g, a.val))
+                refs.append((False, k))
+            else:
+                refs.append((True, k))
+        if n.sig is None:
+            key.append((None, n.op is PACK, n.static, tuple(refs)))
+        else:
+            key.append((n.sig, False, None, tuple(refs)))
+            consts.extend(n.consts)
+        at[id(n)] = j
+    out = K.sequence_kernel(tuple(key))(tuple(inputs), tuple(consts))
+    k = 0
+    for n in pending:
+        if n.sig is None:
+            n.val = _host_value(n)
+        else:
+            n.val = out[k]
+            k += 1
+            args = tuple(materialize(g, a.val) for a in n.args)
+            g.launches.append(Launch("node", (n.sig,), (args, n.consts), n.val, [n], [], []))
+    return True
+
+
+def _packed_route(n: Expression) -> bool:
+    """Whether `_run_group` may run node `n` as a packed call (many arguments)."""
+    return len(n.args) >= SPREAD_ARGS or (len(n.args) >= PACKED_ARGS and type(n.args[0].val) is Slice
+                                          and _packable(n) is not None)
 
 
 # Up to this many pending nodes are checked for signatures in common (`_distinct`).

@@ -125,9 +125,9 @@ _PLUMBING = {"xla_cpu_use_fusion_emitters": False}
 # O1: tagger.py 10.3-11.4 -> 9.0-9.3 s in all (compilation 8.7-10.2 -> 7.5-7.6 s),
 # attention.py 16.3-17.7 -> 14.7-15.7 s (15.9-17.1 -> 13.3-13.9 s), rnnlm.py the same
 # within noise; steady state the same within noise. O0 compiled in half O3's time but ran
-# 1.3-1.5x slower; compiling at O0 first and again at O1 on the background thread once a
-# kernel had been called 16 times was no faster over 600 updates than O1 alone (the second
-# builds took the core that the VJPs compiled ahead need).
+# 1.4-1.8x slower than O1 (attention.py); compiling at O0 first and again at O1 on the
+# background thread once a kernel had been called 16 times was no faster over 600 updates
+# than O1 alone (the second builds took the core that the VJPs compiled ahead need).
 _COMPUTE = {"xla_backend_optimization_level": 1}
 _OPTIONS: list = []
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import gc
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from typing import Any
 
 import jax
@@ -152,6 +152,11 @@ def forward(target: Expression) -> None:
             g.plan = None
 
 
+# The structures `_run_sequence` has met (it compiles one from its second sighting on).
+_SEQUENCES: OrderedDict[tuple, None] = OrderedDict()
+_MAX_SEQUENCES = 4096
+
+
 def _run_sequence(g: Graph, pending: list) -> bool:
     """Runs pending nodes that would each run alone, in creation order (`_distinct`), as one
     call (`K.sequence_kernel`, compiled once per structure: ops, shapes and wiring) — outside
@@ -159,9 +164,11 @@ def _run_sequence(g: Graph, pending: list) -> bool:
     concatenate -> H* -> tanh -> O* -> softmax, then npvalue(); its sampling: a character's
     lookup, LSTM step, R* + bias, softmax). Each computed node is still recorded as its own
     launch, so a backward() of the graph runs as it would have. False (nothing run) for
-    fewer than two computed nodes, or a node `_run_packed` would run (many arguments)."""
+    fewer than two computed nodes, a node `_run_packed` would run (many arguments), or a
+    structure seen for the first time (one that never recurs compiles nothing)."""
     computed = [n for n in pending if n.sig is not None]
-    if len(computed) < 2 or any(_packed_route(n) for n in computed):
+    if (len(computed) < 2 or any(_packed_route(n) for n in computed)
+            or any(n.sig is None and not n.op.view for n in pending)):
         return False
     at: dict[int, int] = {}
     outside: dict[int, int] = {}
@@ -186,7 +193,13 @@ def _run_sequence(g: Graph, pending: list) -> bool:
             key.append((n.sig, False, None, tuple(refs)))
             consts.extend(n.consts)
         at[id(n)] = j
-    out = K.sequence_kernel(tuple(key))(tuple(inputs), tuple(consts))
+    structure = tuple(key)
+    if structure not in _SEQUENCES:
+        _SEQUENCES[structure] = None
+        if len(_SEQUENCES) > _MAX_SEQUENCES:
+            _SEQUENCES.popitem(last=False)
+        return False
+    out = K.sequence_kernel(structure)(tuple(inputs), tuple(consts))
     k = 0
     for n in pending:
         if n.sig is None:

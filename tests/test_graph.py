@@ -689,6 +689,36 @@ def test_outside_training_a_step_read_by_step_runs_as_one_call_with_the_same_val
     assert np.abs(e1).sum() > 0
 
 
+def test_outside_training_a_long_chain_runs_node_by_node():
+    """A chain of more than MAX_SEQUENCE nodes (each taking the one before) is not made one
+    call: its function would be unrolled, and compile for as long as it is long. A shorter
+    one is, from its second sighting on; both give the node-by-node values."""
+    from dynrnn.graph import _kernels as K
+    from dynrnn.graph import _schedule as S
+    pc = dy.ParameterCollection(seed=2)
+    W = pc.add_parameters((3, 3))
+
+    def chain(n):
+        dy.renew_cg()
+        h = dy.inputVector([0.5, -0.25, 1.0])
+        for _ in range(n):
+            h = dy.tanh(W * h)  # 2 nodes per layer
+        return h.npvalue()
+
+    for n, compiled in ((S.MAX_SEQUENCE // 2 + 1, 0), (S.MAX_SEQUENCE // 4, 1)):
+        with autobatch(False), dy_config(replay="never"):
+            want = chain(n)
+        with dy_config(replay="never"):
+            chain(1)
+            chain(1)  # two graphs without backward(): not a training loop
+            K.sequence_kernel.cache_clear()
+            S._SEQUENCES.clear()
+            got = [chain(n) for _ in range(3)]
+        assert K.sequence_kernel.cache_info().misses == compiled, n
+        for x in got:
+            np.testing.assert_allclose(x, want, rtol=1e-6)
+
+
 def test_autobatching_runs_many_examples_in_few_calls():
     pc, W, b, E, lstm = _model(np.float32)
     dy.renew_cg()

@@ -155,6 +155,9 @@ def forward(target: Expression) -> None:
 # The structures `_run_sequence` has met (it compiles one from its second sighting on).
 _SEQUENCES: OrderedDict[tuple, None] = OrderedDict()
 _MAX_SEQUENCES = 4096
+# Longer runs of nodes (a deep MLP's chain) run node by node: the one call's function is
+# unrolled, and its compilation grows with its length.
+MAX_SEQUENCE = 64
 
 
 def _run_sequence(g: Graph, pending: list) -> bool:
@@ -164,10 +167,11 @@ def _run_sequence(g: Graph, pending: list) -> bool:
     concatenate -> H* -> tanh -> O* -> softmax, then npvalue(); its sampling: a character's
     lookup, LSTM step, R* + bias, softmax). Each computed node is still recorded as its own
     launch, so a backward() of the graph runs as it would have. False (nothing run) for
-    fewer than two computed nodes, a node `_run_packed` would run (many arguments), or a
-    structure seen for the first time (one that never recurs compiles nothing)."""
+    fewer than two computed nodes or more than MAX_SEQUENCE, a node `_run_packed` would run
+    (many arguments), or a structure seen for the first time (one that never recurs
+    compiles nothing)."""
     computed = [n for n in pending if n.sig is not None]
-    if (len(computed) < 2 or any(_packed_route(n) for n in computed)
+    if (not 2 <= len(computed) <= MAX_SEQUENCE or any(_packed_route(n) for n in computed)
             or any(n.sig is None and not n.op.view for n in pending)):
         return False
     at: dict[int, int] = {}

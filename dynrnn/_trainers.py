@@ -256,6 +256,16 @@ class Trainer:
         warnings.warn("Trainer.update_epoch is deprecated and does nothing (as in DyNet 2); "
                       "set trainer.learning_rate to change the rate", DeprecationWarning, stacklevel=2)
 
+    def update_subset(self, updated_params: Any, updated_lookups: Any) -> None:
+        """DyNet's `update_subset`: documented there as updating only the parameters and
+        lookup parameters at the given indices, but DyNet 2.1.2's Python binding does nothing
+        (its call is commented out). It does nothing here too, with a warning, so a DyNet
+        program computes what it computed under DyNet. To train only some parameters, freeze
+        the others: `p.set_updated(False)`, or `dy.parameter(p, update=False)` in a graph."""
+        del updated_params, updated_lookups
+        warnings.warn("Trainer.update_subset does nothing (as in DyNet 2.1.2, whose binding leaves it out); "
+                      "freeze parameters with p.set_updated(False) and call update()", UserWarning, stacklevel=2)
+
     def _check_lr(self, value: Any) -> float:
         return check_real(type(self).__name__, "learning_rate", value, 0.0)
 

@@ -364,6 +364,22 @@ def test_weight_decay_comes_after_adams_step_and_follows_each_collection():
         dy.ParameterCollection().set_weight_decay(1.5)
 
 
+def test_update_subset_does_nothing_as_in_dynet_2_1_2():
+    """DyNet 2.1.2's Python `update_subset` leaves its call out: no parameter changes and the
+    accumulated gradients stay for the next update(). Here too, with a warning that says so
+    and names the way that works (freezing)."""
+    pc = dy.ParameterCollection(seed=0)
+    W = pc.add_parameters(2, init=1.0)
+    t = dy.SimpleSGDTrainer(pc, learning_rate=0.5)
+    dy.renew_cg()
+    dy.sum_elems(dy.cmult(dy.parameter(W), dy.inputVector([2.0, 2.0]))).backward()
+    with pytest.warns(UserWarning, match=r"update_subset does nothing .*set_updated\(False\)"):
+        t.update_subset([0], [])
+    np.testing.assert_allclose(W.as_array(), [1.0, 1.0])
+    t.update()  # the gradient is still there
+    np.testing.assert_allclose(W.as_array(), [0.0, 0.0])
+
+
 def test_dynets_learning_rate_spellings():
     pc = dy.ParameterCollection(seed=0)
     W = pc.add_parameters(2, init=0.0)

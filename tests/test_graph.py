@@ -641,8 +641,9 @@ def test_outside_training_a_step_read_by_step_runs_as_one_call_with_the_same_val
     """Outside a training loop (two graphs in a row without backward()), the few nodes of
     distinct signatures a sampling step adds (lookup, LSTM step, its output, R·, + bias,
     softmax) run as one call (`_schedule._run_sequence`), compiled once for every step of
-    that structure from its second sighting on; the values equal the node-by-node reference, and a backward() of the
-    graph afterwards (each node recorded as its own launch) gives the reference gradients."""
+    that structure from its second sighting on; the values equal the node-by-node
+    reference, and a backward() of the graph afterwards (each node recorded as its own
+    launch) gives the reference gradients."""
     from dynrnn.graph import _kernels as K
     from dynrnn.graph import _schedule as S
     pc = dy.ParameterCollection(seed=6)

@@ -171,7 +171,8 @@ def _run_sequence(g: Graph, pending: list) -> bool:
     (many arguments), or a structure seen for the first time (one that never recurs
     compiles nothing)."""
     computed = [n for n in pending if n.sig is not None]
-    if (not 2 <= len(computed) <= MAX_SEQUENCE or any(_packed_route(n) for n in computed)
+    if (not 2 <= len(computed) <= MAX_SEQUENCE
+            or any(_may_pack(n) and (len(n.args) >= SPREAD_ARGS or _packable(n) is not None) for n in computed)
             or any(n.sig is None and not n.op.view for n in pending)):
         return False
     at: dict[int, int] = {}
@@ -205,21 +206,15 @@ def _run_sequence(g: Graph, pending: list) -> bool:
         return False
     out = K.sequence_kernel(structure)(tuple(inputs), tuple(consts))
     k = 0
-    for n in pending:
-        if n.sig is None:
+    for n, (sig, _, _, refs) in zip(pending, structure):
+        if sig is None:
             n.val = _host_value(n)
         else:
             n.val = out[k]
             k += 1
-            args = tuple(materialize(g, a.val) for a in n.args)
-            g.launches.append(Launch("node", (n.sig,), (args, n.consts), n.val, [n], [], []))
+            args = tuple(materialize(g, pending[i].val) if inside else inputs[i] for inside, i in refs)
+            g.launches.append(Launch("node", (sig,), (args, n.consts), n.val, [n], [], []))
     return True
-
-
-def _packed_route(n: Expression) -> bool:
-    """Whether `_run_group` may run node `n` as a packed call (many arguments)."""
-    return len(n.args) >= SPREAD_ARGS or (len(n.args) >= PACKED_ARGS and type(n.args[0].val) is Slice
-                                          and _packable(n) is not None)
 
 
 # Up to this many pending nodes are checked for signatures in common (`_distinct`).
@@ -514,11 +509,15 @@ PACKED_ARGS = 4
 LONG_LIST = 16
 
 
+def _may_pack(n: Expression) -> bool:
+    """Whether a node run alone may be a packed call (`_run_packed` decides)."""
+    return len(n.args) >= PACKED_ARGS and (type(n.args[0].val) is Slice or len(n.args) >= SPREAD_ARGS)
+
+
 def _run_group(g: Graph, sig: Any, nodes: list) -> None:
     if len(nodes) == 1:
         n = nodes[0]
-        if len(n.args) >= PACKED_ARGS and (type(n.args[0].val) is Slice or len(n.args) >= SPREAD_ARGS) \
-                and _run_packed(g, sig, n):
+        if _may_pack(n) and _run_packed(g, sig, n):
             return
         args = tuple(materialize(g, a.val) for a in n.args)
         n.val, compiled = _call(K.node_kernel(sig), (*args, *n.consts))

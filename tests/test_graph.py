@@ -1348,7 +1348,8 @@ def test_lookups_of_same_shaped_tables_send_each_table_its_rows():
         assert np.count_nonzero(np.abs(want).sum(axis=1)) == 3  # rows 1, 3, 5 of src; 2, 7, 9 of tgt
 
 
-def test_a_non_finite_row_gradient_changes_nothing():
+@pytest.mark.parametrize("async_updates", [False, True])
+def test_a_non_finite_row_gradient_changes_nothing(async_updates):
     def trained(refuse):
         pc = dy.ParameterCollection(seed=4)
         E = pc.add_lookup_parameters((10, 3))
@@ -1364,14 +1365,115 @@ def test_a_non_finite_row_gradient_changes_nothing():
             dy.renew_cg()
             loss = dy.sum_elems(dy.sqrt(E[2] - 100.0))  # sqrt of negatives: NaN value and gradient
             loss.backward()
-            with pytest.raises(dy.NonFiniteError):
+            if async_updates:  # stored at once, refused on the device; the verdict comes with the next call
                 trainer.update()
+                np.testing.assert_array_equal(E.as_array(), before)
+                with pytest.raises(dy.NonFiniteError, match="reported late"):
+                    trainer.wait()
+            else:
+                with pytest.raises(dy.NonFiniteError):
+                    trainer.update()
             np.testing.assert_array_equal(E.as_array(), before)
             assert trainer.updates == 1 and E.grad() is None
         good()
         return E.as_array()
     # the row update takes the moments over (donates them) and gives them back unchanged
-    np.testing.assert_array_equal(trained(2), trained(0))
+    with dy_config(async_updates=async_updates):
+        np.testing.assert_array_equal(trained(2), trained(0))
+
+
+def _async_model(seed=3):
+    pc = dy.ParameterCollection(seed=seed)
+    E = pc.add_lookup_parameters((12, 4))
+    lstm = dy.LSTMBuilder(1, 4, 5, pc)
+    W = pc.add_parameters((3, 5))
+    return pc, E, lstm, W
+
+
+def _async_loss(E, lstm, W, ids, scale=1.0):
+    dy.renew_cg()
+    s = lstm.initial_state()
+    losses = []
+    for i in ids:
+        s = s.add_input(E[i])
+        losses.append(dy.pickneglogsoftmax(W * s.output(), i % 3))
+    return dy.esum(losses) * scale
+
+
+@pytest.mark.parametrize("trainer_class", [dy.SimpleSGDTrainer, dy.AdamTrainer])
+def test_async_updates_train_exactly_as_waiting_ones(trainer_class):
+    """`update()` after backward() returns before the device has run it (the default):
+    the parameters and the counts are those of updates that wait."""
+    def trained(flag):
+        with dy_config(async_updates=flag):
+            pc, E, lstm, W = _async_model()
+            trainer = trainer_class(pc)
+            trainer.set_clip_threshold(0.5)  # some updates clipped: counted either way
+            for ids in ([1, 4, 2], [3, 3, 7, 1], [0, 9], [5, 1, 4, 8, 2]):
+                _async_loss(E, lstm, W, ids).backward()
+                trainer.update()
+            assert trainer._pending is not None if flag else trainer._pending is None  # noqa: SLF001
+            trainer.wait()
+            return trainer.updates, trainer.clips, {n: np.asarray(v) for n, v in pc.parameter_values().items()}
+    (n_async, c_async, p_async), (n_sync, c_sync, p_sync) = trained(True), trained(False)
+    assert n_async == n_sync == 4 and c_async == c_sync > 0
+    for name in p_sync:  # (the kernel that also picks the values may round Adam's last bit otherwise)
+        np.testing.assert_allclose(p_async[name], p_sync[name], rtol=1e-6, atol=1e-8)
+
+
+def test_a_refused_async_update_is_reported_by_the_next_call_which_keeps_its_gradients():
+    """A refused asynchronous update changes nothing (on the device); the next call of the
+    trainer raises it before doing anything, leaving its own gradients to a call again; the
+    counts and a rate's schedule see only the applied updates."""
+    def run(refuse):
+        pc, E, lstm, W = _async_model()
+        trainer = dy.CyclicalSGDTrainer(pc, 0.01, 0.1, step_size=2)
+        _async_loss(E, lstm, W, [1, 4, 2]).backward()
+        trainer.update()
+        if refuse:
+            before = {n: np.asarray(v) for n, v in pc.parameter_values().items()}
+            _async_loss(E, lstm, W, [3, 1], scale=np.nan).backward()
+            trainer.update()  # returns: the verdict is not read yet
+            for n, v in pc.parameter_values().items():
+                np.testing.assert_array_equal(np.asarray(v), before[n])
+            assert trainer.updates == 1  # reading the count reads the verdict, and keeps the refusal
+            _async_loss(E, lstm, W, [5, 0, 2]).backward()
+            with pytest.raises(dy.NonFiniteError, match=r"CyclicalSGDTrainer\.update \(the update after update 1, "
+                                                        r"reported late.*L2 norm is nan"):
+                trainer.update()
+            assert W.grad() is not None  # this call's gradients are still there
+            trainer.update()  # ... and applied by the next call
+        else:
+            _async_loss(E, lstm, W, [5, 0, 2]).backward()
+            trainer.update()
+        trainer.wait()
+        return trainer.updates, trainer.learning_rate, {n: np.asarray(v) for n, v in pc.parameter_values().items()}
+    with dy_config(async_updates=True):
+        (n_ref, lr_ref, p_ref), (n, lr, p) = run(True), run(False)
+    assert n_ref == n == 2 and lr_ref == lr
+    for name in p:
+        np.testing.assert_array_equal(p_ref[name], p[name])
+
+
+def test_an_unreported_refusal_is_reported_at_exit_and_weight_decay_waits_for_the_verdict():
+    from dynrnn import _trainers
+    pc, E, lstm, W = _async_model()
+    trainer = dy.SimpleSGDTrainer(pc)
+    with dy_config(async_updates=True):
+        _async_loss(E, lstm, W, [3, 1], scale=np.nan).backward()
+        trainer.update()
+        with pytest.warns(RuntimeWarning, match="L2 norm is nan.*reported at exit"):
+            _trainers._report_unread_verdicts()  # what runs at the interpreter's exit
+        trainer.wait()  # reported once
+        # a frozen parameter under weight decay decays only after an applied update: such
+        # an update waits for its verdict
+        frozen = pc.add_parameters(3, init=1.0)
+        frozen.set_updated(False)
+        pc.set_weight_decay(0.1)
+        _async_loss(E, lstm, W, [3, 1], scale=np.nan).backward()
+        with pytest.raises(dy.NonFiniteError, match=r"^SimpleSGDTrainer\.update: the gradient's L2 norm"):
+            trainer.update()
+        np.testing.assert_array_equal(frozen.as_array(), np.ones(3))
 
 
 @pytest.mark.parametrize("trainer_class", [dy.SimpleSGDTrainer, dy.AdamTrainer])

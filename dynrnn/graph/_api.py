@@ -17,6 +17,7 @@ import jax
 
 from .. import _expr_losses as AL
 from .. import _expressions as A
+from .. import _trainers as T
 from .._devices import check_device
 from .._hooks import any_expression, is_expression
 from .._params import bindings_active, default_weight_decay, graph_mode, set_default_weight_decay, staging
@@ -117,7 +118,8 @@ _DYNET_IGNORED = frozenset({"mem", "profiling", "shared_parameters", "requested_
 
 
 def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, kernel_cache: Any = None,
-           compile_ahead: Any = None, random_seed: Any = None, weight_decay: Any = None, **dynet: Any) -> dict:
+           compile_ahead: Any = None, async_updates: Any = None, random_seed: Any = None, weight_decay: Any = None,
+           **dynet: Any) -> dict:
     """Settings (DyNet's `dynet_config.set`), returned as a dict.
 
     autobatch: 1 (the default) runs same-signature nodes of a graph as one kernel call, and
@@ -144,6 +146,12 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, ke
       compiled on a background thread while the forward pass goes on, so that two kernels
       compile at once on two cores; False compiles everything on the calling thread, when
       backward() first needs it. Results are the same.
+    async_updates: True (the default) lets `trainer.update()` after backward() return before
+      the device has run the update, so that the next graph is built meanwhile; the update
+      is still all or nothing, and a refused one is reported by the next call of that
+      trainer (see `Trainer.update`). False waits, and raises a refusal from update()
+      itself, as DyNet does. The environment variable DYNRNN_ASYNC_UPDATES=0 turns it off
+      for programs run unchanged. Results are the same.
 
     random_seed: DyNet's seed: `dy.set_random_seed(random_seed)` (0, as in DyNet: unseeded).
     weight_decay: DyNet's L2 weight decay λ (`--dynet-weight-decay`) for the collections made
@@ -156,7 +164,7 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, ke
     unknown = sorted(set(dynet) - _DYNET_IGNORED)
     if unknown:
         raise TypeError(f"dy.config: unknown setting(s) {unknown}; expected autobatch, debug_nans, replay, "
-                        f"kernel_cache, compile_ahead, random_seed, weight_decay (or DyNet's "
+                        f"kernel_cache, compile_ahead, async_updates, random_seed, weight_decay (or DyNet's "
                         f"{sorted(_DYNET_IGNORED)}, which are ignored).")
     if weight_decay is not None:
         set_default_weight_decay(weight_decay)
@@ -175,14 +183,19 @@ def config(autobatch: Any = None, debug_nans: Any = None, replay: Any = None, ke
         _set_kernel_cache(kernel_cache)
     if compile_ahead is not None:
         CURRENT.compile_ahead = bool(compile_ahead)
+    if async_updates is not None:
+        T.set_async_updates(bool(async_updates))
     nans = jax.config.jax_debug_nans  # pyright: ignore[reportAttributeAccessIssue] (a flag set at run time)
     return {"autobatch": int(CURRENT.autobatch), "debug_nans": bool(nans),
             "replay": CURRENT.replay, "kernel_cache": jax.config.jax_compilation_cache_dir,  # pyright: ignore
-            "compile_ahead": CURRENT.compile_ahead, "weight_decay": default_weight_decay()}
+            "compile_ahead": CURRENT.compile_ahead, "async_updates": T.async_updates(),
+            "weight_decay": default_weight_decay()}
 
 
 if os.environ.get("DYNRNN_KERNEL_CACHE"):
     _set_kernel_cache(os.environ["DYNRNN_KERNEL_CACHE"])
+if os.environ.get("DYNRNN_ASYNC_UPDATES", "").strip().lower() in ("0", "false", "off"):
+    T.set_async_updates(False)
 
 
 def forward(exprs: list, recalculate: bool = False) -> None:

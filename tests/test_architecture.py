@@ -18,7 +18,7 @@ ORDER = [
     # cell math, checks and hooks: no other dynrnn module
     "dynrnn.cells._base", "dynrnn.cells._lstm", "dynrnn.cells._coupled_lstm", "dynrnn.cells._fast_lstm",
     "dynrnn.cells._gru", "dynrnn.cells._simple", "dynrnn.cells._sparse_lstm", "dynrnn.cells._tree_lstm", "dynrnn.cells",
-    "dynrnn._errors", "dynrnn._devices", "dynrnn._hooks", "dynrnn._init", "dynrnn._random",
+    "dynrnn._errors", "dynrnn._devices", "dynrnn._hooks", "dynrnn._init", "dynrnn._random", "dynrnn._xla",
     # parameters, then what works on parameter values
     "dynrnn._params", "dynrnn._io", "dynrnn._compiled", "dynrnn._autodiff", "dynrnn._distributed",
     "dynrnn._losses", "dynrnn._expressions", "dynrnn._expr_losses", "dynrnn._batching", "dynrnn._decoding",

@@ -1761,11 +1761,11 @@ def test_cotangents_of_small_arrays_are_summed_by_one_adder_per_shape():
 
 
 def test_kernels_fall_back_to_plain_jit(monkeypatch):
-    """Kernels compile with XLA:CPU options of their own (`_kernels.kernel_jit`: LLVM at O1;
+    """Kernels compile with XLA:CPU options of their own (`_xla.kernel_jit`: LLVM at O1;
     the kernels that only move or add arrays also without fusion emitters); a JAX that
     refuses the options (or lacks `compiler_options`) gets a plain `jax.jit`, with the same
     results."""
-    from dynrnn.graph import _kernels as K
+    from dynrnn import _xla as K
     xs = [np.arange(6, dtype=np.float32).reshape(2, 3) * k for k in range(1, 4)]
     with_options = [np.asarray(make(lambda *a: sum(a))(*xs)) for make in (K.plumbing_jit, K.kernel_jit)]
     real_jit = jax.jit

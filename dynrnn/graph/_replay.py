@@ -48,9 +48,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._xla import kernel_jit
 from . import _reroll
 from ._graph import CURRENT, Expression, Graph
-from ._kernels import Sig, kernel_jit, node_function
+from ._kernels import Sig, node_function
 
 # Compiling a structure's two functions costs about k·n² seconds for n nodes (unrolled, measured
 # on DyNet's rnnlm example, a 2-layer LSTM unrolled over a sentence: 280 nodes 15 s, 560 nodes

@@ -300,6 +300,7 @@ class Trainer:
     # -- DyNet's knobs -----------------------------------------------------------------
     @property
     def learning_rate(self) -> float:
+        self._settle(raising=False)  # a schedule (CyclicalSGDTrainer) moves with each applied update
         return self._lr
 
     @learning_rate.setter
@@ -532,10 +533,10 @@ class Trainer:
         device has it, so that the next graph is built while it runs, and it is still all or
         nothing — a refused update leaves every parameter and the optimizer state as they
         were, on the device. Its verdict is read by the next call of this trainer (`update`,
-        `step`, `status`, `wait`, `restart`; reading `updates` or `clips` counts it), which
-        raises the refusal before doing anything else: the gradients it was given are kept,
-        so calling it again applies them. `dy.config(async_updates=False)` makes `update()`
-        wait and raise at once, as DyNet does.
+        `step`, `status`, `wait`, `restart`; reading `updates`, `clips` or `learning_rate`
+        counts it), which raises the refusal before doing anything else: the gradients it was
+        given are kept, so calling it again applies them. `dy.config(async_updates=False)`
+        makes `update()` wait and raise at once, as DyNet does.
 
         Raises:
           NonFiniteError: a gradient holds NaN or ±inf, or the update would make a parameter

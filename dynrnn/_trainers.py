@@ -9,7 +9,6 @@ An optax `GradientTransformation` works too, through `OptaxTrainer`.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import math
 import warnings
@@ -45,7 +44,6 @@ ROWS_LEAST = 64
 # 15.3 / 13.1 -> 11.3 / 11.7 s; tagger.py and attention.py, whose updates are small, the
 # same within noise.
 _ASYNC = [True]
-_PENDING: weakref.WeakSet = weakref.WeakSet()  # trainers holding an update whose verdict is unread
 
 
 def set_async_updates(on: bool) -> None:
@@ -58,15 +56,28 @@ def async_updates() -> bool:
     return _ASYNC[0]
 
 
-@atexit.register
-def _report_unread_verdicts() -> None:
-    """At exit, a refused update that no later call reported is still reported (a warning)."""
-    for trainer in list(_PENDING):
-        try:
-            trainer.wait()
-        except NonFiniteError as e:
-            warnings.warn(f"{e} (reported at exit: no trainer call came after this update)", RuntimeWarning,
-                          stacklevel=1)
+def _refusal(where: str, names: tuple, stats: np.ndarray, lr: float) -> str | None:
+    """Why an update with these `stats` (norm, clipped, one finiteness flag per parameter)
+    was refused, or None."""
+    norm, finite = float(stats[0]), stats[2:]
+    if not math.isfinite(norm):
+        return (f"{where}: the gradient's L2 norm is {norm}; no parameter was changed. Check the loss for log(0), "
+                f"overflow or a bad learning rate.")
+    if not finite.all():
+        bad = [n for n, ok in zip(names, finite) if not ok]
+        return (f"{where}: the update would make {len(bad)} parameter(s) non-finite ({', '.join(bad[:3])}"
+                f"{' ...' if len(bad) > 3 else ''}) although the gradient is finite (norm {norm:.3g}): the learning "
+                f"rate ({lr:g}) or another hyperparameter is too large. No parameter was changed.")
+    return None
+
+
+def _report_unread(where: str, names: tuple, stats: Any, lr: float) -> None:
+    """A refused asynchronous update whose trainer is gone (or the interpreter exits) before
+    any call read its verdict: reported as a warning."""
+    why = _refusal(where, names, np.asarray(stats), lr)
+    if why is not None:
+        warnings.warn(f"{why} (reported when the trainer was dropped or at exit: no trainer call came after this "
+                      f"update)", RuntimeWarning, stacklevel=1)
 
 
 class Rule(NamedTuple):
@@ -260,8 +271,10 @@ class Trainer:
         self._updates = 0
         self._clips = 0
         self._since_status = [0, 0]
-        # an asynchronous update whose verdict is unread: (method, parameter names, stats)
+        # an asynchronous update whose verdict is unread: (method, parameter names, stats), and
+        # what reports its refusal if the trainer is dropped or the interpreter exits first
         self._pending: tuple | None = None
+        self._unread: weakref.finalize | None = None
         self._refusal: NonFiniteError | None = None  # read (by `updates`) but not yet raised
         # the optimizer state is the trainer's own (never handed out), so every update kernel
         # takes it over (donates it) and writes the new state in place: a lookup table's
@@ -461,7 +474,8 @@ class Trainer:
                 if name not in replaced:
                     p.store(new_values[name])
             self._pending = (method, tuple(params), stats)
-            _PENDING.add(self)
+            self._unread = weakref.finalize(self, _report_unread, f"{type(self).__name__}.{method}", tuple(params),
+                                            stats, self._current_lr())
             return
         clipped = self._verdict(method, tuple(params), np.asarray(stats))
         for name, p in params.items():
@@ -471,21 +485,14 @@ class Trainer:
 
     def _verdict(self, method: str, names: tuple, stats: np.ndarray, late: bool = False) -> bool:
         """Raises NonFiniteError for a refused update; returns whether its gradient was clipped."""
-        norm, clipped, finite = float(stats[0]), bool(stats[1]), stats[2:]
         where = f"{type(self).__name__}.{method}"
         if late:  # an asynchronous update, refused: reported by the next trainer call
             where += (f" (the update after update {self._updates}, reported late: graph-mode updates run "
                       f"asynchronously, dy.config(async_updates=False) reports a refusal from update() itself)")
-        if not math.isfinite(norm):
-            raise NonFiniteError(f"{where}: the gradient's L2 norm is {norm}; no parameter "
-                                 f"was changed. Check the loss for log(0), overflow or a bad learning rate.")
-        if not finite.all():
-            bad = [n for n, ok in zip(names, finite) if not ok]
-            raise NonFiniteError(f"{where}: the update would make {len(bad)} parameter(s) non-finite "
-                                 f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}) although the gradient is "
-                                 f"finite (norm {norm:.3g}): the learning rate ({self._current_lr():g}) or another "
-                                 f"hyperparameter is too large. No parameter was changed.")
-        return clipped
+        why = _refusal(where, names, stats, self._current_lr())
+        if why is not None:
+            raise NonFiniteError(why)
+        return bool(stats[1])
 
     def _count(self, clipped: bool) -> None:
         """An applied update: DyNet's weight decay of the frozen parameters, the counters,
@@ -506,7 +513,8 @@ class Trainer:
         that raises."""
         if self._pending is not None:
             (method, names, stats), self._pending = self._pending, None
-            _PENDING.discard(self)
+            if self._unread is not None:
+                self._unread.detach()
             try:
                 self._count(self._verdict(method, names, np.asarray(stats), late=True))
             except NonFiniteError as e:

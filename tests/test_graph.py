@@ -1455,16 +1455,34 @@ def test_a_refused_async_update_is_reported_by_the_next_call_which_keeps_its_gra
         np.testing.assert_array_equal(p_ref[name], p[name])
 
 
-def test_an_unreported_refusal_is_reported_at_exit_and_weight_decay_waits_for_the_verdict():
-    from dynrnn import _trainers
+def test_an_unreported_refusal_is_a_warning_and_weight_decay_waits_for_the_verdict():
+    """A refused asynchronous update that no call reported is reported when its trainer is
+    dropped (or at the interpreter's exit: the same finalizer), once."""
+    import gc
+    import warnings
     pc, E, lstm, W = _async_model()
-    trainer = dy.SimpleSGDTrainer(pc)
     with dy_config(async_updates=True):
+        for refused in (True, False):
+            trainer = dy.SimpleSGDTrainer(pc)
+            _async_loss(E, lstm, W, [3, 1], scale=np.nan if refused else 1.0).backward()
+            trainer.update()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                del trainer
+                gc.collect()
+            assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == (
+                ["SimpleSGDTrainer.update: the gradient's L2 norm is nan; no parameter was changed. Check the loss "
+                 "for log(0), overflow or a bad learning rate. (reported when the trainer was dropped or at exit: "
+                 "no trainer call came after this update)"] if refused else [])
+        trainer = dy.SimpleSGDTrainer(pc)
         _async_loss(E, lstm, W, [3, 1], scale=np.nan).backward()
         trainer.update()
-        with pytest.warns(RuntimeWarning, match="L2 norm is nan.*reported at exit"):
-            _trainers._report_unread_verdicts()  # what runs at the interpreter's exit
-        trainer.wait()  # reported once
+        with pytest.raises(dy.NonFiniteError, match="reported late"):
+            trainer.wait()
+        with warnings.catch_warnings(record=True) as caught:  # reported once: not again when dropped
+            warnings.simplefilter("always")
+            trainer._unread()  # what the finalizer would run  # noqa: SLF001
+        assert not caught
         # a frozen parameter under weight decay decays only after an applied update: such
         # an update waits for its verdict
         frozen = pc.add_parameters(3, init=1.0)

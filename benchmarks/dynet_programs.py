@@ -156,7 +156,7 @@ def program_source(name: str, work: str) -> tuple[str, list[str]]:
 
 
 def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto", cache: str = "",
-         ahead: str = "on") -> dict | None:
+         ahead: str = "on", asynchronous: str = "on") -> dict | None:
     path, args = program_source(name, work)
     out = os.path.join(work, f"{name}-{backend}.json")
     if backend == "dynet":
@@ -178,7 +178,8 @@ def _run(backend: str, name: str, updates: int, work: str, replay: str = "auto",
             assert changed >= 1, f"{name}: no import line"
         r = subprocess.run([sys.executable, RUNNER, "dynrnn", path, str(updates), out, *args],
                            capture_output=True, text=True, timeout=3600, env={**os.environ, "DYNRNN_REPLAY": replay,
-                                "DYNRNN_KERNEL_CACHE": cache, "DYNRNN_COMPILE_AHEAD": "1" if ahead == "on" else "0"})
+                                "DYNRNN_KERNEL_CACHE": cache, "DYNRNN_COMPILE_AHEAD": "1" if ahead == "on" else "0",
+                                "DYNRNN_ASYNC_UPDATES": "1" if asynchronous == "on" else "0"})
         if r.returncode != 0:
             print(f"note: the dynrnn run of {name} failed: {r.stderr[-2000:]}")
             return None
@@ -207,27 +208,30 @@ def main() -> None:
                          "(cold), the second loads from it (warm)")
     ap.add_argument("--compile-ahead", default="on",
                     help="dynrnn's dy.config(compile_ahead=) settings to run, comma-separated (on, off): one row each")
+    ap.add_argument("--async-updates", default="on",
+                    help="dynrnn's dy.config(async_updates=) settings to run, comma-separated (on, off): one row each")
     a = ap.parse_args()
     if not os.path.isdir(EXAMPLES):
         print(f"note: DyNet's source distribution is not at {EXAMPLES}; nothing to run.")
         return
     rows = []
-    modes = [(m, c, x) for m in a.replay.split(",") for c in (("cold", "warm") if a.kernel_cache else ("",))
-             for x in a.compile_ahead.split(",")]
+    modes = [(m, c, x, y) for m in a.replay.split(",") for c in (("cold", "warm") if a.kernel_cache else ("",))
+             for x in a.compile_ahead.split(",") for y in a.async_updates.split(",")]
     for name in a.only.split(","):
         with tempfile.TemporaryDirectory() as work:
             dynet = _run("dynet", name, a.updates, work)
             ours = {}
-            for m, c, x in modes:
-                cache = os.path.join(work, f"kernels-{m}-{x}") if c else ""
-                ours[m, c, x] = _run("dynrnn", name, a.updates, work, m, cache, x)
+            for m, c, x, y in modes:
+                cache = os.path.join(work, f"kernels-{m}-{x}-{y}") if c else ""
+                ours[m, c, x, y] = _run("dynrnn", name, a.updates, work, m, cache, x, y)
         tail = max(a.updates // 4, 1)
-        for m, c, x in modes:
-            got = {"dynet": dynet, "dynrnn": ours[m, c, x]}
+        for m, c, x, y in modes:
+            got = {"dynet": dynet, "dynrnn": ours[m, c, x, y]}
             s = {b: _summary(r, tail) for b, r in got.items() if r is not None}
             label = ", ".join(t for t in (f"replay={m}" if len({md[0] for md in modes}) > 1 or c else "",
                                          f"kernel cache {c}" if c else "",
-                                         f"compile ahead {x}" if "," in a.compile_ahead else "") if t)
+                                         f"compile ahead {x}" if "," in a.compile_ahead else "",
+                                         f"async updates {y}" if "," in a.async_updates else "") if t)
             row = {"program": f"{name} ({label})" if label else name, "updates": a.updates}
             for b, v in s.items():
                 for k, x in v.items():

@@ -215,8 +215,9 @@ def main() -> None:
         print(f"note: DyNet's source distribution is not at {EXAMPLES}; nothing to run.")
         return
     rows = []
-    modes = [(m, c, x, y) for m in a.replay.split(",") for c in (("cold", "warm") if a.kernel_cache else ("",))
-             for x in a.compile_ahead.split(",") for y in a.async_updates.split(",")]
+    modes = list(dict.fromkeys((m, c, x, y) for m in a.replay.split(",")  # (each setting once)
+                               for c in (("cold", "warm") if a.kernel_cache else ("",))
+                               for x in a.compile_ahead.split(",") for y in a.async_updates.split(",")))
     for name in a.only.split(","):
         with tempfile.TemporaryDirectory() as work:
             dynet = _run("dynet", name, a.updates, work)

@@ -363,7 +363,7 @@ class Trainer:
 
     def restart(self, learning_rate: float | None = None) -> None:
         """Forgets the optimizer state (moments, accumulators); optionally sets the rate."""
-        self._settle()
+        self._settle(raising=False)  # (a refusal not yet reported is raised by the next update)
         self._state = None
         self._names = None
         if learning_rate is not None:
@@ -376,7 +376,7 @@ class Trainer:
         with `dynrnn.shard_batch`; XLA then computes each device's part of the gradient and
         all-reduces it — the result equals single-device training up to float rounding."""
         _check_mesh("Trainer.distribute", mesh)
-        self._settle()
+        self._settle(raising=False)
         self._mesh = mesh
         for p in self._pc.all_parameters():
             p.store(replicate(p.stored_value(), mesh))
@@ -541,10 +541,11 @@ class Trainer:
         device has it, so that the next graph is built while it runs, and it is still all or
         nothing — a refused update leaves every parameter and the optimizer state as they
         were, on the device. Its verdict is read by the next call of this trainer (`update`,
-        `step`, `status`, `wait`, `restart`; reading `updates`, `clips` or `learning_rate`
-        counts it), which raises the refusal before doing anything else: the gradients it was
-        given are kept, so calling it again applies them. `dy.config(async_updates=False)`
-        makes `update()` wait and raise at once, as DyNet does.
+        `step`, `status`, `wait`), which raises the refusal before doing anything else: the
+        gradients it was given are kept, so calling it again applies them. `restart` and
+        reading `updates`, `clips` or `learning_rate` count it without raising.
+        `dy.config(async_updates=False)` makes `update()` wait and raise at once, as DyNet
+        does.
 
         Raises:
           NonFiniteError: a gradient holds NaN or ±inf, or the update would make a parameter

@@ -1455,6 +1455,24 @@ def test_a_refused_async_update_is_reported_by_the_next_call_which_keeps_its_gra
         np.testing.assert_array_equal(p_ref[name], p[name])
 
 
+def test_restart_after_a_refused_async_update_restarts_and_the_next_update_reports_it():
+    """A refusal is raised by the calls that take gradients or report (update, step,
+    status, wait), not by restart(), the usual answer to one."""
+    pc, E, lstm, W = _async_model()
+    trainer = dy.AdamTrainer(pc)
+    with dy_config(async_updates=True):
+        _async_loss(E, lstm, W, [3, 1], scale=np.nan).backward()
+        trainer.update()
+        trainer.restart(learning_rate=0.0005)
+        assert trainer.learning_rate == 0.0005 and trainer._state is None  # noqa: SLF001
+        _async_loss(E, lstm, W, [5, 0, 2]).backward()
+        with pytest.raises(dy.NonFiniteError, match="reported late"):
+            trainer.update()
+        trainer.update()
+        trainer.wait()
+        assert trainer.updates == 1
+
+
 def test_an_unreported_refusal_is_a_warning_and_weight_decay_waits_for_the_verdict():
     """A refused asynchronous update that no call reported is reported when its trainer is
     dropped (or at the interpreter's exit: the same finalizer), once."""

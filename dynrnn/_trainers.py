@@ -135,11 +135,17 @@ def _zeros_like(v: jax.Array) -> jax.Array:
     return z
 
 
-@functools.partial(plumbing_jit, static_argnums=(1, 2))
-def _pad_rows(block: jax.Array, k: int, dtype: Any) -> jax.Array:
+def _pad_rows_impl(block: jax.Array, k: int, dtype: Any) -> jax.Array:
     """`block`'s rows and zero rows after them, k in all, as `dtype` (one call: `jnp.pad`
     eagerly cost ~0.14 ms of Python per update)."""
     return jnp.pad(block, ((0, k - block.shape[0]),) + ((0, 0),) * (block.ndim - 1)).astype(dtype)
+
+
+@functools.cache
+def _pad_rows() -> Callable:
+    """The compiled `_pad_rows_impl`, made on first use: `plumbing_jit` asks XLA which options
+    it takes, which would start JAX's backend when dynrnn is imported."""
+    return plumbing_jit(_pad_rows_impl, static_argnums=(1, 2))
 
 
 def _kept_share(params: dict[str, Any]) -> dict[str, float]:
@@ -616,7 +622,7 @@ class Trainer:
             shape, dtype = params[n].shape(), params[n].dtype
             ids[n] = np.concatenate([uniq, np.full(u - len(uniq), shape[0])]).astype(np.int32)
             inv[n] = np.concatenate([inverse, np.zeros(k - len(inverse), np.int64)]).astype(np.int32)
-            parts[n] = _pad_rows(block, k, dtype)
+            parts[n] = _pad_rows()(block, k, dtype)
         state, new, stats = self._apply_rows(values, g, self._state, tables, self._current_lr(), self._clip,
                                              ids, inv, parts, _kept_share(params), on_device=deferred)
         del tables  # given to the kernel: gone

@@ -108,3 +108,15 @@ def test_the_array_layer_never_imports_the_graph_and_cells_import_only_cells():
 def test_the_lazy_exceptions_are_still_needed():
     lazy = {(s, d) for s, d, top in _imports() if not top}
     assert LAZY_UP <= lazy, LAZY_UP - lazy
+
+
+def test_importing_dynrnn_does_not_start_jax():
+    """`import dynrnn` (and `dynrnn.dynet`) compiles nothing and leaves JAX's backend
+    unstarted, so a program may still choose its platform afterwards (`jax_platforms`)."""
+    import subprocess
+    import sys
+    code = ("import dynrnn, dynrnn.dynet\n"
+            "from jax._src import xla_bridge\n"
+            "assert not xla_bridge.backends_are_initialized(), 'the backend was started at import'\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -18,9 +18,9 @@ import numpy as np
 _PLUMBING = {"xla_cpu_use_fusion_emitters": False}
 
 # Every graph kernel (and every replayed graph, `graph._replay`) and the trainers' update
-# kernels compile with LLVM at O1, where XLA's
-# default is O3: XLA:CPU spends much of a small kernel's compilation in LLVM, and O1 code
-# ran as fast here (an LSTM LM's value_and_grad, a 60-step scan: 5.3 ms at O1, 5.7 at O3).
+# kernels compile with LLVM at O1, where XLA's default is O3: XLA:CPU spends much of a
+# small kernel's compilation in LLVM, and O1 code ran as fast here (an LSTM LM's
+# value_and_grad, a 60-step scan: 5.3 ms at O1, 5.7 at O3).
 # Measured, alternated runs of DyNet's programs, 600 updates, one sentence per graph, O3 ->
 # O1: tagger.py 10.3-11.4 -> 9.0-9.3 s in all (compilation 8.7-10.2 -> 7.5-7.6 s),
 # attention.py 16.3-17.7 -> 14.7-15.7 s (15.9-17.1 -> 13.3-13.9 s), rnnlm.py the same

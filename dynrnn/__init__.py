@@ -55,12 +55,14 @@ from ._distributed import shard_batch as shard_batch
 # errors
 from ._errors import NonFiniteError as NonFiniteError
 from ._init import ConstInitializer as ConstInitializer
+from ._init import FromFileInitializer as FromFileInitializer
 from ._init import GlorotInitializer as GlorotInitializer
 from ._init import HeInitializer as HeInitializer
 from ._init import IdentityInitializer as IdentityInitializer
 from ._init import Initializer as Initializer
 from ._init import NormalInitializer as NormalInitializer
 from ._init import NumpyInitializer as NumpyInitializer
+from ._init import PyInitializer as PyInitializer
 from ._init import SaxeInitializer as SaxeInitializer
 from ._init import UniformInitializer as UniformInitializer
 
@@ -85,6 +87,7 @@ from ._params import StaleParameterError as StaleParameterError
 from ._random import reset_random_seed as reset_random_seed
 from ._random import set_random_seed as set_random_seed
 from ._stack import RNNStack as RNNStack
+from ._stacked_state import StackedRNNState as StackedRNNState
 from ._state import RNNState as RNNState
 from ._trainers import AdadeltaTrainer as AdadeltaTrainer
 from ._trainers import AdagradTrainer as AdagradTrainer
@@ -107,6 +110,7 @@ from ._tree_lstm import TreeLSTMBuilder as TreeLSTMBuilder
 from ._tree_lstm import bottom_up_schedule as bottom_up_schedule
 from .graph import Expression as Expression
 from .graph import GraphError as GraphError
+from .graph import Tensor as Tensor
 from .graph._api import abs as abs
 from .graph._api import acos as acos
 from .graph._api import acosh as acosh
@@ -261,11 +265,14 @@ from .graph._api import zeros as zeros
 from .graph._setup import ComputationGraph as ComputationGraph
 from .graph._setup import DynetParams as DynetParams
 from .graph._setup import cg as cg
+from .graph._setup import dump_cg as dump_cg
 from .graph._setup import dynet_config as dynet_config
 from .graph._setup import init as init
 from .graph._setup import init_from_params as init_from_params
+from .graph._setup import print_graphviz as print_graphviz
 from .graph._setup import print_text_graphviz as print_text_graphviz
 from .graph._softmax import ClassFactoredSoftmaxBuilder as ClassFactoredSoftmaxBuilder
+from .graph._softmax import SoftmaxBuilder as SoftmaxBuilder
 from .graph._softmax import StandardSoftmaxBuilder as StandardSoftmaxBuilder
 
 __version__ = "0.1.0"
@@ -309,6 +316,14 @@ __all__ = [
     "one_hot", "vanilla_lstm_gates", "vanilla_lstm_gates_concat", "vanilla_lstm_gates_dropout",
     "vanilla_lstm_gates_dropout_concat", "vanilla_lstm_c", "vanilla_lstm_h", "cg_checkpoint", "cg_revert",
     "save", "load", "load_generator", "load_metadata",
+    "Tensor", "StackedRNNState", "SoftmaxBuilder", "PyInitializer", "FromFileInitializer", "dump_cg", "print_graphviz",
     "NonFiniteError", "StaleParameterError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "HAVE_CUDA":  # DyNet's flag; asked only when read (it starts JAX's backend)
+        import jax
+        return any(d.platform == "gpu" for d in jax.devices())
+    raise AttributeError(f"module 'dynrnn' has no attribute {name!r}")

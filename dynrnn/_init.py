@@ -132,6 +132,42 @@ class NumpyInitializer(Initializer):
         return self.array.astype(dtype)
 
 
+class FromFileInitializer(Initializer):
+    """DyNet's `FromFileInitializer(fname)`: the values written in a text file, numbers
+    separated by white space, in DyNet's memory order — a matrix column by column, a lookup
+    table entry by entry (each entry column by column). The file is read when the
+    parameter is made; it must hold exactly as many numbers as the parameter."""
+
+    def __init__(self, fname: str, is_lookup: bool = False):
+        self.fname = str(fname)
+        self.is_lookup = bool(is_lookup)
+
+    def __call__(self, shape, rng, dtype):
+        where = "FromFileInitializer"
+        try:
+            with open(self.fname) as f:
+                words = f.read().split()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{where}: no file at {self.fname!r}.") from None
+        try:
+            values = np.array([float(w) for w in words], np.float64)
+        except ValueError as e:
+            raise ValueError(f"{where}: {self.fname!r} holds something that is not a number ({e}).") from None
+        need = math.prod(shape)
+        if values.size != need:
+            raise ValueError(f"{where}: {self.fname!r} holds {values.size} numbers, but a parameter of shape "
+                             f"{fmt_shape(shape)} needs {need}.")
+        if not np.isfinite(values).all():
+            raise ValueError(f"{where}: {self.fname!r} holds NaN or infinite values.")
+        if self.is_lookup:  # entry by entry, each entry in DyNet's column-major order
+            entries = values.reshape((shape[0], -1))
+            return np.stack([e.reshape(shape[1:], order="F") for e in entries]).astype(dtype)
+        return values.reshape(shape, order="F").astype(dtype)
+
+
+PyInitializer = Initializer  # DyNet's name of the initializers' base class
+
+
 INIT_NAMES = ("uniform", "normal", "identity", "glorot", "he", "saxe")
 
 
@@ -148,6 +184,8 @@ def resolve(init: Any, *, where: str, scale: float = 1.0, mean: float = 0.0, std
     std = check_real(where, "std", std, 0.0)
     if init is None:
         return GlorotInitializer(is_lookup=is_lookup)
+    if isinstance(init, FromFileInitializer) and is_lookup and not init.is_lookup:
+        return FromFileInitializer(init.fname, is_lookup=True)  # a table's order: entry by entry
     if isinstance(init, Initializer):
         return init
     if isinstance(init, bool):

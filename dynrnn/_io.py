@@ -279,6 +279,26 @@ def populate_parameter(p: Any, path: str, key: str = "") -> None:
     _assign(where, p, found[0], arrays)
 
 
+def saved_parameter(path: str, key: str, kind: str, where: str) -> tuple[str, np.ndarray]:
+    """(name, value) of the parameter of `kind` ("Parameters" or "LookupParameters") saved
+    under `key` in a collection file: what DyNet's `pc.load_param(fname, key)` and
+    `load_lookup_param` add to a collection."""
+    header, arrays = _read(path, "collection", where)
+    name = _check_key(where, key)
+    found = [r for r in header["params"] if r["name"] == name]
+    if not found:
+        raise ValueError(f"{where}: {path!r} holds no parameter {name!r}; it holds "
+                         f"{sorted(r['name'] for r in header['params'])[:10]}.")
+    r = found[0]
+    if r.get("kind") != kind:
+        other = "load_lookup_param" if r.get("kind") == "LookupParameters" else "load_param"
+        raise ValueError(f"{where}: {name!r} is a {r.get('kind')} in {path!r}; read it with {other}.")
+    a = arrays.get(r.get("array"))
+    if a is None:
+        raise ValueError(f"{where}: the file lists {name!r} but holds no array for it (corrupt file).")
+    return name.rsplit("/", 1)[-1], a
+
+
 class Savable(Protocol):
     """What `save` asks of a builder, and `load` of its class, registered with `savable`:
     `cls(*args, pc, **kwargs)` rebuilds it from `save_config()`; its dropout settings come

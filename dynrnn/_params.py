@@ -301,6 +301,23 @@ class _Param:
         """DyNet's `p.backward()` on a one-element parameter: d p / d p = 1 into its gradient."""
         self._graph_expr("backward").backward(full)
 
+    def scalar_value(self, recalculate: bool = False) -> float:
+        """DyNet's `p.scalar_value()`: the value of a one-element parameter as a float."""
+        return self._graph_expr("scalar_value").scalar_value(recalculate)
+
+    def vec_value(self, recalculate: bool = False) -> list[float]:
+        """DyNet's `p.vec_value()`: every value in a flat list, column by column as DyNet lists them."""
+        return self._graph_expr("vec_value").vec_value(recalculate)
+
+    def tensor_value(self, recalculate: bool = False) -> Any:
+        """DyNet's `p.tensor_value()`: the value as a `dy.Tensor`."""
+        return self._graph_expr("tensor_value").tensor_value(recalculate)
+
+    def gradient(self) -> np.ndarray:
+        """DyNet's `p.gradient()`: the gradient the current graph's last `backward()` gave
+        this parameter (zeros where it was not used)."""
+        return self._graph_expr("gradient").gradient()
+
     # -- files -----------------------------------------------------------------------
     def save(self, path: str, key: str = "", append: bool = False) -> None:
         """DyNet's `p.save(fname, key, append)`: this parameter alone, under `key` (default
@@ -466,6 +483,12 @@ class LookupParameters(_Param):
 
     def row_count(self) -> int:
         return len(self)
+
+    def gradient(self) -> np.ndarray:
+        """The table's gradient since the last update (`grad_as_array()`: its lookups'
+        rows summed in), where DyNet's `E.gradient()` raises (the table's own node is not
+        in the backward pass its lookups ran)."""
+        return self.grad_as_array()
 
     def row_as_array(self, row: int) -> np.ndarray:
         """Row `row` of the table (DyNet's name)."""
@@ -772,6 +795,28 @@ class ParameterCollection:
         """
         from ._io import populate_collection
         populate_collection(self, path, key)
+
+    # DyNet's other names for them (its text format there; dynrnn's file format here)
+    def write_to_textfile(self, path: str, key: str = "", append: bool = False) -> None:
+        """DyNet's name for `save(path, key, append)`."""
+        self.save(path, key, append)
+
+    def populate_from_textfile(self, path: str, key: str = "") -> None:
+        """DyNet's name for `populate(path, key)`."""
+        self.populate(path, key)
+
+    def load_param(self, path: str, key: str) -> Parameters:
+        """DyNet's `load_param(fname, key)`: the parameter saved under `key` (by `save`,
+        under its name, e.g. "/W") added to this collection with its saved value."""
+        from ._io import saved_parameter
+        name, a = saved_parameter(path, key, "Parameters", "ParameterCollection.load_param")
+        return self.add_parameters(a.shape, init=a, name=name)
+
+    def load_lookup_param(self, path: str, key: str) -> LookupParameters:
+        """DyNet's `load_lookup_param(fname, key)`: `load_param` for a lookup table."""
+        from ._io import saved_parameter
+        name, a = saved_parameter(path, key, "LookupParameters", "ParameterCollection.load_lookup_param")
+        return self.add_lookup_parameters(a.shape, init=a, name=name)
 
     def __repr__(self) -> str:
         return (f"ParameterCollection(name={self._name!r}, parameters={len(list(self._all()))}, "

@@ -743,6 +743,10 @@ class Trainer:
 
         return jax.jit(fused, static_argnums=(3,), donate_argnums=(4,))  # the state: see __init__
 
+    def whoami(self) -> str:
+        """DyNet's `whoami()`: the trainer's class name."""
+        return type(self).__name__
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learning_rate={self._lr}, clip_threshold={self._clip})"
 

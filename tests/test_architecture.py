@@ -25,10 +25,11 @@ ORDER = [
     "dynrnn._tree",
     # states, builders, trainers
     "dynrnn._state", "dynrnn._stack", "dynrnn._builders", "dynrnn._tree_lstm", "dynrnn._bidirectional",
+    "dynrnn._stacked_state",
     "dynrnn._trainers",
     # the graph layer, on top of all of it
-    "dynrnn.graph._kernels", "dynrnn.graph._graph", "dynrnn.graph._ops", "dynrnn.graph._loss_ops",
-    "dynrnn.graph._more_ops", "dynrnn.graph._conv", "dynrnn.graph._lstm_ops",
+    "dynrnn.graph._kernels", "dynrnn.graph._tensor", "dynrnn.graph._graph", "dynrnn.graph._ops",
+    "dynrnn.graph._loss_ops", "dynrnn.graph._more_ops", "dynrnn.graph._conv", "dynrnn.graph._lstm_ops",
     "dynrnn.graph._rnn",
     "dynrnn.graph._reroll", "dynrnn.graph._replay", "dynrnn.graph._schedule", "dynrnn.graph._bridge",
     "dynrnn.graph._api", "dynrnn.graph._setup", "dynrnn.graph._softmax", "dynrnn.graph",
@@ -43,6 +44,8 @@ LAZY_UP = {
     # an expression's operators and reading methods are the graph's operations and schedule
     ("dynrnn.graph._graph", "dynrnn.graph._ops"),
     ("dynrnn.graph._graph", "dynrnn.graph._schedule"),
+    # a Tensor's categorical sample draws from the graph's host generator (seeded by set_random_seed)
+    ("dynrnn.graph._tensor", "dynrnn.graph._ops"),
 }
 
 

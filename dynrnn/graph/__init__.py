@@ -26,5 +26,6 @@ from ._graph import Expression as Expression
 from ._graph import GraphError as GraphError
 from ._graph import end_graph as end_graph
 from ._graph import open_by_default as open_by_default
+from ._tensor import Tensor as Tensor
 
 _hooks.GRAPH = Bridge

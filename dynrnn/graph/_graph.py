@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from ._kernels import Sig
+from ._tensor import Tensor
 
 
 class GraphError(RuntimeError):
@@ -166,7 +167,8 @@ def graphviz(g: Graph) -> str:
         dims = ",".join(str(d) for d in n.dims) if all(isinstance(d, int) for d in n.dims) else "state"
         args = ", ".join(f"v{a.index}" for a in n.args)
         batch = f"x{n.batch}" if n.batch > 1 else ""
-        lines.append(f'  N{n.index} [label="v{n.index} = {n.op.name}({args}) {{{dims}}}{batch}"];')
+        name = n.static if n.op.name == "unary" and isinstance(n.static, str) else n.op.name  # tanh, not unary
+        lines.append(f'  N{n.index} [label="v{n.index} = {name}({args}) {{{dims}}}{batch}"];')
     lines += [f"  N{a.index} -> N{n.index};" for n in g.nodes for a in n.args]
     lines.append("}")
     return "\n".join(lines)
@@ -285,9 +287,10 @@ class Expression:
         vec = self.vec_value()
         return vec[0] if len(vec) == 1 else vec
 
-    def tensor_value(self, recalculate: bool = False) -> jax.Array:
-        """The value as a `jax.Array` in dynrnn's layout (batch first)."""
-        return self._array("tensor_value", recalculate)
+    def tensor_value(self, recalculate: bool = False) -> Tensor:
+        """The value as DyNet's `Tensor` (`as_numpy()`, `argmax`, `topk`,
+        `categorical_sample_log_prob`; NumPy and JAX read it in dynrnn's layout)."""
+        return Tensor(self._array("tensor_value", recalculate), self.dims, self.batch)
 
     def set(self, data: Any) -> None:
         """DyNet's `set()` of an input expression (`dy.vecInput`, `dy.inputVector`,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from . import _graph
+import numpy as np
+
+from . import _graph, _schedule
 from ._api import cg_checkpoint, cg_revert, config, renew_cg
 
 # DyNet's flags that take a value; of those, the ones that are settings here (`dy.config`'s names)
@@ -121,6 +123,58 @@ def init_from_params(params: DynetParams) -> None:
 def print_text_graphviz() -> None:
     """Prints the current computation graph in Graphviz's dot language (as DyNet does)."""
     print(_graph.graphviz(_graph.CURRENT.graph))
+
+
+def print_graphviz(**options: Any) -> None:
+    """DyNet's `print_graphviz(compact=False, show_dims=True, expression_names=None,
+    lookup_names=None, collapse_birnns=False)`: prints the current graph as
+    `print_text_graphviz()` does (dims shown; DyNet's layout options are accepted and do
+    not change it)."""
+    known = {"compact", "show_dims", "expression_names", "lookup_names", "collapse_birnns"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"dy.print_graphviz: unknown options {unknown}; DyNet's are {sorted(known)}.")
+    print_text_graphviz()
+
+
+def dump_cg(filename: str = "", show_values: bool = True, show_gradients: bool = True,
+            nan_check_only: bool = False) -> None:
+    """DyNet's `dump_cg`: runs the current graph forward and writes, for every node, its
+    value and its gradient from the last `backward()` ("(not computed)" before one), to
+    `filename` or, with no filename, to standard output; `nan_check_only` writes "valid" or
+    "invalid" (a NaN or infinity) instead of the numbers."""
+    g = _graph.CURRENT.graph
+    lines: list[str] = []
+    if not g.nodes:
+        lines.append("(Computation graph is empty)")
+    else:
+        g.nodes[-1].forward()
+
+    def shown(a: Any) -> str:
+        if nan_check_only:
+            return "valid" if np.all(np.isfinite(a)) else "invalid"
+        return "\n" + np.array2string(np.asarray(a), threshold=1000000)
+
+    for n in g.nodes:
+        lines.append(f"Node {n.index}")
+        state = bool(n.dims) and isinstance(n.dims[0], tuple)  # a recurrent state: one array per slot
+        if show_values:
+            value = [np.asarray(_schedule.materialize(g, v)) for v in n.val] if state else n.npvalue()
+            lines.append("Value: " + (" ".join(shown(v) for v in value) if state else shown(value)))
+        if show_gradients:
+            if state:  # its slots' gradients are those of the nodes that read them (h(), s())
+                lines.append("Gradient: (a recurrent state)")
+                continue
+            try:
+                lines.append("Gradient: " + shown(n.gradient()))
+            except RuntimeError:  # no backward() yet
+                lines.append("Gradient: (not computed)")
+    text = "\n".join(lines) + "\n"
+    if filename:
+        with open(filename, "w") as f:
+            f.write(text)
+    else:
+        print(text, end="")
 
 
 class ComputationGraph:

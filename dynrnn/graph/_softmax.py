@@ -15,7 +15,12 @@ from .._params import ParameterCollection
 from . import _api as dy
 
 
-class StandardSoftmaxBuilder:
+class SoftmaxBuilder:
+    """DyNet's base class of the softmax builders: `neg_log_softmax(rep, class)`,
+    `sample(rep)`, `full_log_distribution(rep)`, `full_logits(rep)`, `param_collection()`."""
+
+
+class StandardSoftmaxBuilder(SoftmaxBuilder):
     """A full softmax over `num_classes`: p(c | rep) = softmax(W·rep + b)[c].
 
     Args:
@@ -58,7 +63,7 @@ class StandardSoftmaxBuilder:
         return int(np.random.choice(len(p), p=p / p.sum()))
 
 
-class ClassFactoredSoftmaxBuilder:
+class ClassFactoredSoftmaxBuilder(SoftmaxBuilder):
     """p(w | rep) = p(class(w) | rep) · p(w | class(w), rep), each a softmax (Goodman 2001).
 
     Args:

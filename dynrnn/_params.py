@@ -27,6 +27,13 @@ from ._random import KeyStream, collection_seed
 from .cells import linear
 
 
+def _to_device(a: Any, dtype: Any) -> jax.Array:
+    """Host values as a device array of `dtype`. `jax.device_put`, not `jnp.asarray`, which
+    compiles a kernel per new shape (~20 ms each with its tracing: a DyNet program's
+    parameters, made before its first graph, cost 7-8 of them)."""
+    return jax.device_put(np.asarray(a, dtype=dtype))
+
+
 class _Registry(threading.local):
     def __init__(self) -> None:
         self.bindings: list[dict[int, jax.Array]] = []
@@ -393,7 +400,7 @@ class _Param:
                              f"given an array of shape {fmt_shape(a.shape)}.")
         if a.dtype.kind not in "fiu":
             raise TypeError(f"{where}: expected a numeric array; given dtype {a.dtype}.")
-        self.store(jnp.asarray(a, dtype=self._value.dtype))
+        self.store(_to_device(a, self._value.dtype))
 
     # -- arithmetic, so that `W @ h + b` works on parameters directly ----------------
     # With an expression of the computation graph on the other side, the graph does it.
@@ -636,7 +643,7 @@ class ParameterCollection:
             raise ValueError(f"{where}: dim must be (rows, dim...); given {dim!r}.")
         initializer = _init.resolve(init, where=where, scale=scale, mean=mean, std=std, is_lookup=is_lookup)
         value = initializer(shape, self._root._rng, self.dtype)
-        p = cls(self._next_param_name(name), jnp.asarray(value), self)
+        p = cls(self._next_param_name(name), _to_device(value, self.dtype), self)
         self._params.append(p)
         return p
 

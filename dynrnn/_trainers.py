@@ -131,7 +131,8 @@ def _zeros_like(v: jax.Array) -> jax.Array:
     key = (v.shape, v.dtype, getattr(v, "sharding", None))
     z = _ZEROS.get(key)
     if z is None:
-        z = _ZEROS[key] = jnp.zeros_like(v)
+        # from the host: `jnp.zeros_like` compiled two kernels per new shape
+        z = _ZEROS[key] = jax.device_put(np.zeros(v.shape, v.dtype), getattr(v, "sharding", None))
     return z
 
 

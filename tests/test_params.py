@@ -192,3 +192,24 @@ def test_builders_answer_to_dynets_spec_from_spec_and_whoami():
     lstm.set_dropout_masks(batch_size=8)
     with pytest.raises(TypeError, match="batch_size"):
         lstm.set_dropout_masks(batch_size="8")
+
+
+def test_making_and_setting_parameters_compiles_nothing():
+    """New parameter shapes, set_value and a trainer's zero gradient for a parameter a graph
+    did not use compile no XLA kernel (`jnp.asarray` and `jnp.zeros_like` compiled one per
+    new shape: a DyNet program's parameters, made before its first graph, cost 7-8 of them)."""
+    from dynrnn._trainers import _zeros_like
+
+    from .helpers import count_compiles
+
+    with count_compiles() as compiled:
+        pc = dy.ParameterCollection(seed=0)
+        W = pc.add_parameters((13, 7))
+        E = pc.add_lookup_parameters((11, 5))
+        W.set_value(np.ones((13, 7)))
+        E.set_value(np.full((11, 5), 2.0))
+        zero = _zeros_like(pc.add_parameters((3, 17)).stored_value())
+    assert compiled == []
+    np.testing.assert_array_equal(W.as_array(), np.ones((13, 7)))
+    np.testing.assert_array_equal(E.as_array(), np.full((11, 5), 2.0))
+    assert zero.shape == (3, 17) and zero.dtype == W.dtype and not np.any(np.asarray(zero))

@@ -266,30 +266,30 @@ def save_parameter(p: Any, path: str, key: str = "", append: bool = False) -> No
     _save_named(where, path, [(p, _check_key(where, key) or p.name().strip("/"))], "/", append)
 
 
-def populate_parameter(p: Any, path: str, key: str = "") -> None:
-    """DyNet's `p.populate(fname, key)`: reads the parameter saved under `key` (default
-    this parameter's name) into `p`."""
-    where = f"{type(p).__name__}.populate"
+def _saved_record(where: str, path: str, name: str) -> tuple[dict, dict]:
+    """(the record of the parameter saved as `name` in a collection file, the file's arrays)."""
     header, arrays = _read(path, "collection", where)
-    name = (key or p.name()).strip("/")
     found = [r for r in header["params"] if r["name"] == name]
     if not found:
         raise ValueError(f"{where}: {path!r} holds no parameter {name!r}; it holds "
                          f"{sorted(r['name'] for r in header['params'])[:10]}.")
-    _assign(where, p, found[0], arrays)
+    return found[0], arrays
+
+
+def populate_parameter(p: Any, path: str, key: str = "") -> None:
+    """DyNet's `p.populate(fname, key)`: reads the parameter saved under `key` (default
+    this parameter's name) into `p`."""
+    where = f"{type(p).__name__}.populate"
+    record, arrays = _saved_record(where, path, (key or p.name()).strip("/"))
+    _assign(where, p, record, arrays)
 
 
 def saved_parameter(path: str, key: str, kind: str, where: str) -> tuple[str, np.ndarray]:
     """(name, value) of the parameter of `kind` ("Parameters" or "LookupParameters") saved
     under `key` in a collection file: what DyNet's `pc.load_param(fname, key)` and
     `load_lookup_param` add to a collection."""
-    header, arrays = _read(path, "collection", where)
     name = _check_key(where, key)
-    found = [r for r in header["params"] if r["name"] == name]
-    if not found:
-        raise ValueError(f"{where}: {path!r} holds no parameter {name!r}; it holds "
-                         f"{sorted(r['name'] for r in header['params'])[:10]}.")
-    r = found[0]
+    r, arrays = _saved_record(where, path, name)
     if r.get("kind") != kind:
         other = "load_lookup_param" if r.get("kind") == "LookupParameters" else "load_param"
         raise ValueError(f"{where}: {name!r} is a {r.get('kind')} in {path!r}; read it with {other}.")

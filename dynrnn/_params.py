@@ -804,13 +804,8 @@ class ParameterCollection:
         populate_collection(self, path, key)
 
     # DyNet's other names for them (its text format there; dynrnn's file format here)
-    def write_to_textfile(self, path: str, key: str = "", append: bool = False) -> None:
-        """DyNet's name for `save(path, key, append)`."""
-        self.save(path, key, append)
-
-    def populate_from_textfile(self, path: str, key: str = "") -> None:
-        """DyNet's name for `populate(path, key)`."""
-        self.populate(path, key)
+    write_to_textfile = save
+    populate_from_textfile = populate
 
     def load_param(self, path: str, key: str) -> Parameters:
         """DyNet's `load_param(fname, key)`: the parameter saved under `key` (by `save`,

@@ -193,7 +193,7 @@ def test_stacked_rnn_state_chains_its_states():
     xs = [dy.inputTensor(np.random.default_rng(k).normal(size=3)) for k in range(3)]
     s0 = dy.StackedRNNState([lower.initial_state(), upper.initial_state()])
     s1 = s0.add_input(xs[0])
-    a, b = lower.initial_state().add_input(xs[0]), None
+    a = lower.initial_state().add_input(xs[0])
     b = upper.initial_state().add_input(a.output())
     np.testing.assert_allclose(s1.output().npvalue(), b.output().npvalue(), rtol=1e-6)
     assert s1.prev() is s0
